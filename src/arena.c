@@ -1,0 +1,106 @@
+/*
+ * arena — see arena.h.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+
+#define ARENA_BLOCK 8192 /* default block payload size */
+
+/** One block of memory. */
+struct arena_block {
+    struct arena_block *next; /* older block */
+    size_t size;              /* payload bytes */
+    size_t used;              /* payload bytes handed out */
+    _Alignas(16) unsigned char data[]; /* payload */
+};
+
+/** The arena. */
+struct arena {
+    struct arena_block *head; /* current block (newest) */
+    size_t cap;               /* cap on total payload */
+    size_t total;             /* payload bytes allocated in blocks */
+    size_t used;              /* bytes handed out */
+};
+
+struct arena *arena_new(size_t cap)
+{
+    struct arena *a = calloc(1, sizeof(*a));
+
+    if (!a) return NULL;
+    a->cap = cap;
+    return a;
+}
+
+void arena_free(struct arena *a)
+{
+    struct arena_block *b, *n;
+
+    if (!a) return;
+    for (b = a->head; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    free(a);
+}
+
+void arena_reset(struct arena *a)
+{
+    struct arena_block *b, *n;
+
+    if (!a || !a->head) return;
+    /* keep the oldest block: it is the default size */
+    for (b = a->head; b->next; b = n) {
+        n = b->next;
+        free(b);
+    }
+    a->head = b;
+    b->used = 0;
+    a->total = b->size;
+    a->used = 0;
+}
+
+void *arena_alloc(struct arena *a, size_t size)
+{
+    struct arena_block *b;
+    size_t need = (size + 15) & ~(size_t)15, bsize;
+    void *p;
+
+    if (size == 0) need = 16;
+    if (need < size || a->used + need > a->cap) return NULL;
+    b = a->head;
+    if (!b || b->size - b->used < need) {
+        bsize = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+        if (a->total + bsize > a->cap + ARENA_BLOCK) return NULL;
+        b = malloc(sizeof(*b) + bsize);
+        if (!b) return NULL;
+        b->size = bsize;
+        b->used = 0;
+        b->next = a->head;
+        a->head = b;
+        a->total += bsize;
+    }
+    p = b->data + b->used;
+    b->used += need;
+    a->used += need;
+    return p;
+}
+
+char *arena_strndup(struct arena *a, const char *s, size_t len)
+{
+    char *p = arena_alloc(a, len + 1);
+
+    if (!p) return NULL;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+size_t arena_used(const struct arena *a)
+{
+    return a ? a->used : 0;
+}

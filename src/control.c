@@ -1,0 +1,413 @@
+/*
+ * control — see control.h.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "conf.h"
+#include "control.h"
+#include "host_api.h"
+#include "log.h"
+#include "plugin_loader.h"
+#include "snapshot.h"
+#include "static_config.h"
+#include "worker.h"
+
+/** A configured provider (the SDK's opaque relais_provider). */
+struct relais_provider {
+    char *name;                     /* "file", as configured */
+    const struct pl_plugin *plugin; /* provider plugin */
+    const relais_provider_ops *ops; /* its operations */
+    void *inst;                     /* its instance */
+    json_t *tree;                   /* last accepted configuration */
+    int failed;                     /* last publish was rejected */
+};
+
+static struct event_base *ctl_base;        /* control loop */
+static struct relais_provider *ctl_provs;  /* providers */
+static size_t ctl_nprovs;                  /* how many */
+static struct sc_config *ctl_sc;           /* static configuration */
+static struct pl_set *ctl_plugins;         /* loaded plugins */
+static struct snapshot *ctl_last;          /* last built (own reference) */
+static struct event *ctl_apply_ev;         /* throttled rebuild */
+static uint64_t ctl_last_apply_ms;         /* when last applied */
+static int ctl_pending;                    /* a rebuild is scheduled */
+static int ctl_live;                       /* workers run: publish builds */
+static struct event *ctl_release_ev;       /* snapshots to free */
+static pthread_mutex_t ctl_rel_lock = PTHREAD_MUTEX_INITIALIZER; /* guards list */
+static struct snapshot **ctl_rel;          /* released snapshots */
+static size_t ctl_nrel, ctl_caprel;        /* list size */
+static int ctl_stopping;                   /* SIGTERM seen */
+
+/* Frees the snapshots the workers released (control thread). */
+static void ctl_release_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct snapshot **list;
+    size_t n;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    pthread_mutex_lock(&ctl_rel_lock);
+    list = ctl_rel;
+    n = ctl_nrel;
+    ctl_rel = NULL;
+    ctl_nrel = ctl_caprel = 0;
+    pthread_mutex_unlock(&ctl_rel_lock);
+    for (size_t i = 0; i < n; i++) snap_free(list[i]);
+    free(list);
+}
+
+/* snap release hook: any thread hands the snapshot to the control loop. */
+static void ctl_release(struct snapshot *s)
+{
+    int ok = 1;
+
+    pthread_mutex_lock(&ctl_rel_lock);
+    if (ctl_nrel == ctl_caprel) {
+        size_t nc = ctl_caprel ? ctl_caprel * 2 : 8;
+        struct snapshot **nl = realloc(ctl_rel, nc * sizeof(*nl));
+        if (nl) {
+            ctl_rel = nl;
+            ctl_caprel = nc;
+        } else {
+            ok = 0;
+        }
+    }
+    if (ok) ctl_rel[ctl_nrel++] = s;
+    pthread_mutex_unlock(&ctl_rel_lock);
+    /* out of memory: leak rather than destroy plugin state off-thread */
+    if (ok && ctl_release_ev) event_active(ctl_release_ev, EV_READ, 0);
+}
+
+/* Builds a snapshot from the providers' trees and publishes it. */
+static void ctl_apply(void)
+{
+    struct snap_source *src = calloc(ctl_nprovs ? ctl_nprovs : 1, sizeof(*src));
+    struct snapshot *s;
+    size_t n = 0;
+    struct timespec t0, t1;
+
+    if (!src) return;
+    for (size_t i = 0; i < ctl_nprovs; i++) {
+        if (!ctl_provs[i].tree) continue;
+        src[n].provider = ctl_provs[i].name;
+        src[n].tree = ctl_provs[i].tree;
+        n++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    s = snap_build(src, n, ctl_last, ctl_sc, ctl_plugins, host_table());
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(src);
+    if (!s) return;
+    log_info("config", "configuration %llu applied: %zu routers, %zu services, "
+             "%zu middlewares, %zu disabled (built in %.1f ms)",
+             (unsigned long long)s->gen, s->nrouters, s->nservices, s->nmws, s->nerrors,
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    if (ctl_last) snap_unref(ctl_last);
+    ctl_last = s;
+    snap_ref(s);
+    wk_publish(s);
+    ctl_last_apply_ms = wk_now_ms();
+}
+
+/* Throttle timer: apply the latest configuration. */
+static void ctl_apply_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    ctl_pending = 0;
+    ctl_apply();
+}
+
+/* Schedules a rebuild: now, or once providersThrottleDuration has passed
+ * since the previous one. */
+static void ctl_schedule(void)
+{
+    uint64_t now = wk_now_ms(), due;
+    struct timeval tv;
+
+    if (!ctl_live || ctl_pending) return;
+    due = ctl_last_apply_ms + (uint64_t)ctl_sc->throttle_ms;
+    if (ctl_last_apply_ms == 0 || now >= due) {
+        ctl_apply();
+        return;
+    }
+    ctl_pending = 1;
+    tv.tv_sec = (time_t)((due - now) / 1000);
+    tv.tv_usec = (suseconds_t)(((due - now) % 1000) * 1000);
+    evtimer_add(ctl_apply_ev, &tv);
+}
+
+/* provider_publish: parse, merge, keep; schedule the rebuild. */
+static int ctl_publish(relais_provider *p, const relais_doc *docs, size_t n)
+{
+    json_t **trees = calloc(n ? n : 1, sizeof(*trees));
+    const char **sources = calloc(n ? n : 1, sizeof(*sources));
+    json_t *merged = NULL;
+    int rc = -1;
+    size_t i;
+
+    if (!trees || !sources) goto done;
+    for (i = 0; i < n; i++) {
+        struct conf_error err;
+        int fmt = docs[i].format == RELAIS_DOC_JSON ? CONF_JSON
+                  : docs[i].format == RELAIS_DOC_YAML ? CONF_YAML : CONF_AUTO;
+        trees[i] = conf_parse(docs[i].data, docs[i].len, fmt, docs[i].source, &err);
+        sources[i] = docs[i].source;
+        if (!trees[i]) {
+            log_error("config", "%s:%d:%d: %s (provider %s: previous configuration kept)",
+                      docs[i].source ? docs[i].source : "?", err.line, err.column, err.msg,
+                      p->name);
+            p->failed = 1;
+            goto done;
+        }
+    }
+    merged = snap_merge_docs(trees, sources, n, p->name);
+    if (!merged) goto done;
+    json_decref(p->tree);
+    p->tree = merged;
+    p->failed = 0;
+    rc = 0;
+    ctl_schedule();
+done:
+    for (i = 0; trees && i < n; i++) json_decref(trees[i]);
+    free(trees);
+    free(sources);
+    return rc;
+}
+
+static const char *ctl_provider_name(relais_provider *p)
+{
+    return p->name;
+}
+
+/* Creates the providers of the static configuration.  0, or -1 after
+ * logging every error. */
+static int ctl_create_providers(void)
+{
+    json_t *provs = ctl_sc->providers;
+    const char *key;
+    json_t *val;
+    int errors = 0;
+
+    ctl_provs = calloc(json_object_size(provs) + 1, sizeof(*ctl_provs));
+    if (!ctl_provs) return -1;
+    json_object_foreach(provs, key, val) {
+        struct relais_provider *p;
+        struct conf_session *s;
+        char path[300];
+        const struct pl_plugin *pl;
+
+        if (!strcasecmp(key, "providersThrottleDuration")) continue;
+        pl = pl_find(ctl_plugins, RELAIS_KIND_PROVIDER, key);
+        if (!pl) {
+            log_error("config", "%s: providers.%s: no loaded plugin provides the \"%s\" provider",
+                      ctl_sc->path, key, key);
+            errors++;
+            continue;
+        }
+        p = &ctl_provs[ctl_nprovs];
+        p->name = strdup(key);
+        p->plugin = pl;
+        p->ops = pl->desc->ops;
+        snprintf(path, sizeof(path), "providers.%s", key);
+        s = conf_session_new(path);
+        if (p->ops->create(host_table(), conf_session_root(s, val), p, &p->inst) != 0 ||
+            conf_session_nerrors(s)) {
+            for (size_t i = 0; i < conf_session_nerrors(s); i++)
+                log_error("config", "%s: %s", ctl_sc->path, conf_session_error(s, i));
+            if (!conf_session_nerrors(s))
+                log_error("config", "%s: %s: the %s provider refused its options",
+                          ctl_sc->path, path, key);
+            if (p->inst && p->ops->destroy) p->ops->destroy(p->inst);
+            free(p->name);
+            memset(p, 0, sizeof(*p));
+            errors++;
+        } else {
+            ctl_nprovs++;
+        }
+        conf_session_free(s);
+    }
+    return errors ? -1 : 0;
+}
+
+/* Stops and frees the providers. */
+static void ctl_free_providers(int started)
+{
+    for (size_t i = 0; i < ctl_nprovs; i++) {
+        struct relais_provider *p = &ctl_provs[i];
+        if (started && p->ops->stop) p->ops->stop(p->inst);
+        if (p->ops->destroy) p->ops->destroy(p->inst);
+        json_decref(p->tree);
+        free(p->name);
+    }
+    free(ctl_provs);
+    ctl_provs = NULL;
+    ctl_nprovs = 0;
+}
+
+/* Common set-up of ctl_run and ctl_check. */
+static int ctl_setup(struct sc_config *sc, struct pl_set *plugins)
+{
+    ctl_sc = sc;
+    ctl_plugins = plugins;
+    evthread_use_pthreads();
+    ctl_base = event_base_new();
+    if (!ctl_base) return -1;
+    host_set_control_base(ctl_base);
+    host_set_publish(ctl_publish, ctl_provider_name);
+    snap_set_release_hook(ctl_release);
+    ctl_release_ev = event_new(ctl_base, -1, 0, ctl_release_run, NULL);
+    ctl_apply_ev = evtimer_new(ctl_base, ctl_apply_run, NULL);
+    return (ctl_release_ev && ctl_apply_ev) ? 0 : -1;
+}
+
+/* Frees what ctl_setup made. */
+static void ctl_teardown(void)
+{
+    if (ctl_last) snap_unref(ctl_last);
+    ctl_last = NULL;
+    snap_set_release_hook(NULL);
+    ctl_release_run(-1, 0, NULL);
+    if (ctl_apply_ev) event_free(ctl_apply_ev);
+    if (ctl_release_ev) event_free(ctl_release_ev);
+    ctl_apply_ev = ctl_release_ev = NULL;
+    host_set_control_base(NULL);
+    if (ctl_base) event_base_free(ctl_base);
+    ctl_base = NULL;
+}
+
+int ctl_check(struct sc_config *sc, struct pl_set *plugins)
+{
+    int bad = 0;
+
+    if (ctl_setup(sc, plugins) < 0) return 1;
+    if (ctl_create_providers() < 0) bad = 1;
+    for (size_t i = 0; i < ctl_nprovs; i++) {
+        struct relais_provider *p = &ctl_provs[i];
+        if (!p->ops->load_once) continue;
+        if (p->ops->load_once(p->inst) != 0 || p->failed || !p->tree) bad = 1;
+    }
+    ctl_live = 1;
+    ctl_apply();
+    if (ctl_last && ctl_last->nerrors) {
+        log_error("config", "%zu object(s) of the dynamic configuration are invalid",
+                  ctl_last->nerrors);
+        bad = 1;
+    }
+    ctl_live = 0;
+    wk_publish(NULL);
+    ctl_free_providers(0);
+    ctl_teardown();
+    if (!bad) printf("configuration OK\n");
+    return bad;
+}
+
+/* SIGTERM / SIGINT: graceful stop. */
+static void ctl_on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    if (ctl_stopping) return;
+    ctl_stopping = 1;
+    log_info("control", "signal %d: stopping (grace %lld ms)", (int)sig,
+             (long long)(ctl_sc->neps ? ctl_sc->eps[0].grace_ms : 0));
+    event_base_loopexit(ctl_base, NULL);
+}
+
+/* SIGHUP: providers re-read their sources. */
+static void ctl_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_info("control", "SIGHUP: reloading providers");
+    for (size_t i = 0; i < ctl_nprovs; i++)
+        if (ctl_provs[i].ops->reload) ctl_provs[i].ops->reload(ctl_provs[i].inst);
+}
+
+/* SIGUSR1: reopen the log file. */
+static void ctl_on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_reopen();
+}
+
+int ctl_run(struct sc_config *sc, struct pl_set *plugins)
+{
+    struct event *sigs[4] = {NULL, NULL, NULL, NULL};
+    int64_t grace = 0;
+    int rc = 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (ctl_setup(sc, plugins) < 0) goto out;
+    if (ctl_create_providers() < 0) goto out;
+    /* an empty configuration first: workers always have a snapshot */
+    ctl_live = 1;
+    ctl_apply();
+    ctl_last_apply_ms = 0;
+    if (wk_start(sc, sc->workers) < 0) goto out_providers;
+    for (size_t i = 0; i < ctl_nprovs; i++) {
+        struct relais_provider *p = &ctl_provs[i];
+        if (p->ops->start(p->inst) != 0)
+            log_error("control", "provider %s failed to start", p->name);
+    }
+    sigs[0] = evsignal_new(ctl_base, SIGTERM, ctl_on_stop, NULL);
+    sigs[1] = evsignal_new(ctl_base, SIGINT, ctl_on_stop, NULL);
+    sigs[2] = evsignal_new(ctl_base, SIGHUP, ctl_on_hup, NULL);
+    sigs[3] = evsignal_new(ctl_base, SIGUSR1, ctl_on_usr1, NULL);
+    for (int i = 0; i < 4; i++) event_add(sigs[i], NULL);
+    for (size_t i = 0; i < sc->neps; i++) {
+        log_info("entrypoint", "%s listening on %s", sc->eps[i].name, sc->eps[i].address);
+        if (sc->eps[i].grace_ms > grace) grace = sc->eps[i].grace_ms;
+    }
+    log_info("control", "relais %s started with %u worker thread(s)", PACKAGE_VERSION,
+             sc->workers);
+    event_base_dispatch(ctl_base);
+    ctl_live = 0;
+    for (size_t i = 0; i < ctl_nprovs; i++)
+        if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
+    wk_stop(grace);
+    /* workers are gone: their released snapshots are queued */
+    ctl_release_run(-1, 0, NULL);
+    for (int i = 0; i < 4; i++)
+        if (sigs[i]) event_free(sigs[i]);
+    for (size_t i = 0; i < ctl_nprovs; i++) {
+        struct relais_provider *p = &ctl_provs[i];
+        if (p->ops->destroy) p->ops->destroy(p->inst);
+        p->ops = NULL;
+    }
+    rc = 0;
+    log_info("control", "stopped");
+    {
+        /* providers are destroyed already: only free the bookkeeping */
+        for (size_t i = 0; i < ctl_nprovs; i++) {
+            json_decref(ctl_provs[i].tree);
+            free(ctl_provs[i].name);
+        }
+        free(ctl_provs);
+        ctl_provs = NULL;
+        ctl_nprovs = 0;
+    }
+    ctl_teardown();
+    return rc;
+out_providers:
+    ctl_live = 0;
+    ctl_free_providers(0);
+out:
+    ctl_teardown();
+    return rc;
+}

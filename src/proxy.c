@@ -1,0 +1,1546 @@
+/*
+ * proxy — see proxy.h.
+ *
+ * Life of a client connection (struct px_conn):
+ *   HEAD   waiting for / parsing a request head (idle or head timeout)
+ *   BUSY   an exchange (struct relais_req) is running; request body bytes
+ *          are forwarded as they come, the next pipelined request waits in
+ *          the input buffer
+ *   TUNNEL after a 101 answer: bytes copied both ways
+ *   CLOSING the last bytes are being flushed, then the connection is freed
+ *
+ * Callbacks may close the connection deep inside a call chain; the
+ * connection is freed only when the outermost callback returns (depth
+ * count), so no callback ever touches freed memory.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "arena.h"
+#include "http1.h"
+#include "log.h"
+#include "netaddr.h"
+#include "proxy.h"
+#include "relais.h"
+#include "router.h"
+#include "snapshot.h"
+#include "static_config.h"
+#include "upstream.h"
+#include "worker.h"
+
+/** Client connection states. */
+enum px_state { PX_HEAD = 0, PX_BUSY, PX_TUNNEL, PX_CLOSING };
+
+/** Server-side states of an exchange. */
+enum px_up_state {
+    UP_NONE = 0,   /* not forwarded (yet) */
+    UP_CONNECTING, /* waiting for the connection */
+    UP_HEAD,       /* request sent (or being sent), waiting for the head */
+    UP_BODY,       /* streaming the response body */
+    UP_DONE        /* response complete */
+};
+
+#define PX_MAX_RESP_HEAD (64 * 1024) /* cap on a server's response head */
+
+/** A client connection. */
+struct px_conn {
+    struct worker *w;               /* owning worker */
+    int ep;                         /* entry point index */
+    const struct sc_entrypoint *epc; /* its configuration */
+    struct bufferevent *bev;        /* client socket */
+    struct sockaddr_storage peer;   /* client address */
+    char peer_ip[48];               /* its text form */
+    int peer_port;                  /* its port */
+    int trusted;                    /* peer in forwardedHeaders.trustedIPs */
+    int state;                      /* enum px_state */
+    struct relais_req *r;           /* current exchange */
+    struct arena *arena;            /* reused between requests */
+    struct event *timer;            /* idle / head timeout */
+    int depth;                      /* callbacks on the stack */
+    int dead;                       /* free when depth drops to 0 */
+    unsigned nreq;                  /* requests served */
+    struct px_conn *next;           /* worker's list */
+    struct px_conn *prev;
+};
+
+static void px_client_read(struct bufferevent *bev, void *arg);
+static void px_client_write(struct bufferevent *bev, void *arg);
+static void px_client_event(struct bufferevent *bev, short what, void *arg);
+static void px_up_read(struct bufferevent *bev, void *arg);
+static void px_up_write(struct bufferevent *bev, void *arg);
+static void px_up_event(struct bufferevent *bev, short what, void *arg);
+static void px_process(struct px_conn *c);
+static void px_run_chain(struct relais_req *r);
+static void px_forward(struct relais_req *r);
+static void px_finish(struct relais_req *r);
+static void px_pump_request(struct relais_req *r);
+
+/* ------------------------------------------------------------ helpers */
+
+/* Reason phrase of a status code. */
+static const char *px_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* The body relais sends with its own error statuses (Traefik's texts). */
+static const char *px_error_body(int status)
+{
+    switch (status) {
+    case 404: return "404 page not found\n";
+    case 503: return "no available server\n";
+    default: return NULL;
+    }
+}
+
+/* Frees the connection for real. */
+static void px_conn_free(struct px_conn *c)
+{
+    struct worker *w = c->w;
+
+    if (c->next) c->next->prev = c->prev;
+    if (c->prev) c->prev->next = c->next;
+    else if (w->conns == c) w->conns = c->next;
+    w->nconns--;
+    if (c->timer) event_free(c->timer);
+    if (c->bev) bufferevent_free(c->bev);
+    arena_free(c->arena);
+    free(c);
+    if (w->stopping && w->nconns == 0) event_base_loopexit(w->base, NULL);
+}
+
+/* Marks a callback entry (see the file comment). */
+static inline void px_enter(struct px_conn *c)
+{
+    c->depth++;
+}
+
+/* Marks a callback exit; frees a closed connection at the outermost one. */
+static inline void px_leave(struct px_conn *c)
+{
+    if (--c->depth == 0 && c->dead) px_conn_free(c);
+}
+
+/* Releases an exchange: its server connection, snapshot reference and
+ * memory.  A suspended exchange whose client died stays until resumed. */
+static void px_req_free(struct relais_req *r)
+{
+    if (r->up) {
+        up_conn_free(r->up);
+        r->up = NULL;
+    }
+    if (r->server) {
+        __atomic_sub_fetch(&r->server->inflight, 1, __ATOMIC_RELAXED);
+        r->server = NULL;
+    }
+    if (r->sref) wk_release(r->w, r->sref);
+    r->sref = NULL;
+    if (r->conn) {
+        r->conn->r = NULL;
+        arena_reset(r->conn->arena);
+    } else {
+        arena_free(r->arena);
+    }
+}
+
+/* Closes the connection: aborts its exchange and frees it when no
+ * callback is running. */
+static void px_conn_close(struct px_conn *c)
+{
+    struct relais_req *r = c->r;
+
+    if (c->dead) return;
+    c->dead = 1;
+    c->state = PX_CLOSING;
+    if (r) {
+        if (r->suspended) {
+            /* the middleware still holds r: detach it; resume frees it */
+            r->aborted = 1;
+            r->conn = NULL;
+            c->arena = NULL; /* now owned by r */
+            c->r = NULL;
+        } else {
+            px_req_free(r);
+        }
+    }
+    if (c->bev) bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->depth == 0) px_conn_free(c);
+}
+
+/* Closes once the output buffer is flushed. */
+static void px_conn_close_after_flush(struct px_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    c->state = PX_CLOSING;
+    if (c->timer) event_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(out) == 0) {
+        px_conn_close(c);
+        return;
+    }
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+    {
+        /* bound the flush: a client that never reads is dropped */
+        struct timeval tv = {30, 0};
+        bufferevent_set_timeouts(c->bev, NULL, &tv);
+    }
+}
+
+/* Sends a complete error or local response on a connection and closes it
+ * afterwards when close_after is set. */
+static void px_send_simple(struct px_conn *c, int status, const char *body,
+                           int close_after)
+{
+    char head[512];
+    size_t blen = body ? strlen(body) : 0;
+    int n;
+
+    if (!body) body = "";
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n%s\r\n",
+                 status, px_reason(status), blen,
+                 close_after ? "Connection: close\r\n" : "");
+    evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
+    evbuffer_add(bufferevent_get_output(c->bev), body, blen);
+    if (close_after) px_conn_close_after_flush(c);
+}
+
+/* Arms the connection timer for ms (0 disarms). */
+static void px_timer(struct px_conn *c, int64_t ms)
+{
+    struct timeval tv;
+
+    if (ms <= 0) {
+        event_del(c->timer);
+        return;
+    }
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    event_add(c->timer, &tv);
+}
+
+/* Idle / head timeout. */
+static void px_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_conn *c = arg;
+    size_t pending;
+
+    (void)fd;
+    (void)what;
+    px_enter(c);
+    if (c->state == PX_HEAD) {
+        pending = evbuffer_get_length(bufferevent_get_input(c->bev));
+        if (pending) px_send_simple(c, 408, "request timeout\n", 1);
+        else px_conn_close(c);
+    }
+    px_leave(c);
+}
+
+/* ------------------------------------------------------------ accept */
+
+void px_accept(struct worker *w, int ep, evutil_socket_t fd,
+               const struct sockaddr *sa, int salen)
+{
+    struct px_conn *c = calloc(1, sizeof(*c));
+    uint8_t mapped[16];
+
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->w = w;
+    c->ep = ep;
+    c->epc = &w->sc->eps[ep];
+    memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
+    na_ntop(sa, c->peer_ip, sizeof(c->peer_ip));
+    c->peer_port = na_port(sa);
+    na_to_mapped(sa, mapped);
+    c->trusted = c->epc->insecure;
+    for (size_t i = 0; !c->trusted && i < c->epc->ntrusted; i++)
+        if (na_cidr_contains(&c->epc->trusted[i], mapped)) c->trusted = 1;
+    c->arena = arena_new(RELAIS_ARENA_CAP);
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(w->base, px_timeout, c);
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    if (!c->arena || !c->bev || !c->timer) {
+        if (!c->bev) evutil_closesocket(fd);
+        px_conn_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, px_client_read, px_client_write, px_client_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, RELAIS_BUFFER_HIGH);
+    bufferevent_enable(c->bev, EV_READ);
+    px_timer(c, c->epc->idle_timeout_ms);
+}
+
+/* ------------------------------------------------------------ request head */
+
+/* 1 when the header name is hop-by-hop (RFC 9110 7.6.1 and the usual
+ * extras). */
+static int px_hop_by_hop(const char *n, size_t len)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "proxy-authenticate",
+        "proxy-authorization", NULL};
+    for (const char *const *h = hop; *h; h++)
+        if (msg_name_eq(n, len, *h, strlen(*h))) return 1;
+    return 0;
+}
+
+/* 1 when name is listed in a Connection header of fields. */
+static int px_conn_listed(const char *buf, const struct h1_head *h,
+                          const char *name, size_t nlen)
+{
+    for (size_t i = 0; i < h->nfields; i++) {
+        const struct h1_field *f = &h->fields[i];
+        size_t pos = 0, st, el;
+        if (!h1_span_eq(buf, f->name, "connection")) continue;
+        while (h1_list_next(buf + f->value.off, f->value.len, &pos, &st, &el))
+            if (msg_name_eq(buf + f->value.off + st, el, name, nlen)) return 1;
+    }
+    return 0;
+}
+
+/* The X-Forwarded-* family that only trusted peers may send. */
+static int px_forwarded_header(const char *n, size_t len)
+{
+    static const char *const xh[] = {
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-forwarded-port", "x-forwarded-server", "x-real-ip",
+        "x-forwarded-uri", "x-forwarded-method", "x-forwarded-prefix",
+        "x-forwarded-tls-client-cert", "x-forwarded-tls-client-cert-info",
+        NULL};
+    if (len < 9 || (n[0] | 0x20) != 'x') return 0;
+    for (const char *const *h = xh; *h; h++)
+        if (msg_name_eq(n, len, *h, strlen(*h))) return 1;
+    return 0;
+}
+
+/* Adds X-Forwarded-* and X-Real-Ip as Traefik does.  0 / -1. */
+static int px_add_forwarded(struct relais_req *r, struct px_conn *c)
+{
+    struct relais_hdrs *h = &r->req_hdrs;
+    size_t vl;
+    const char *v;
+    char buf[512], host[256];
+    static char server_name[256];
+
+    if (!server_name[0]) {
+        if (gethostname(server_name, sizeof(server_name) - 1) != 0)
+            strcpy(server_name, "relais");
+    }
+    v = msg_api_get(h, "X-Forwarded-For", 0, &vl);
+    if (v && vl + strlen(c->peer_ip) + 3 < sizeof(buf)) {
+        int n = snprintf(buf, sizeof(buf), "%.*s, %s", (int)vl, v, c->peer_ip);
+        msg_hdrs_del(h, "X-Forwarded-For", 15);
+        if (msg_hdrs_add(h, "X-Forwarded-For", 15, buf, (size_t)n, 1) < 0) return -1;
+    } else if (!v) {
+        if (msg_hdrs_add(h, "X-Forwarded-For", 15, c->peer_ip, strlen(c->peer_ip), 1) < 0)
+            return -1;
+    }
+    if (msg_hdrs_find(h, "X-Forwarded-Proto", 17, 0) < 0 &&
+        msg_hdrs_add(h, "X-Forwarded-Proto", 17, "http", 4, 0) < 0)
+        return -1;
+    if (msg_hdrs_find(h, "X-Forwarded-Host", 16, 0) < 0 && r->authority_len &&
+        msg_hdrs_add(h, "X-Forwarded-Host", 16, r->authority, r->authority_len, 0) < 0)
+        return -1;
+    if (msg_hdrs_find(h, "X-Forwarded-Port", 16, 0) < 0) {
+        const char *fh = msg_api_get(h, "X-Forwarded-Host", 0, &vl);
+        const char *colon = NULL;
+        int n;
+        if (fh && vl < sizeof(host)) {
+            memcpy(host, fh, vl);
+            host[vl] = '\0';
+            colon = strrchr(host, ':');
+            if (colon && strchr(colon, ']')) colon = NULL;
+        }
+        if (colon) n = snprintf(buf, sizeof(buf), "%s", colon + 1);
+        else n = snprintf(buf, sizeof(buf), "%d", 80);
+        if (msg_hdrs_add(h, "X-Forwarded-Port", 16, buf, (size_t)n, 1) < 0) return -1;
+    }
+    if (msg_hdrs_find(h, "X-Forwarded-Server", 18, 0) < 0 &&
+        msg_hdrs_add(h, "X-Forwarded-Server", 18, server_name, strlen(server_name), 0) < 0)
+        return -1;
+    if (msg_hdrs_find(h, "X-Real-Ip", 9, 0) < 0 &&
+        msg_hdrs_add(h, "X-Real-Ip", 9, c->peer_ip, strlen(c->peer_ip), 1) < 0)
+        return -1;
+    return 0;
+}
+
+/* Splits the request-target into path/query/authority.  0, or the status
+ * to answer. */
+static int px_target(struct relais_req *r, const char *t, size_t tl)
+{
+    const char *q;
+
+    if (tl && t[0] == '/') {
+        /* origin-form */
+    } else if (tl > 7 && (!strncasecmp(t, "http://", 7) || !strncasecmp(t, "https://", 8))) {
+        /* absolute-form: the authority in it wins over Host (RFC 9112 3.2.2) */
+        const char *a = t + (t[4] == ':' ? 7 : 8), *end = t + tl, *p = a;
+        while (p < end && *p != '/' && *p != '?') p++;
+        if (p == a) return 400;
+        r->authority = a;
+        r->authority_len = (size_t)(p - a);
+        if (p == end || *p == '?') {
+            /* no path: "/" then the query */
+            r->path = "/";
+            r->path_len = 1;
+            if (p < end) {
+                r->query = p + 1;
+                r->query_len = (size_t)(end - p - 1);
+            }
+            return 0;
+        }
+        tl = (size_t)(end - p);
+        t = p;
+    } else if (tl == 1 && t[0] == '*') {
+        if (!(r->method_len == 7 && !memcmp(r->method, "OPTIONS", 7))) return 400;
+        r->path = t;
+        r->path_len = 1;
+        return 0;
+    } else if (r->method_len == 7 && !memcmp(r->method, "CONNECT", 7)) {
+        return 405;
+    } else {
+        return 400;
+    }
+    q = memchr(t, '?', tl);
+    r->path = t;
+    r->path_len = q ? (size_t)(q - t) : tl;
+    if (q) {
+        r->query = q + 1;
+        r->query_len = tl - r->path_len - 1;
+    }
+    return 0;
+}
+
+/* Sets r->host from r->authority (port removed). */
+static void px_host_from_authority(struct relais_req *r)
+{
+    const char *a = r->authority;
+    size_t n = r->authority_len;
+
+    r->host = a;
+    r->host_len = n;
+    if (!n) return;
+    if (a[0] == '[') {
+        const char *rb = memchr(a, ']', n);
+        if (rb) r->host_len = (size_t)(rb - a + 1);
+        return;
+    }
+    for (size_t i = n; i > 0; i--) {
+        if (a[i - 1] == ':') {
+            r->host_len = i - 1;
+            return;
+        }
+        if (a[i - 1] < '0' || a[i - 1] > '9') return;
+    }
+}
+
+/* rule_req header callback over the request headers. */
+static const char *px_rule_header(void *arg, const char *name, size_t nlen,
+                                  size_t idx, size_t *vlen)
+{
+    struct relais_hdrs *h = arg;
+    long i = -1;
+
+    do {
+        i = msg_hdrs_find(h, name, nlen, (size_t)(i + 1));
+    } while (i >= 0 && idx-- > 0);
+    if (i < 0) return NULL;
+    *vlen = h->v[i].vlen;
+    return h->v[i].value;
+}
+
+/* Parses a head at the front of the client's input and starts the
+ * exchange.  Returns 1 when an exchange started, 0 when more bytes are
+ * needed, -1 when the connection was answered and is closing. */
+static int px_parse_head(struct px_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const struct sc_entrypoint *ep = c->epc;
+    struct h1_field fields_stack[128], *fields = fields_stack;
+    struct h1_limits lim = {ep->max_head, ep->max_fields, ep->max_target};
+    struct h1_head head;
+    struct relais_req *r;
+    size_t len = evbuffer_get_length(in), n, i;
+    const unsigned char *data;
+    char *copy;
+    int rc, st;
+
+    if (len == 0) return 0;
+    n = len < ep->max_head ? len : ep->max_head;
+    data = evbuffer_pullup(in, (ev_ssize_t)n);
+    if (!data) {
+        px_send_simple(c, 500, "out of memory\n", 1);
+        return -1;
+    }
+    if (ep->max_fields > sizeof(fields_stack) / sizeof(fields_stack[0])) {
+        fields = arena_alloc(c->arena, ep->max_fields * sizeof(*fields));
+        if (!fields) {
+            px_send_simple(c, 500, "out of memory\n", 1);
+            return -1;
+        }
+    }
+    rc = h1_parse_request((const char *)data, n, &head, fields, &lim);
+    if (rc == 0) {
+        if (len >= ep->max_head) {
+            px_send_simple(c, 431, "request header fields too large\n", 1);
+            return -1;
+        }
+        if (c->nreq == 0 || len > 0) px_timer(c, ep->head_timeout_ms);
+        return 0;
+    }
+    if (rc < 0) {
+        st = -rc;
+        log_debug("http", "%s: request refused with %d", c->peer_ip, st);
+        px_send_simple(c, st, NULL, 1);
+        return -1;
+    }
+    px_timer(c, 0);
+
+    /* the exchange owns a copy of the head: spans become pointers */
+    r = arena_alloc(c->arena, sizeof(*r));
+    copy = r ? arena_alloc(c->arena, (size_t)rc) : NULL;
+    if (!r || !copy) {
+        px_send_simple(c, 500, "out of memory\n", 1);
+        return -1;
+    }
+    memset(r, 0, sizeof(*r));
+    memcpy(copy, data, (size_t)rc);
+    evbuffer_drain(in, (size_t)rc);
+    r->conn = c;
+    r->w = c->w;
+    r->arena = c->arena;
+    r->ep = c->ep;
+    r->ep_name = ep->name;
+    memcpy(r->client_ip, c->peer_ip, sizeof(r->client_ip));
+    r->client_port = c->peer_port;
+    r->start_ms = wk_now_ms();
+    c->r = r;
+    c->state = PX_BUSY;
+    c->nreq++;
+
+    r->method = copy + head.method.off;
+    r->method_len = head.method.len;
+    r->is_head = r->method_len == 4 && !memcmp(r->method, "HEAD", 4);
+    r->scheme = "http";
+    r->scheme_len = 4;
+    r->version = head.version;
+    r->authority = copy + head.host.off;
+    r->authority_len = head.host.len;
+    st = px_target(r, copy + head.target.off, head.target.len);
+    if (st) {
+        px_send_simple(c, st, NULL, 1);
+        return -1;
+    }
+    px_host_from_authority(r);
+    r->client_close = (head.flags & H1_F_CONN_CLOSE) ||
+                      (head.version == 10 && !(head.flags & H1_F_CONN_KEEPALIVE));
+    /* HTTP/1.0 keep-alive is not offered: the connection closes */
+    if (head.version == 10) r->client_close = 1;
+    r->want_upgrade = (head.flags & H1_F_CONN_UPGRADE) && (head.flags & H1_F_UPGRADE);
+
+    if (msg_hdrs_init(&r->req_hdrs, c->arena, (uint32_t)head.nfields + 8,
+                      (uint32_t)ep->max_fields + 32) < 0) {
+        px_send_simple(c, 500, "out of memory\n", 1);
+        return -1;
+    }
+    for (i = 0; i < head.nfields; i++) {
+        const char *nm = copy + fields[i].name.off, *vl = copy + fields[i].value.off;
+        size_t nl = fields[i].name.len, vlen = fields[i].value.len;
+        if (nl == 7 && msg_name_eq(nm, nl, "upgrade", 7)) {
+            r->upgrade = vl;
+            r->upgrade_len = vlen;
+        }
+        if (px_hop_by_hop(nm, nl) || px_conn_listed(copy, &head, nm, nl)) continue;
+        if (!c->trusted && px_forwarded_header(nm, nl)) continue;
+        if (msg_hdrs_add(&r->req_hdrs, nm, nl, vl, vlen, 0) < 0) {
+            px_send_simple(c, 431, NULL, 1);
+            return -1;
+        }
+    }
+    if (px_add_forwarded(r, c) < 0) {
+        px_send_simple(c, 431, NULL, 1);
+        return -1;
+    }
+
+    /* body framing */
+    if (head.flags & H1_F_CHUNKED) {
+        r->req_chunked = 1;
+        h1_chunk_init(&r->req_chunk, 4096, 16384);
+    } else if (head.content_length > 0) {
+        r->req_left = head.content_length;
+        if (ep->max_body > 0 && head.content_length > ep->max_body) {
+            px_send_simple(c, 413, NULL, 1);
+            return -1;
+        }
+    } else {
+        r->req_body_done = 1;
+    }
+    return 1;
+}
+
+/* Matches the router and runs the chain. */
+static void px_route(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+    struct rule_req rq;
+    struct snap_router *rt;
+
+    r->sref = wk_acquire(r->w);
+    r->snap = r->sref->snap;
+    memset(&rq, 0, sizeof(rq));
+    rq.method = r->method;
+    rq.method_len = r->method_len;
+    rq.host = r->host;
+    rq.host_len = r->host_len;
+    rq.path = r->path;
+    rq.path_len = r->path_len;
+    rq.query = r->query;
+    rq.query_len = r->query_len;
+    rq.client = (const struct sockaddr *)&c->peer;
+    rq.header = px_rule_header;
+    rq.header_arg = &r->req_hdrs;
+    rt = (r->ep < (int)r->snap->ntables) ? rt_match(r->snap->tables[r->ep], &rq) : NULL;
+    if (!rt) {
+        px_api_respond(r, 404, NULL, 0, px_error_body(404), strlen(px_error_body(404)));
+        px_finish(r);
+        return;
+    }
+    r->router = rt;
+    r->service = rt->service;
+    if (rt->nmws) {
+        r->mw_ctx = arena_alloc(r->arena, rt->nmws * sizeof(void *));
+        if (!r->mw_ctx) {
+            px_api_respond(r, 500, NULL, 0, NULL, 0);
+            px_finish(r);
+            return;
+        }
+        memset(r->mw_ctx, 0, rt->nmws * sizeof(void *));
+    }
+    px_run_chain(r);
+}
+
+/* ------------------------------------------------------------ the chain */
+
+/* Applies one verdict of the middleware at r->mw_pos - 1.  Returns 1 to
+ * go on with the chain. */
+static int px_verdict(struct relais_req *r, int verdict)
+{
+    switch (verdict) {
+    case RELAIS_NEXT:
+        return 1;
+    case RELAIS_DONE:
+        if (!r->local) px_api_respond(r, 500, NULL, 0, NULL, 0);
+        r->mw_pos--; /* the one that answered gets no on_response */
+        px_finish(r);
+        return 0;
+    case RELAIS_SUSPEND:
+        r->suspended = 1;
+        return 0;
+    default:
+        log_error("middleware", "%s failed on a request", r->router->mws[r->mw_pos - 1]->name);
+        r->mw_pos--;
+        r->local = 0;
+        px_api_respond(r, 500, NULL, 0, NULL, 0);
+        px_finish(r);
+        return 0;
+    }
+}
+
+/* Runs the remaining on_request callbacks, then forwards. */
+static void px_run_chain(struct relais_req *r)
+{
+    struct snap_router *rt = r->router;
+
+    while (r->mw_pos < rt->nmws) {
+        struct snap_middleware *m = rt->mws[r->mw_pos];
+        int v = m->ops->on_request(m->inst, r, &r->mw_ctx[r->mw_pos]);
+        r->mw_pos++;
+        if (!px_verdict(r, v)) return;
+    }
+    px_forward(r);
+}
+
+void px_api_resume(relais_req *r, int verdict)
+{
+    struct px_conn *c = r->conn;
+
+    if (!r->suspended) return;
+    r->suspended = 0;
+    if (r->aborted || !c) {
+        /* the client went away meanwhile */
+        r->conn = NULL;
+        px_req_free(r);
+        return;
+    }
+    px_enter(c);
+    if (px_verdict(r, verdict)) px_run_chain(r);
+    px_leave(c);
+}
+
+/* Runs on_response of the middlewares that passed the request, last
+ * first. */
+static void px_run_responses(struct relais_req *r)
+{
+    struct snap_router *rt = r->router;
+
+    if (!rt) return;
+    while (r->mw_pos > 0) {
+        struct snap_middleware *m = rt->mws[--r->mw_pos];
+        if (m->ops->on_response &&
+            m->ops->on_response(m->inst, r, &r->mw_ctx[r->mw_pos]) == RELAIS_ERROR)
+            log_error("middleware", "%s failed on a response", m->name);
+    }
+}
+
+int px_api_respond(relais_req *r, int status, const relais_header *headers,
+                   size_t nheaders, const char *body, size_t len)
+{
+    char *b = NULL;
+
+    if (r->resp_started || status < 100 || status > 999) return -1;
+    if (msg_hdrs_init(&r->resp_hdrs, r->arena, (uint32_t)nheaders + 4, 1024) < 0)
+        return -1;
+    for (size_t i = 0; i < nheaders; i++)
+        if (msg_api_add(&r->resp_hdrs, headers[i].name, headers[i].value,
+                        strlen(headers[i].value)) < 0)
+            return -1;
+    if (!body && px_error_body(status) == NULL && status >= 400) {
+        body = px_reason(status);
+        len = strlen(body);
+    }
+    if (len) {
+        b = arena_alloc(r->arena, len);
+        if (!b) return -1;
+        memcpy(b, body, len);
+    }
+    if (msg_hdrs_find(&r->resp_hdrs, "Content-Type", 12, 0) < 0 && len)
+        msg_hdrs_add(&r->resp_hdrs, "Content-Type", 12, "text/plain; charset=utf-8", 25, 0);
+    r->status = status;
+    r->has_resp = 1;
+    r->local = 1;
+    r->local_body = b;
+    r->local_body_len = len;
+    return 0;
+}
+
+int px_api_set_path(relais_req *r, const char *path, size_t len)
+{
+    char *p;
+
+    if (len == 0 || len > 65536) return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f || path[i] == '?' ||
+            path[i] == '#')
+            return -1;
+    p = arena_strndup(r->arena, path, len);
+    if (!p) return -1;
+    r->path = p;
+    r->path_len = len;
+    return 0;
+}
+
+int px_api_set_query(relais_req *r, const char *query, size_t len)
+{
+    char *q;
+
+    if (!query) {
+        r->query = NULL;
+        r->query_len = 0;
+        return 0;
+    }
+    if (len > 65536) return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)query[i] <= 0x20 || query[i] == 0x7f || query[i] == '#')
+            return -1;
+    q = arena_strndup(r->arena, query, len);
+    if (!q) return -1;
+    r->query = q;
+    r->query_len = len;
+    return 0;
+}
+
+/* ------------------------------------------------------------ to the server */
+
+/* Appends the request head for the server to out. */
+static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
+{
+    const struct snap_server *sv = r->server;
+    size_t cap = 256 + r->method_len + r->path_len + r->query_len +
+                 strlen(sv->u.path) + sv->u.hostport[0] + r->authority_len, n = 0;
+    char *buf;
+    struct relais_hdrs *h = &r->req_hdrs;
+    const char *host = r->authority;
+    size_t hostlen = r->authority_len;
+    int port_default;
+
+    cap += strlen(sv->u.hostport) + r->upgrade_len;
+    for (uint32_t i = 0; i < h->n; i++) cap += h->v[i].nlen + h->v[i].vlen + 4;
+    buf = arena_alloc(r->arena, cap);
+    if (!buf) return -1;
+#define PX_PUT(p, l)                                                          \
+    do {                                                                      \
+        memcpy(buf + n, (p), (l));                                            \
+        n += (l);                                                             \
+    } while (0)
+    PX_PUT(r->method, r->method_len);
+    buf[n++] = ' ';
+    if (sv->u.path[0]) {
+        size_t pl = strlen(sv->u.path);
+        if (sv->u.path[pl - 1] == '/' && r->path[0] == '/') pl--;
+        PX_PUT(sv->u.path, pl);
+    }
+    PX_PUT(r->path, r->path_len);
+    if (r->query) {
+        buf[n++] = '?';
+        PX_PUT(r->query, r->query_len);
+    }
+    PX_PUT(" HTTP/1.1\r\nHost: ", 17);
+    if (!r->service->pass_host_header || !hostlen) {
+        /* the server's own host, with the port unless it is the default */
+        port_default = (sv->u.port == 80 && !strcmp(sv->u.scheme, "http")) ||
+                       (sv->u.port == 443 && !strcmp(sv->u.scheme, "https"));
+        if (port_default) {
+            host = sv->u.hostport;
+            hostlen = (size_t)(strrchr(sv->u.hostport, ':') - sv->u.hostport);
+        } else {
+            host = sv->u.hostport;
+            hostlen = strlen(sv->u.hostport);
+        }
+    }
+    PX_PUT(host, hostlen);
+    PX_PUT("\r\n", 2);
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (msg_name_eq(h->v[i].name, h->v[i].nlen, "host", 4)) continue;
+        PX_PUT(h->v[i].name, h->v[i].nlen);
+        PX_PUT(": ", 2);
+        PX_PUT(h->v[i].value, h->v[i].vlen);
+        PX_PUT("\r\n", 2);
+    }
+    if (r->req_chunked) PX_PUT("Transfer-Encoding: chunked\r\n", 28);
+    if (r->want_upgrade) {
+        PX_PUT("Connection: Upgrade\r\nUpgrade: ", 30);
+        PX_PUT(r->upgrade, r->upgrade_len);
+        PX_PUT("\r\n", 2);
+    }
+    PX_PUT("\r\n", 2);
+#undef PX_PUT
+    return evbuffer_add(out, buf, n);
+}
+
+/* Answers the client with status when nothing was sent yet, else cuts the
+ * connection; the exchange ends. */
+static void px_fail(struct relais_req *r, int status)
+{
+    struct px_conn *c = r->conn;
+
+    if (r->up) {
+        up_conn_free(r->up);
+        r->up = NULL;
+    }
+    if (r->resp_started) {
+        px_conn_close(c);
+        return;
+    }
+    r->local = 0;
+    px_api_respond(r, status, NULL, 0, NULL, 0);
+    px_finish(r);
+}
+
+/* Reports the outcome to the LB strategy. */
+static void px_report(struct relais_req *r, int outcome)
+{
+    struct snap_service *s = r->service;
+
+    if (s && s->lb_ops && s->lb_ops->report && r->server)
+        s->lb_ops->report(s->lb_inst, &s->servers, r->server_idx, outcome,
+                          (wk_now_ms() - r->up_start_ms) * 1000);
+}
+
+/* The server connection is usable: send the head and whatever body bytes
+ * are already there. */
+static void px_up_ready(struct relais_req *r)
+{
+    struct bufferevent *ub = r->up->bev;
+    const struct sc_config *sc = r->w->sc;
+
+    r->up_state = UP_HEAD;
+    bufferevent_setcb(ub, px_up_read, px_up_write, px_up_event, r);
+    bufferevent_setwatermark(ub, EV_READ, 0, RELAIS_BUFFER_HIGH);
+    bufferevent_setwatermark(ub, EV_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
+    if (sc->transport.response_header_timeout_ms > 0) {
+        struct timeval tv = {sc->transport.response_header_timeout_ms / 1000,
+                             (sc->transport.response_header_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(ub, &tv, NULL);
+    } else {
+        bufferevent_set_timeouts(ub, NULL, NULL);
+    }
+    if (px_write_upstream_head(r, bufferevent_get_output(ub)) < 0) {
+        px_fail(r, 500);
+        return;
+    }
+    bufferevent_enable(ub, EV_READ | EV_WRITE);
+    px_pump_request(r);
+}
+
+/* Gets a server connection: pooled or new. */
+static void px_connect(struct relais_req *r)
+{
+    const struct sc_config *sc = r->w->sc;
+
+    r->up = r->retried ? NULL : up_pool_take(r->w->pool, r->server);
+    if (r->up) {
+        px_up_ready(r);
+        return;
+    }
+    r->up = up_connect(r->w->pool, r->server);
+    if (!r->up) {
+        px_report(r, RELAIS_OUTCOME_FAILED);
+        px_fail(r, 502);
+        return;
+    }
+    r->up_state = UP_CONNECTING;
+    bufferevent_setcb(r->up->bev, NULL, NULL, px_up_event, r);
+    if (sc->transport.dial_timeout_ms > 0) {
+        struct timeval tv = {sc->transport.dial_timeout_ms / 1000,
+                             (sc->transport.dial_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(r->up->bev, NULL, &tv);
+    }
+    bufferevent_enable(r->up->bev, EV_WRITE);
+}
+
+/* Picks a server and forwards. */
+static void px_forward(struct relais_req *r)
+{
+    struct snap_service *s = r->service;
+    int idx;
+
+    if (r->local) {
+        px_finish(r);
+        return;
+    }
+    idx = s->lb_ops->pick(s->lb_inst, &s->servers, r);
+    if (idx < 0 || (size_t)idx >= s->servers.n) {
+        px_api_respond(r, 503, NULL, 0, px_error_body(503), strlen(px_error_body(503)));
+        px_finish(r);
+        return;
+    }
+    r->server_idx = idx;
+    r->server = &s->servers.v[idx];
+    __atomic_add_fetch(&r->server->inflight, 1, __ATOMIC_RELAXED);
+    r->up_start_ms = wk_now_ms();
+    px_connect(r);
+}
+
+/* Moves request body bytes from the client to the server, decoding and
+ * re-encoding chunked framing, under back-pressure. */
+static void px_pump_request(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+    struct evbuffer *in, *out;
+
+    if (r->req_body_done || !r->up || r->up_state < UP_HEAD) return;
+    in = bufferevent_get_input(c->bev);
+    out = bufferevent_get_output(r->up->bev);
+    if (!r->req_chunked) {
+        size_t avail = evbuffer_get_length(in);
+        size_t n = (int64_t)avail < r->req_left ? avail : (size_t)r->req_left;
+        if (n) {
+            evbuffer_remove_buffer(in, out, n);
+            r->req_left -= (int64_t)n;
+            r->req_body_bytes += n;
+        }
+        if (r->req_left == 0) r->req_body_done = 1;
+    } else {
+        while (evbuffer_get_length(in) > 0 && !r->req_body_done) {
+            struct evbuffer_iovec v;
+            size_t doff = 0, dlen = 0;
+            ssize_t used;
+            char hdr[32];
+
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
+            used = h1_chunk_parse(&r->req_chunk, v.iov_base, v.iov_len, &doff, &dlen);
+            if (used < 0) {
+                /* broken framing: the server got a partial body; cut */
+                log_debug("http", "%s: bad chunked request body", c->peer_ip);
+                if (!r->resp_started) {
+                    up_conn_free(r->up);
+                    r->up = NULL;
+                    r->client_close = 1;
+                    r->local = 0;
+                    px_api_respond(r, 400, NULL, 0, NULL, 0);
+                    px_finish(r);
+                } else {
+                    px_conn_close(c);
+                }
+                return;
+            }
+            if (dlen) {
+                int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
+                evbuffer_add(out, hdr, (size_t)hl);
+                evbuffer_drain(in, doff);
+                evbuffer_remove_buffer(in, out, dlen);
+                evbuffer_add(out, "\r\n", 2);
+                evbuffer_drain(in, (size_t)used - doff - dlen);
+                r->req_body_bytes += dlen;
+            } else {
+                evbuffer_drain(in, (size_t)used);
+            }
+            if (h1_chunk_done(&r->req_chunk)) {
+                evbuffer_add(out, "0\r\n\r\n", 5);
+                r->req_body_done = 1;
+            } else if (used == 0) {
+                break;
+            }
+        }
+    }
+    if (c->epc->max_body > 0 && (int64_t)r->req_body_bytes > c->epc->max_body) {
+        if (!r->resp_started) {
+            up_conn_free(r->up);
+            r->up = NULL;
+            r->client_close = 1;
+            r->local = 0;
+            px_api_respond(r, 413, NULL, 0, NULL, 0);
+            px_finish(r);
+        } else {
+            px_conn_close(c);
+        }
+        return;
+    }
+    if (!r->req_body_done && evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
+        bufferevent_disable(c->bev, EV_READ);
+        r->client_paused = 1;
+    }
+}
+
+/* ------------------------------------------------------------ to the client */
+
+/* Writes the response head (status, headers, framing) to the client. */
+static int px_write_client_head(struct relais_req *r, int has_body,
+                                int64_t content_length)
+{
+    struct px_conn *c = r->conn;
+    struct relais_hdrs *h = &r->resp_hdrs;
+    size_t cap = 160, n = 0;
+    char *buf;
+    int keep = !r->client_close && !c->w->stopping;
+
+    for (uint32_t i = 0; i < h->n; i++) cap += h->v[i].nlen + h->v[i].vlen + 4;
+    buf = arena_alloc(r->arena, cap);
+    if (!buf) return -1;
+    n = (size_t)snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", r->status, px_reason(r->status));
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (msg_name_eq(h->v[i].name, h->v[i].nlen, "content-length", 14) && r->local)
+            continue;
+        memcpy(buf + n, h->v[i].name, h->v[i].nlen);
+        n += h->v[i].nlen;
+        memcpy(buf + n, ": ", 2);
+        n += 2;
+        memcpy(buf + n, h->v[i].value, h->v[i].vlen);
+        n += h->v[i].vlen;
+        memcpy(buf + n, "\r\n", 2);
+        n += 2;
+    }
+    if (r->local && r->status != 304 && r->status != 204 && r->status >= 200)
+        n += (size_t)snprintf(buf + n, cap - n, "Content-Length: %lld\r\n",
+                              (long long)content_length);
+    if (has_body && r->client_chunked) {
+        memcpy(buf + n, "Transfer-Encoding: chunked\r\n", 28);
+        n += 28;
+    }
+    if (!keep) {
+        memcpy(buf + n, "Connection: close\r\n", 19);
+        n += 19;
+        r->client_close = 1;
+    }
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    r->resp_started = 1;
+    return evbuffer_add(bufferevent_get_output(c->bev), buf, n);
+}
+
+/* Ends the exchange: the response was fully written to the client's
+ * buffer (or the exchange was answered locally).  Decides what happens to
+ * both connections and starts the next pipelined request. */
+static void px_finish(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+
+    if (r->local && !r->resp_started) {
+        /* a local answer: middlewares see it, then it is written */
+        px_run_responses(r);
+        if (!r->req_body_done) r->client_close = 1;
+        if (px_write_client_head(r, 0, (int64_t)r->local_body_len) < 0) {
+            px_conn_close(c);
+            return;
+        }
+        if (r->local_body_len && !r->is_head)
+            evbuffer_add(bufferevent_get_output(c->bev), r->local_body, r->local_body_len);
+    }
+    if (r->up) {
+        if (r->up_reusable && r->req_body_done) {
+            r->up->requests++;
+            up_pool_put(r->up);
+        } else {
+            up_conn_free(r->up);
+        }
+        r->up = NULL;
+    }
+    if (r->client_close || !r->req_body_done) {
+        px_req_free(r);
+        px_conn_close_after_flush(c);
+        return;
+    }
+    px_req_free(r);
+    c->state = PX_HEAD;
+    if (r->client_paused) bufferevent_enable(c->bev, EV_READ);
+    px_timer(c, c->epc->idle_timeout_ms);
+    /* a pipelined request may be waiting */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) px_process(c);
+}
+
+/* Moves response body bytes from the server to the client. */
+static void px_pump_response(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+    struct evbuffer *in = bufferevent_get_input(r->up->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    int done = 0;
+
+    if (r->resp_close_delim) {
+        size_t n = evbuffer_get_length(in);
+        if (n) {
+            if (r->client_chunked) {
+                char hdr[32];
+                int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+                evbuffer_add(out, hdr, (size_t)hl);
+                evbuffer_remove_buffer(in, out, n);
+                evbuffer_add(out, "\r\n", 2);
+            } else {
+                evbuffer_remove_buffer(in, out, n);
+            }
+        }
+    } else if (!r->resp_chunked) {
+        size_t avail = evbuffer_get_length(in);
+        size_t n = (int64_t)avail < r->resp_left ? avail : (size_t)r->resp_left;
+        if (n) {
+            evbuffer_remove_buffer(in, out, n);
+            r->resp_left -= (int64_t)n;
+        }
+        if (r->resp_left == 0) done = 1;
+        if (evbuffer_get_length(in) > 0 && done) r->up_reusable = 0;
+    } else {
+        while (evbuffer_get_length(in) > 0 && !done) {
+            struct evbuffer_iovec v;
+            size_t doff = 0, dlen = 0;
+            ssize_t used;
+            char hdr[32];
+
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
+            used = h1_chunk_parse(&r->resp_chunk, v.iov_base, v.iov_len, &doff, &dlen);
+            if (used < 0) {
+                log_debug("http", "bad chunked response from %s", r->server->url);
+                px_conn_close(c);
+                return;
+            }
+            if (dlen) {
+                if (r->client_chunked) {
+                    int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
+                    evbuffer_add(out, hdr, (size_t)hl);
+                }
+                evbuffer_drain(in, doff);
+                evbuffer_remove_buffer(in, out, dlen);
+                if (r->client_chunked) evbuffer_add(out, "\r\n", 2);
+                evbuffer_drain(in, (size_t)used - doff - dlen);
+            } else {
+                evbuffer_drain(in, (size_t)used);
+            }
+            if (h1_chunk_done(&r->resp_chunk)) done = 1;
+            else if (used == 0) break;
+        }
+        if (done && evbuffer_get_length(in) > 0) r->up_reusable = 0;
+        if (done && r->client_chunked) evbuffer_add(out, "0\r\n\r\n", 5);
+    }
+    if (done) {
+        r->up_state = UP_DONE;
+        px_finish(r);
+        return;
+    }
+    if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
+        bufferevent_disable(r->up->bev, EV_READ);
+        r->up_paused = 1;
+    }
+}
+
+/* Starts the tunnel after a 101 answer. */
+static void px_tunnel(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+
+    c->state = PX_TUNNEL;
+    r->req_body_done = 1;
+    bufferevent_set_timeouts(r->up->bev, NULL, NULL);
+    /* anything the client already sent belongs to the new protocol */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        evbuffer_add_buffer(bufferevent_get_output(r->up->bev),
+                            bufferevent_get_input(c->bev));
+    if (evbuffer_get_length(bufferevent_get_input(r->up->bev)))
+        evbuffer_add_buffer(bufferevent_get_output(c->bev),
+                            bufferevent_get_input(r->up->bev));
+    bufferevent_enable(c->bev, EV_READ);
+    bufferevent_enable(r->up->bev, EV_READ);
+}
+
+/* Parses the server's response head.  Returns 1 when the body phase
+ * began, 0 when more bytes are needed, -1 when the exchange ended. */
+static int px_parse_response(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+    struct evbuffer *in = bufferevent_get_input(r->up->bev);
+    struct h1_field fields[256];
+    struct h1_limits lim = {PX_MAX_RESP_HEAD, 256, 1};
+    struct h1_head head;
+    const unsigned char *data;
+    size_t len, n, i;
+    char *copy;
+    int rc, has_body;
+
+    for (;;) {
+        len = evbuffer_get_length(in);
+        if (!len) return 0;
+        n = len < PX_MAX_RESP_HEAD ? len : PX_MAX_RESP_HEAD;
+        data = evbuffer_pullup(in, (ev_ssize_t)n);
+        rc = h1_parse_response((const char *)data, n, &head, fields, &lim);
+        if (rc == 0 && len < PX_MAX_RESP_HEAD) return 0;
+        if (rc <= 0) {
+            log_warn("http", "invalid response head from %s", r->server->url);
+            px_report(r, RELAIS_OUTCOME_FAILED);
+            px_fail(r, 502);
+            return -1;
+        }
+        if (head.status >= 200 || head.status == 101) break;
+        /* interim responses: 100 and 103 are relayed, others dropped */
+        if ((head.status == 100 || head.status == 103) && r->version >= 11)
+            evbuffer_remove_buffer(in, bufferevent_get_output(c->bev), (size_t)rc);
+        else
+            evbuffer_drain(in, (size_t)rc);
+    }
+    bufferevent_set_timeouts(r->up->bev, NULL, NULL);
+    px_report(r, RELAIS_OUTCOME_OK);
+    copy = arena_alloc(r->arena, (size_t)rc);
+    if (!copy || msg_hdrs_init(&r->resp_hdrs, r->arena, (uint32_t)head.nfields + 4, 1024) < 0) {
+        px_fail(r, 500);
+        return -1;
+    }
+    memcpy(copy, data, (size_t)rc);
+    evbuffer_drain(in, (size_t)rc);
+    r->status = head.status;
+    r->has_resp = 1;
+    for (i = 0; i < head.nfields; i++) {
+        const char *nm = copy + fields[i].name.off;
+        size_t nl = fields[i].name.len;
+        if (px_hop_by_hop(nm, nl) || px_conn_listed(copy, &head, nm, nl)) continue;
+        msg_hdrs_add(&r->resp_hdrs, nm, nl, copy + fields[i].value.off,
+                     fields[i].value.len, 0);
+    }
+    r->up_reusable = head.version >= 11 && !(head.flags & H1_F_CONN_CLOSE);
+    if (head.status == 101) {
+        if (!r->want_upgrade) {
+            px_fail(r, 502);
+            return -1;
+        }
+        px_run_responses(r);
+        {
+            char buf[512];
+            int hn;
+            struct relais_hdrs *h = &r->resp_hdrs;
+            struct evbuffer *out = bufferevent_get_output(c->bev);
+            hn = snprintf(buf, sizeof(buf), "HTTP/1.1 101 Switching Protocols\r\n");
+            evbuffer_add(out, buf, (size_t)hn);
+            for (uint32_t k = 0; k < h->n; k++)
+                evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h->v[k].nlen, h->v[k].name,
+                                    (int)h->v[k].vlen, h->v[k].value);
+            evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n\r\n",
+                                (int)r->upgrade_len, r->upgrade);
+        }
+        r->resp_started = 1;
+        px_tunnel(r);
+        return -1;
+    }
+    has_body = !(r->is_head || head.status == 204 || head.status == 304);
+    if (!has_body) {
+        r->resp_left = 0;
+    } else if (head.flags & H1_F_CHUNKED) {
+        r->resp_chunked = 1;
+        h1_chunk_init(&r->resp_chunk, 4096, 16384);
+        r->client_chunked = r->version >= 11;
+        if (!r->client_chunked) r->client_close = 1;
+    } else if (head.content_length >= 0) {
+        r->resp_left = head.content_length;
+    } else {
+        r->resp_close_delim = 1;
+        r->up_reusable = 0;
+        r->client_chunked = r->version >= 11;
+        if (!r->client_chunked) r->client_close = 1;
+    }
+    if (has_body && (r->resp_chunked || r->resp_close_delim))
+        msg_hdrs_del(&r->resp_hdrs, "Content-Length", 14);
+    px_run_responses(r);
+    if (px_write_client_head(r, has_body, 0) < 0) {
+        px_conn_close(c);
+        return -1;
+    }
+    r->up_state = UP_BODY;
+    return 1;
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+/* Processes what the client sent, according to the state. */
+static void px_process(struct px_conn *c)
+{
+    while (!c->dead && c->state == PX_HEAD) {
+        int rc;
+        if (c->w->stopping && c->nreq > 0) {
+            px_conn_close_after_flush(c);
+            return;
+        }
+        rc = px_parse_head(c);
+        if (rc <= 0) return;
+        px_route(c->r);
+        /* px_route may have finished the exchange and looped back here
+         * through px_finish (pipelining); stop when busy. */
+        return;
+    }
+    if (c->dead) return;
+    if (c->state == PX_BUSY && c->r) px_pump_request(c->r);
+}
+
+static void px_client_read(struct bufferevent *bev, void *arg)
+{
+    struct px_conn *c = arg;
+
+    px_enter(c);
+    if (c->state == PX_TUNNEL && c->r && c->r->up) {
+        struct evbuffer *out = bufferevent_get_output(c->r->up->bev);
+        evbuffer_add_buffer(out, bufferevent_get_input(bev));
+        if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
+            bufferevent_disable(bev, EV_READ);
+            c->r->client_paused = 1;
+        }
+    } else if (c->state != PX_CLOSING) {
+        px_process(c);
+    }
+    px_leave(c);
+}
+
+static void px_client_write(struct bufferevent *bev, void *arg)
+{
+    struct px_conn *c = arg;
+    struct relais_req *r = c->r;
+
+    px_enter(c);
+    if (c->state == PX_CLOSING) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) px_conn_close(c);
+    } else if (r && r->up && r->up_paused &&
+               evbuffer_get_length(bufferevent_get_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
+        r->up_paused = 0;
+        bufferevent_enable(r->up->bev, EV_READ);
+        if (c->state == PX_TUNNEL) {
+            evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(r->up->bev));
+        } else if (r->up_state == UP_BODY) {
+            px_pump_response(r);
+        }
+    }
+    px_leave(c);
+}
+
+static void px_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct px_conn *c = arg;
+
+    (void)bev;
+    px_enter(c);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (c->state == PX_TUNNEL && (what & BEV_EVENT_EOF) && c->r && c->r->up) {
+            /* half-close: pass the EOF on by closing after flush */
+            px_conn_close(c);
+        } else {
+            px_conn_close(c);
+        }
+    }
+    px_leave(c);
+}
+
+static void px_up_read(struct bufferevent *bev, void *arg)
+{
+    struct relais_req *r = arg;
+    struct px_conn *c = r->conn;
+
+    px_enter(c);
+    if (c->state == PX_TUNNEL) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        evbuffer_add_buffer(out, bufferevent_get_input(bev));
+        if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
+            bufferevent_disable(bev, EV_READ);
+            r->up_paused = 1;
+        }
+    } else if (r->up_state == UP_HEAD) {
+        if (px_parse_response(r) == 1) px_pump_response(r);
+    } else if (r->up_state == UP_BODY) {
+        px_pump_response(r);
+    }
+    px_leave(c);
+}
+
+static void px_up_write(struct bufferevent *bev, void *arg)
+{
+    struct relais_req *r = arg;
+    struct px_conn *c = r->conn;
+
+    px_enter(c);
+    if (r->client_paused &&
+        evbuffer_get_length(bufferevent_get_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
+        r->client_paused = 0;
+        bufferevent_enable(c->bev, EV_READ);
+        if (c->state == PX_TUNNEL)
+            evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(c->bev));
+        else
+            px_pump_request(r);
+    }
+    px_leave(c);
+}
+
+static void px_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct relais_req *r = arg;
+    struct px_conn *c = r->conn;
+
+    (void)bev;
+    px_enter(c);
+    if (what & BEV_EVENT_CONNECTED) {
+        bufferevent_set_timeouts(r->up->bev, NULL, NULL);
+        px_up_ready(r);
+    } else if (c->state == PX_TUNNEL) {
+        px_conn_close_after_flush(c);
+        if (r->up) {
+            up_conn_free(r->up);
+            r->up = NULL;
+        }
+    } else if (r->up_state == UP_CONNECTING) {
+        px_report(r, (what & BEV_EVENT_TIMEOUT) ? RELAIS_OUTCOME_TIMEOUT : RELAIS_OUTCOME_FAILED);
+        px_fail(r, (what & BEV_EVENT_TIMEOUT) ? 504 : 502);
+    } else if (r->up_state == UP_HEAD) {
+        if (what & BEV_EVENT_TIMEOUT) {
+            px_report(r, RELAIS_OUTCOME_TIMEOUT);
+            px_fail(r, 504);
+        } else if (r->up->reused && !r->retried && r->req_body_bytes == 0 &&
+                   r->req_body_done &&
+                   evbuffer_get_length(bufferevent_get_input(r->up->bev)) == 0) {
+            /* a pooled connection the server had closed: retry once on a
+             * fresh one (nothing of the body was consumed) */
+            up_conn_free(r->up);
+            r->up = NULL;
+            r->retried = 1;
+            px_connect(r);
+        } else {
+            px_report(r, RELAIS_OUTCOME_FAILED);
+            px_fail(r, 502);
+        }
+    } else if (r->up_state == UP_BODY) {
+        if ((what & BEV_EVENT_EOF) && r->resp_close_delim) {
+            px_pump_response(r);
+            if (!c->dead && c->r == r) {
+                if (r->client_chunked)
+                    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+                r->up_reusable = 0;
+                r->up_state = UP_DONE;
+                px_finish(r);
+            }
+        } else {
+            /* the server broke the body: the client must see a cut */
+            px_conn_close(c);
+        }
+    }
+    px_leave(c);
+}
+
+/* ------------------------------------------------------------ stop */
+
+void px_shutdown(struct worker *w)
+{
+    struct px_conn *c, *n;
+
+    for (c = w->conns; c; c = n) {
+        n = c->next;
+        if (c->state == PX_HEAD &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            px_enter(c);
+            px_conn_close(c);
+            px_leave(c);
+        }
+    }
+    if (w->nconns == 0) event_base_loopexit(w->base, NULL);
+}
+
+void px_close_all(struct worker *w)
+{
+    while (w->conns) {
+        struct px_conn *c = w->conns;
+        px_enter(c);
+        px_conn_close(c);
+        if (c->depth == 1 && c->dead) {
+            /* px_leave frees it */
+        }
+        px_leave(c);
+    }
+}

@@ -1,0 +1,118 @@
+/*
+ * proxy — client connections and the request exchange: HTTP/1.1 on the
+ * client side, routing, the middleware chain, load balancing and
+ * forwarding to a server with both bodies streamed under back-pressure.
+ * Module prefix: px_.
+ *
+ * struct relais_req (the SDK's request) is the exchange; it carries no
+ * HTTP/1.1-specific field that a plugin could see, so an HTTP/2 stream can
+ * produce the same shape.  Thread-safety: everything here runs on the
+ * worker thread that accepted the connection.
+ */
+#ifndef RELAIS_PROXY_H
+#define RELAIS_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/util.h>
+
+#include <relais/plugin.h>
+
+#include "http1.h"
+#include "message.h"
+
+struct worker;
+struct arena;
+struct px_conn;
+struct up_conn;
+struct wk_snapref;
+struct snapshot;
+struct snap_router;
+struct snap_service;
+struct snap_server;
+struct event;
+
+/** The exchange (the SDK's opaque relais_req). */
+struct relais_req {
+    struct px_conn *conn;          /* client connection; NULL once it died
+                                      while a middleware was suspended */
+    struct worker *w;              /* owning worker */
+    struct arena *arena;           /* per-request memory */
+    struct wk_snapref *sref;       /* snapshot reference held */
+    struct snapshot *snap;         /* = sref->snap */
+    int ep;                        /* entry point index */
+    const char *ep_name;           /* entry point name */
+    char client_ip[48];            /* client address text */
+    int client_port;               /* client port */
+    /* request model (version-independent) */
+    const char *method;  size_t method_len;   /* method */
+    const char *scheme;  size_t scheme_len;   /* "http" / "https" */
+    const char *authority; size_t authority_len; /* Host / :authority */
+    const char *host;    size_t host_len;     /* authority without port */
+    const char *path;    size_t path_len;     /* path without query */
+    const char *query;   size_t query_len;    /* query or NULL */
+    struct relais_hdrs req_hdrs;  /* request headers, hop-by-hop removed */
+    int version;                  /* client HTTP version: 10, 11 (20 later) */
+    int is_head;                  /* HEAD request: no response body */
+    int want_upgrade;             /* Connection: upgrade + Upgrade */
+    const char *upgrade; size_t upgrade_len; /* Upgrade value */
+    int client_close;             /* client wants the connection closed */
+    /* request body framing (as received) */
+    int req_chunked;              /* chunked body */
+    int64_t req_left;             /* Content-Length bytes still to read */
+    int req_body_done;            /* whole body read from the client */
+    uint64_t req_body_bytes;      /* payload bytes read */
+    struct h1_chunk req_chunk;    /* chunked decoder state */
+    /* routing and chain */
+    struct snap_router *router;   /* matched router */
+    struct snap_service *service; /* its service */
+    struct snap_server *server;   /* picked server */
+    int server_idx;               /* its index */
+    size_t mw_pos;                /* middlewares whose on_request ran */
+    void **mw_ctx;                /* per-middleware request slots */
+    int suspended;                /* a middleware suspended the chain */
+    int aborted;                  /* the client is gone */
+    /* response */
+    int status;                   /* response status, 0 before */
+    struct relais_hdrs resp_hdrs; /* response headers */
+    int has_resp;                 /* resp_hdrs valid */
+    int local;                    /* answered by relais or a middleware */
+    const char *local_body; size_t local_body_len; /* local response body */
+    int resp_started;             /* head sent to the client */
+    /* upstream */
+    struct up_conn *up;           /* server connection */
+    int up_state;                 /* enum px_up_state */
+    int resp_chunked;             /* server body chunked */
+    int resp_close_delim;         /* server body ends at close */
+    int64_t resp_left;            /* server Content-Length left */
+    struct h1_chunk resp_chunk;   /* decoder of the server body */
+    int client_chunked;           /* body re-encoded chunked to client */
+    int up_reusable;              /* server connection may be pooled */
+    int retried;                  /* already retried once */
+    int up_paused;                /* server reads paused (back-pressure) */
+    int client_paused;            /* client reads paused (back-pressure) */
+    uint64_t start_ms;            /* when the head was complete */
+    uint64_t up_start_ms;         /* when sent upstream */
+};
+
+/** Accepts a client connection on entry point ep.  Worker thread. */
+void px_accept(struct worker *w, int ep, evutil_socket_t fd,
+               const struct sockaddr *sa, int salen);
+
+/** Graceful stop: idle connections close now, busy ones after their
+ *  response.  Worker thread. */
+void px_shutdown(struct worker *w);
+
+/** Closes every connection now.  Worker thread. */
+void px_close_all(struct worker *w);
+
+/** SDK entry points implemented here (host_api.c fills the table). */
+int px_api_respond(relais_req *req, int status, const relais_header *headers,
+                   size_t nheaders, const char *body, size_t len);
+void px_api_resume(relais_req *req, int verdict);
+int px_api_set_path(relais_req *req, const char *path, size_t len);
+int px_api_set_query(relais_req *req, const char *query, size_t len);
+
+#endif /* RELAIS_PROXY_H */

@@ -1,0 +1,614 @@
+/*
+ * snapshot — see snapshot.h.
+ */
+#include "config.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "log.h"
+#include "plugin_loader.h"
+#include "router.h"
+#include "snapshot.h"
+#include "static_config.h"
+
+static void (*snap_release_hook)(struct snapshot *s); /* control's queue */
+static uint64_t snap_next_gen = 1;                  /* control thread only */
+
+void snap_set_release_hook(void (*hook)(struct snapshot *s))
+{
+    snap_release_hook = hook;
+}
+
+void snap_ref(struct snapshot *s)
+{
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+void snap_unref(struct snapshot *s)
+{
+    if (!s) return;
+    if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (snap_release_hook) snap_release_hook(s);
+    else snap_free(s);
+}
+
+/* Drops a reference to a shared middleware; destroys it at zero. */
+static void snap_mw_unref(struct snap_middleware *m)
+{
+    if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (m->inst && m->ops && m->ops->destroy) m->ops->destroy(m->inst);
+    json_decref(m->cfg);
+    free(m->name);
+    free(m->error);
+    free(m);
+}
+
+/* Drops a reference to a shared service; destroys it at zero. */
+static void snap_svc_unref(struct snap_service *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (s->lb_inst && s->lb_ops && s->lb_ops->destroy)
+        s->lb_ops->destroy(s->lb_inst);
+    for (size_t i = 0; i < s->servers.n; i++) {
+        free(s->servers.v[i].url);
+        free(s->servers.v[i].pool_key);
+    }
+    free(s->servers.v);
+    json_decref(s->cfg);
+    free(s->name);
+    free(s->error);
+    free(s);
+}
+
+void snap_free(struct snapshot *s)
+{
+    size_t i;
+
+    if (!s) return;
+    for (i = 0; i < s->nrouters; i++) {
+        struct snap_router *r = &s->routers[i];
+        free(r->name);
+        free(r->rule_text);
+        rule_free(r->rule);
+        free(r->eps);
+        free(r->mws);
+        free(r->error);
+    }
+    free(s->routers);
+    for (i = 0; i < s->ntables; i++) rt_table_free(s->tables[i]);
+    free(s->tables);
+    for (i = 0; i < s->nmws; i++) snap_mw_unref(s->mws[i]);
+    free(s->mws);
+    for (i = 0; i < s->nservices; i++) snap_svc_unref(s->services[i]);
+    free(s->services);
+    free(s);
+}
+
+/* Builds "name@provider" unless name already has a provider. */
+static char *snap_qualify(const char *name, const char *provider)
+{
+    char *q;
+    size_t n;
+
+    if (strchr(name, '@')) return strdup(name);
+    n = strlen(name) + strlen(provider) + 2;
+    q = malloc(n);
+    if (q) snprintf(q, n, "%s@%s", name, provider);
+    return q;
+}
+
+/* Logs and returns a copy of the errors of session s joined by "; ". */
+static char *snap_errors(struct conf_session *s, const char *what)
+{
+    size_t i, n = conf_session_nerrors(s), len = 0;
+    char *out;
+
+    for (i = 0; i < n; i++) len += strlen(conf_session_error(s, i)) + 2;
+    out = malloc(len + 1);
+    if (!out) return NULL;
+    out[0] = '\0';
+    for (i = 0; i < n; i++) {
+        if (i) strcat(out, "; ");
+        strcat(out, conf_session_error(s, i));
+        log_error("config", "%s disabled: %s", what, conf_session_error(s, i));
+    }
+    return out;
+}
+
+/* Finds a shared object of the previous snapshot by name. */
+static struct snap_middleware *snap_prev_mw(const struct snapshot *prev,
+                                            const char *name)
+{
+    if (!prev) return NULL;
+    for (size_t i = 0; i < prev->nmws; i++)
+        if (!strcmp(prev->mws[i]->name, name)) return prev->mws[i];
+    return NULL;
+}
+
+static struct snap_service *snap_prev_svc(const struct snapshot *prev,
+                                          const char *name)
+{
+    if (!prev) return NULL;
+    for (size_t i = 0; i < prev->nservices; i++)
+        if (!strcmp(prev->services[i]->name, name)) return prev->services[i];
+    return NULL;
+}
+
+/* Creates (or reuses) the middleware qname from cfg.  Never NULL unless
+ * out of memory; a bad one comes back disabled with its error. */
+static struct snap_middleware *snap_middleware(const char *qname, json_t *cfg,
+                                               const struct snapshot *prev,
+                                               const struct pl_set *plugins,
+                                               const relais_host *host)
+{
+    struct snap_middleware *m, *old = snap_prev_mw(prev, qname);
+    struct conf_session *s;
+    const relais_cfg *root;
+    const char *type = NULL;
+    char path[512];
+
+    if (old && old->status != SNAP_DISABLED && json_equal(old->cfg, cfg)) {
+        __atomic_add_fetch(&old->refs, 1, __ATOMIC_RELAXED);
+        return old;
+    }
+    m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->refs = 1;
+    m->name = strdup(qname);
+    m->cfg = json_incref(cfg);
+    snprintf(path, sizeof(path), "http.middlewares.%s", qname);
+    s = conf_session_new(path);
+    root = conf_session_root(s, cfg);
+    if (conf_cfg_type(root) != RELAIS_CFG_MAP || conf_cfg_len(root) != 1) {
+        conf_cfg_error(root, NULL, "expected exactly one middleware type, e.g. stripPrefix: {...}");
+    } else {
+        const relais_cfg *opts = conf_cfg_at(root, 0, &type);
+        m->plugin = pl_find(plugins, RELAIS_KIND_MIDDLEWARE, type);
+        if (!m->plugin) {
+            conf_cfg_error(root, type, "no loaded plugin provides the middleware type \"%s\"", type);
+        } else {
+            m->ops = m->plugin->desc->ops;
+            if (m->ops->create(host, opts, qname, &m->inst) != 0 &&
+                conf_session_nerrors(s) == 0)
+                conf_cfg_error(root, type, "the %s plugin refused this configuration", type);
+        }
+    }
+    if (conf_session_nerrors(s)) {
+        char what[600];
+        snprintf(what, sizeof(what), "middleware %s", qname);
+        m->status = SNAP_DISABLED;
+        m->error = snap_errors(s, what);
+        if (m->inst && m->ops->destroy) m->ops->destroy(m->inst);
+        m->inst = NULL;
+    }
+    conf_session_free(s);
+    return m;
+}
+
+/* Resolves a server's address (control thread; may block on DNS).
+ * 0 / -1 with msg. */
+static int snap_resolve(struct snap_server *sv, char *msg, size_t msglen)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%d", sv->u.port);
+    rc = getaddrinfo(sv->u.host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(msg, msglen, "cannot resolve \"%s\": %s", sv->u.host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&sv->addr, res->ai_addr, res->ai_addrlen);
+    sv->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* FNV-1a of a NUL-terminated string. */
+static uint64_t snap_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Creates (or reuses) the service qname from cfg. */
+static struct snap_service *snap_service(const char *qname, json_t *cfg,
+                                         const struct snapshot *prev,
+                                         const struct pl_set *plugins,
+                                         const relais_host *host)
+{
+    struct snap_service *sv, *old = snap_prev_svc(prev, qname);
+    struct conf_session *s;
+    const relais_cfg *root, *lb, *servers;
+    const char *strategy = "wrr";
+    char path[512];
+    size_t i, n;
+
+    if (old && old->status != SNAP_DISABLED && json_equal(old->cfg, cfg)) {
+        __atomic_add_fetch(&old->refs, 1, __ATOMIC_RELAXED);
+        return old;
+    }
+    sv = calloc(1, sizeof(*sv));
+    if (!sv) return NULL;
+    sv->refs = 1;
+    sv->name = strdup(qname);
+    sv->cfg = json_incref(cfg);
+    sv->pass_host_header = 1;
+    snprintf(path, sizeof(path), "http.services.%s", qname);
+    s = conf_session_new(path);
+    root = conf_session_root(s, cfg);
+    lb = conf_cfg_get(root, "loadBalancer");
+    if (conf_cfg_type(root) != RELAIS_CFG_MAP) {
+        conf_cfg_error(root, NULL, "expected a map");
+        goto done;
+    }
+    if (!lb) {
+        const char *kind = NULL;
+        if (conf_cfg_len(root) >= 1) conf_cfg_at(root, 0, &kind);
+        conf_cfg_error(root, kind, "service type \"%s\" is not supported yet (loadBalancer is)",
+                       kind ? kind : "");
+        goto done;
+    }
+    conf_cfg_bool(lb, "passHostHeader", &sv->pass_host_header);
+    conf_cfg_string(lb, "strategy", &strategy);
+    servers = conf_cfg_get(lb, "servers");
+    if (conf_cfg_type(servers) != RELAIS_CFG_LIST) {
+        conf_cfg_error(lb, "servers", "expected a list of servers with a url");
+        goto done;
+    }
+    n = conf_cfg_len(servers);
+    sv->servers.v = calloc(n ? n : 1, sizeof(*sv->servers.v));
+    if (!sv->servers.v) goto done;
+    for (i = 0; i < n; i++) {
+        const relais_cfg *it = conf_cfg_at(servers, i, NULL);
+        struct snap_server *srv = &sv->servers.v[sv->servers.n];
+        const char *url;
+        int64_t w = 1;
+        char msg[300];
+
+        if (conf_cfg_string(it, "url", &url) != RELAIS_CFG_OK) {
+            if (conf_cfg_get(it, "url") == NULL)
+                conf_cfg_error(it, "url", "missing: expected a URL such as \"http://127.0.0.1:8080\"");
+            continue;
+        }
+        if (na_parse_url(url, &srv->u, msg, sizeof(msg)) < 0) {
+            conf_cfg_error(it, "url", "%s", msg);
+            continue;
+        }
+        if (!strcmp(srv->u.scheme, "https")) {
+            conf_cfg_error(it, "url", "https servers are not supported yet");
+            continue;
+        }
+        if (conf_cfg_int(it, "weight", &w) == RELAIS_CFG_OK && (w < 0 || w > 1000000)) {
+            conf_cfg_error(it, "weight", "expected a weight from 0 to 1000000");
+            continue;
+        }
+        if (snap_resolve(srv, msg, sizeof(msg)) < 0) {
+            conf_cfg_error(it, "url", "%s", msg);
+            continue;
+        }
+        srv->url = strdup(url);
+        srv->weight = (uint32_t)w;
+        srv->up = 1;
+        {
+            size_t kl = strlen(srv->u.scheme) + strlen(srv->u.hostport) + 4;
+            srv->pool_key = malloc(kl);
+            if (srv->pool_key)
+                snprintf(srv->pool_key, kl, "%s://%s", srv->u.scheme, srv->u.hostport);
+            srv->pool_hash = srv->pool_key ? snap_hash(srv->pool_key) : 0;
+        }
+        sv->servers.n++;
+    }
+    sv->lb = pl_find(plugins, RELAIS_KIND_LB, strategy);
+    if (!sv->lb) {
+        conf_cfg_error(lb, "strategy", "no loaded plugin provides the load-balancing strategy \"%s\"",
+                       strategy);
+        goto done;
+    }
+    sv->lb_ops = sv->lb->desc->ops;
+    if (conf_session_nerrors(s) == 0 &&
+        sv->lb_ops->create(host, lb, &sv->servers, &sv->lb_inst) != 0 &&
+        conf_session_nerrors(s) == 0)
+        conf_cfg_error(lb, "strategy", "the %s strategy refused this configuration", strategy);
+done:
+    if (conf_session_nerrors(s)) {
+        char what[600];
+        snprintf(what, sizeof(what), "service %s", qname);
+        sv->status = SNAP_DISABLED;
+        sv->error = snap_errors(s, what);
+        if (sv->lb_inst && sv->lb_ops->destroy) sv->lb_ops->destroy(sv->lb_inst);
+        sv->lb_inst = NULL;
+    }
+    conf_session_free(s);
+    return sv;
+}
+
+/* Finds a middleware / service by qualified name in the snapshot. */
+static struct snap_middleware *snap_find_mw(struct snapshot *s, const char *q)
+{
+    for (size_t i = 0; i < s->nmws; i++)
+        if (!strcmp(s->mws[i]->name, q)) return s->mws[i];
+    return NULL;
+}
+
+static struct snap_service *snap_find_svc(struct snapshot *s, const char *q)
+{
+    for (size_t i = 0; i < s->nservices; i++)
+        if (!strcmp(s->services[i]->name, q)) return s->services[i];
+    return NULL;
+}
+
+/* Compiles router qname of provider into r (errors make it disabled). */
+static void snap_router(struct snapshot *snap, struct snap_router *r,
+                        const char *qname, const char *provider, json_t *cfg,
+                        const struct sc_config *sc)
+{
+    struct conf_session *s;
+    const relais_cfg *root, *eps, *mws;
+    const char *str;
+    char path[512], *q;
+    size_t i, n;
+
+    r->name = strdup(qname);
+    r->eps = calloc(sc->neps ? sc->neps : 1, 1);
+    snprintf(path, sizeof(path), "http.routers.%s", qname);
+    s = conf_session_new(path);
+    root = conf_session_root(s, cfg);
+    if (conf_cfg_type(root) != RELAIS_CFG_MAP) {
+        conf_cfg_error(root, NULL, "expected a map with a rule and a service");
+        goto done;
+    }
+    switch (conf_cfg_string(root, "rule", &str)) {
+    case RELAIS_CFG_OK: {
+        struct rule_error err;
+        r->rule_text = strdup(str);
+        r->rule = rule_parse(str, &err);
+        if (!r->rule)
+            conf_cfg_error(root, "rule", "column %d: %s", err.column, err.msg);
+        r->priority = (int64_t)strlen(str);
+        break;
+    }
+    case RELAIS_CFG_MISSING:
+        conf_cfg_error(root, "rule", "missing: expected a rule such as Host(`example.com`)");
+        break;
+    default:
+        break;
+    }
+    {
+        int64_t p;
+        if (conf_cfg_int(root, "priority", &p) == RELAIS_CFG_OK && p != 0)
+            r->priority = p;
+    }
+    eps = conf_cfg_get(root, "entryPoints");
+    if (!eps) {
+        memset(r->eps, 1, sc->neps);
+    } else if (conf_cfg_type(eps) != RELAIS_CFG_LIST) {
+        conf_cfg_error(eps, NULL, "expected a list of entry point names");
+    } else {
+        n = conf_cfg_len(eps);
+        for (i = 0; i < n; i++) {
+            int idx;
+            if (conf_cfg_string(conf_cfg_at(eps, i, NULL), NULL, &str) != RELAIS_CFG_OK) continue;
+            idx = sc_entrypoint_index(sc, str);
+            if (idx < 0)
+                conf_cfg_error(conf_cfg_at(eps, i, NULL), NULL,
+                               "entry point \"%s\" does not exist", str);
+            else
+                r->eps[idx] = 1;
+        }
+    }
+    mws = conf_cfg_get(root, "middlewares");
+    if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
+        conf_cfg_error(mws, NULL, "expected a list of middleware names");
+    } else if (mws) {
+        n = conf_cfg_len(mws);
+        r->mws = calloc(n ? n : 1, sizeof(*r->mws));
+        for (i = 0; r->mws && i < n; i++) {
+            const relais_cfg *it = conf_cfg_at(mws, i, NULL);
+            struct snap_middleware *m;
+            if (conf_cfg_string(it, NULL, &str) != RELAIS_CFG_OK) continue;
+            q = snap_qualify(str, provider);
+            m = q ? snap_find_mw(snap, q) : NULL;
+            if (!m)
+                conf_cfg_error(it, NULL, "middleware \"%s\" does not exist", q ? q : str);
+            else if (m->status == SNAP_DISABLED)
+                conf_cfg_error(it, NULL, "middleware \"%s\" is disabled", q);
+            else
+                r->mws[r->nmws++] = m;
+            free(q);
+        }
+    }
+    switch (conf_cfg_string(root, "service", &str)) {
+    case RELAIS_CFG_OK:
+        q = snap_qualify(str, provider);
+        r->service = q ? snap_find_svc(snap, q) : NULL;
+        if (!r->service)
+            conf_cfg_error(root, "service", "service \"%s\" does not exist", q ? q : str);
+        else if (r->service->status == SNAP_DISABLED)
+            conf_cfg_error(root, "service", "service \"%s\" is disabled", q);
+        free(q);
+        break;
+    case RELAIS_CFG_MISSING:
+        conf_cfg_error(root, "service", "missing: expected the name of a service");
+        break;
+    default:
+        break;
+    }
+done:
+    if (conf_session_nerrors(s)) {
+        char what[600];
+        snprintf(what, sizeof(what), "router %s", qname);
+        r->status = SNAP_DISABLED;
+        r->error = snap_errors(s, what);
+        snap->nerrors++;
+    }
+    conf_session_free(s);
+}
+
+/* The object under tree.http.<section> (case-insensitive), or NULL. */
+static json_t *snap_section(json_t *tree, const char *section)
+{
+    const char *k;
+    json_t *v, *http = NULL;
+
+    json_object_foreach(tree, k, v)
+        if (!strcasecmp(k, "http")) http = v;
+    if (!json_is_object(http)) return NULL;
+    json_object_foreach(http, k, v)
+        if (!strcasecmp(k, section)) return json_is_object(v) ? v : NULL;
+    return NULL;
+}
+
+/* Appends p to a growable pointer array.  0 / -1. */
+static int snap_push(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        void **na = realloc(*arr, nc * sizeof(void *));
+        if (!na) return -1;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return 0;
+}
+
+struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
+                            const struct snapshot *prev,
+                            const struct sc_config *sc,
+                            const struct pl_set *plugins,
+                            const relais_host *host)
+{
+    struct snapshot *snap = calloc(1, sizeof(*snap));
+    size_t i, e, capm = 0, caps = 0, nr = 0;
+    const char *k;
+    json_t *v, *sec;
+    char *q;
+
+    if (!snap) return NULL;
+    snap->refs = 1;
+    snap->gen = snap_next_gen++;
+    /* middlewares and services first: routers refer to them */
+    for (i = 0; i < nsrc; i++) {
+        sec = snap_section(src[i].tree, "middlewares");
+        json_object_foreach(sec, k, v) {
+            struct snap_middleware *m;
+            q = snap_qualify(k, src[i].provider);
+            m = q ? snap_middleware(q, v, prev, plugins, host) : NULL;
+            free(q);
+            if (!m || snap_push((void ***)&snap->mws, &snap->nmws, &capm, m) < 0) goto oom;
+            if (m->status == SNAP_DISABLED) snap->nerrors++;
+        }
+        sec = snap_section(src[i].tree, "services");
+        json_object_foreach(sec, k, v) {
+            struct snap_service *sv;
+            q = snap_qualify(k, src[i].provider);
+            sv = q ? snap_service(q, v, prev, plugins, host) : NULL;
+            free(q);
+            if (!sv || snap_push((void ***)&snap->services, &snap->nservices, &caps, sv) < 0)
+                goto oom;
+            if (sv->status == SNAP_DISABLED) snap->nerrors++;
+        }
+        sec = snap_section(src[i].tree, "routers");
+        nr += json_object_size(sec);
+    }
+    snap->routers = calloc(nr ? nr : 1, sizeof(*snap->routers));
+    if (!snap->routers) goto oom;
+    for (i = 0; i < nsrc; i++) {
+        sec = snap_section(src[i].tree, "routers");
+        json_object_foreach(sec, k, v) {
+            q = snap_qualify(k, src[i].provider);
+            if (!q) goto oom;
+            snap_router(snap, &snap->routers[snap->nrouters++], q, src[i].provider, v, sc);
+            free(q);
+        }
+    }
+    snap->ntables = sc->neps;
+    snap->tables = calloc(sc->neps ? sc->neps : 1, sizeof(*snap->tables));
+    if (!snap->tables) goto oom;
+    for (e = 0; e < sc->neps; e++) {
+        struct rt_entry *ents = malloc((snap->nrouters ? snap->nrouters : 1) * sizeof(*ents));
+        size_t ne = 0;
+        if (!ents) goto oom;
+        for (i = 0; i < snap->nrouters; i++) {
+            struct snap_router *r = &snap->routers[i];
+            if (r->status == SNAP_DISABLED || !r->eps[e]) continue;
+            ents[ne].rule = r->rule;
+            ents[ne].priority = r->priority;
+            ents[ne].name = r->name;
+            ents[ne].data = r;
+            ne++;
+        }
+        snap->tables[e] = rt_table_new(ents, ne);
+        free(ents);
+        if (!snap->tables[e]) goto oom;
+    }
+    return snap;
+oom:
+    log_error("config", "out of memory while building the configuration");
+    snap_free(snap);
+    return NULL;
+}
+
+/* Merges the object src into dst section by section, name by name. */
+static void snap_merge_into(json_t *dst, json_t *src, const char *source,
+                            const char *provider)
+{
+    const char *top, *secname, *name;
+    json_t *tv, *sv, *ov;
+
+    json_object_foreach(src, top, tv) {
+        json_t *dtop = json_object_get(dst, top);
+        if (!json_is_object(tv)) {
+            if (!dtop) json_object_set(dst, top, tv);
+            continue;
+        }
+        if (!dtop) {
+            dtop = json_object();
+            json_object_set_new(dst, top, dtop);
+        }
+        json_object_foreach(tv, secname, sv) {
+            json_t *dsec = json_object_get(dtop, secname);
+            if (!json_is_object(sv)) {
+                if (!dsec) json_object_set(dtop, secname, sv);
+                continue;
+            }
+            if (!dsec) {
+                dsec = json_object();
+                json_object_set_new(dtop, secname, dsec);
+            }
+            json_object_foreach(sv, name, ov) {
+                if (json_object_get(dsec, name)) {
+                    log_error("config", "%s: %s.%s.%s@%s is defined more than once; "
+                              "the first definition is kept", source, top, secname,
+                              name, provider);
+                    continue;
+                }
+                json_object_set(dsec, name, ov);
+            }
+        }
+    }
+}
+
+json_t *snap_merge_docs(json_t *const *docs, const char *const *sources,
+                        size_t n, const char *provider)
+{
+    json_t *out = json_object();
+
+    for (size_t i = 0; out && i < n; i++)
+        if (json_is_object(docs[i])) snap_merge_into(out, docs[i], sources[i], provider);
+    return out;
+}

@@ -1,0 +1,155 @@
+/*
+ * snapshot — the compiled, immutable runtime form of the dynamic
+ * configuration: routers per entry point, middleware instances, services
+ * with their LB instances and servers.  Module prefix: snap_.
+ *
+ * Built on the control thread from every provider's documents (names
+ * namespaced name@provider, merged, validated, compiled); an error is
+ * local to its object (a router with a bad rule is disabled and reported,
+ * the rest applies).  Published with one atomic pointer store; workers hold
+ * references (see worker.c) and the last reference sends the snapshot back
+ * to the control thread to be freed there, because plugin instances are
+ * destroyed on the control thread.
+ *
+ * Middleware instances and services (with LB state and server health) are
+ * shared with the previous snapshot when their configuration is unchanged.
+ */
+#ifndef RELAIS_SNAPSHOT_H
+#define RELAIS_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <relais/plugin.h>
+
+#include "netaddr.h"
+#include "rule.h"
+
+struct pl_set;
+struct pl_plugin;
+struct sc_config;
+struct rt_table;
+
+/** Object states as the API reports them. */
+enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
+
+/** One server of a service. */
+struct snap_server {
+    char *url;                    /* as configured */
+    struct na_url u;              /* parsed */
+    struct sockaddr_storage addr; /* resolved address */
+    socklen_t addrlen;            /* its length */
+    char *pool_key;               /* "scheme://host:port": per-worker pools
+                                     are keyed by it, so unchanged servers
+                                     keep their idle connections */
+    uint64_t pool_hash;           /* hash of pool_key */
+    uint32_t weight;              /* weight (default 1) */
+    int up;                       /* 1 usable (health; atomic) */
+    uint32_t inflight;            /* requests in flight (atomic) */
+};
+
+/** The SDK's opaque server set: a service's servers. */
+struct relais_servers {
+    struct snap_server *v; /* servers */
+    size_t n;              /* how many */
+};
+
+/** A service (shared by consecutive snapshots while unchanged). */
+struct snap_service {
+    char *name;                  /* "name@provider" */
+    int refs;                    /* snapshots holding it (atomic) */
+    json_t *cfg;                 /* its configuration, for reuse checks */
+    struct relais_servers servers; /* loadBalancer.servers */
+    const struct pl_plugin *lb;  /* strategy plugin */
+    const relais_lb_ops *lb_ops; /* its operations */
+    void *lb_inst;               /* the strategy's instance */
+    int pass_host_header;        /* passHostHeader (default true) */
+    int status;                  /* enum snap_status */
+    char *error;                 /* why disabled, NULL when enabled */
+};
+
+/** A middleware instance (shared while unchanged). */
+struct snap_middleware {
+    char *name;                      /* "name@provider" */
+    int refs;                        /* snapshots holding it (atomic) */
+    json_t *cfg;                     /* its configuration map */
+    const struct pl_plugin *plugin;  /* the plugin providing its type */
+    const relais_middleware_ops *ops; /* the plugin's operations */
+    void *inst;                      /* the plugin's instance */
+    int status;                      /* enum snap_status */
+    char *error;                     /* why disabled */
+};
+
+/** A router. */
+struct snap_router {
+    char *name;                    /* "name@provider" */
+    char *rule_text;               /* rule as written */
+    rule_t *rule;                  /* compiled rule */
+    int64_t priority;              /* explicit or the rule's length */
+    unsigned char *eps;            /* eps[i] = 1 when bound to entry point i */
+    struct snap_middleware **mws;  /* chain in the router's order */
+    size_t nmws;                   /* chain length */
+    struct snap_service *service;  /* target */
+    int status;                    /* enum snap_status */
+    char *error;                   /* why disabled */
+};
+
+/** One snapshot. */
+struct snapshot {
+    int refs;                       /* references (atomic) */
+    uint64_t gen;                   /* generation, increasing */
+    struct snap_router *routers;    /* every router, enabled or not */
+    size_t nrouters;                /* how many */
+    struct snap_service **services; /* every service */
+    size_t nservices;               /* how many */
+    struct snap_middleware **mws;   /* every middleware */
+    size_t nmws;                    /* how many */
+    struct rt_table **tables;       /* per entry point (static config order) */
+    size_t ntables;                 /* = number of entry points */
+    size_t nerrors;                 /* objects disabled */
+};
+
+/** One provider's current configuration: its merged tree. */
+struct snap_source {
+    const char *provider; /* provider name, e.g. "file" */
+    json_t *tree;         /* merged dynamic configuration (borrowed) */
+};
+
+/**
+ * Compiles the sources into a new snapshot (refs = 1), sharing unchanged
+ * middlewares and services with prev (may be NULL).  Object errors are
+ * logged and recorded; this fails (NULL) only when memory runs out.
+ * Control thread.
+ */
+struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
+                            const struct snapshot *prev,
+                            const struct sc_config *sc,
+                            const struct pl_set *plugins,
+                            const relais_host *host);
+
+/** Takes a reference.  Any thread. */
+void snap_ref(struct snapshot *s);
+
+/** Drops a reference; the last one hands the snapshot to the release hook
+ *  (set by the control module) or frees it at once when there is none.
+ *  Any thread. */
+void snap_unref(struct snapshot *s);
+
+/** Sets where the last reference sends a snapshot (control thread). */
+void snap_set_release_hook(void (*hook)(struct snapshot *s));
+
+/** Frees a snapshot now, destroying plugin instances no other snapshot
+ *  uses.  Control thread.  NULL is a no-op. */
+void snap_free(struct snapshot *s);
+
+/**
+ * Merges a provider's documents into one tree (new reference): sections
+ * are merged by object name; a name defined twice keeps the first and logs
+ * the conflict.
+ */
+json_t *snap_merge_docs(json_t *const *docs, const char *const *sources,
+                        size_t n, const char *provider);
+
+#endif /* RELAIS_SNAPSHOT_H */

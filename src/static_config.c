@@ -1,0 +1,292 @@
+/*
+ * static_config — see static_config.h.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "relais.h"
+#include "static_config.h"
+
+/* Reads an optional duration at node.key into *out (left as is when
+ * absent). */
+static void sc_duration(const relais_cfg *node, const char *key, int64_t *out)
+{
+    int64_t v;
+
+    if (conf_cfg_duration(node, key, &v) == RELAIS_CFG_OK) {
+        if (v < 0) conf_cfg_error(node, key, "expected a positive duration");
+        else *out = v;
+    }
+}
+
+/* Reads an optional positive size at node.key into *out. */
+static void sc_size(const relais_cfg *node, const char *key, size_t lo,
+                    size_t hi, size_t *out)
+{
+    int64_t v;
+
+    if (conf_cfg_int(node, key, &v) != RELAIS_CFG_OK) return;
+    if (v < (int64_t)lo || v > (int64_t)hi)
+        conf_cfg_error(node, key, "expected an integer from %zu to %zu", lo, hi);
+    else
+        *out = (size_t)v;
+}
+
+/* Warns about keys of a map that are not in known (NULL-terminated). */
+static void sc_warn_unknown(const char *file, const relais_cfg *node,
+                            const char *const *known)
+{
+    size_t i, n = conf_cfg_len(node);
+    const char *key;
+
+    if (conf_cfg_type(node) != RELAIS_CFG_MAP) return;
+    for (i = 0; i < n; i++) {
+        const relais_cfg *child = conf_cfg_at(node, i, &key);
+        const char *const *k;
+        for (k = known; *k; k++)
+            if (!strcasecmp(*k, key)) break;
+        if (!*k)
+            log_warn("config", "%s: %s: unknown or not yet supported key, ignored",
+                     file, conf_node_path(child));
+    }
+}
+
+/* Parses one entry point.  Errors go to the session. */
+static void sc_entrypoint(const relais_cfg *node, const char *name,
+                          struct sc_entrypoint *ep)
+{
+    const relais_cfg *t, *fh, *ips, *http;
+    const char *addr;
+    char msg[256];
+
+    ep->name = strdup(name);
+    ep->read_timeout_ms = 60000;
+    ep->idle_timeout_ms = 180000;
+    ep->head_timeout_ms = 30000;
+    ep->grace_ms = 10000;
+    ep->max_head = RELAIS_DEFAULT_MAX_HEAD;
+    ep->max_fields = RELAIS_DEFAULT_MAX_FIELDS;
+    ep->max_target = RELAIS_DEFAULT_MAX_TARGET;
+    if (conf_cfg_type(node) != RELAIS_CFG_MAP) {
+        conf_cfg_error(node, NULL, "expected a map with an address");
+        return;
+    }
+    switch (conf_cfg_string(node, "address", &addr)) {
+    case RELAIS_CFG_OK:
+        ep->address = strdup(addr);
+        if (na_parse_listen(addr, &ep->addr, &ep->addrlen, msg, sizeof(msg)) < 0)
+            conf_cfg_error(node, "address", "%s", msg);
+        break;
+    case RELAIS_CFG_MISSING:
+        conf_cfg_error(node, "address", "missing: expected an address such as \":8080\"");
+        break;
+    default:
+        break;
+    }
+    t = conf_cfg_get(node, "transport");
+    sc_duration(conf_cfg_get(t, "respondingTimeouts"), "readTimeout", &ep->read_timeout_ms);
+    sc_duration(conf_cfg_get(t, "respondingTimeouts"), "writeTimeout", &ep->write_timeout_ms);
+    sc_duration(conf_cfg_get(t, "respondingTimeouts"), "idleTimeout", &ep->idle_timeout_ms);
+    sc_duration(conf_cfg_get(t, "respondingTimeouts"), "headerTimeout", &ep->head_timeout_ms);
+    sc_duration(conf_cfg_get(t, "lifeCycle"), "graceTimeOut", &ep->grace_ms);
+    fh = conf_cfg_get(node, "forwardedHeaders");
+    conf_cfg_bool(fh, "insecure", &ep->insecure);
+    ips = conf_cfg_get(fh, "trustedIPs");
+    if (ips && conf_cfg_type(ips) != RELAIS_CFG_LIST) {
+        conf_cfg_error(ips, NULL, "expected a list of IP addresses or CIDR ranges");
+    } else if (ips) {
+        size_t i, n = conf_cfg_len(ips);
+        ep->trusted = calloc(n ? n : 1, sizeof(*ep->trusted));
+        for (i = 0; i < n; i++) {
+            const relais_cfg *it = conf_cfg_at(ips, i, NULL);
+            const char *s;
+            if (conf_cfg_string(it, NULL, &s) != RELAIS_CFG_OK) continue;
+            if (na_parse_cidr(s, &ep->trusted[ep->ntrusted]) < 0)
+                conf_cfg_error(it, NULL, "expected an IP address or CIDR range, got \"%s\"", s);
+            else
+                ep->ntrusted++;
+        }
+    }
+    http = conf_cfg_get(node, "http");
+    sc_size(http, "maxHeaderBytes", 1024, 1024 * 1024, &ep->max_head);
+    sc_size(http, "maxHeaderCount", 8, 10000, &ep->max_fields);
+    sc_size(http, "maxURILength", 64, 1024 * 1024, &ep->max_target);
+    {
+        int64_t v;
+        if (conf_cfg_int(http, "maxBodyBytes", &v) == RELAIS_CFG_OK) {
+            if (v < 0) conf_cfg_error(http, "maxBodyBytes", "expected a size >= 0");
+            else ep->max_body = v;
+        }
+    }
+}
+
+/* qsort comparator of entry points by name. */
+static int sc_ep_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct sc_entrypoint *)a)->name,
+                  ((const struct sc_entrypoint *)b)->name);
+}
+
+struct sc_config *sc_load(const char *path, const char *plugin_dir_override)
+{
+    static const char *const top_known[] = {
+        "entryPoints", "providers", "log", "plugins", "workers",
+        "serversTransport", "global", NULL};
+    struct conf_error cerr;
+    struct conf_session *s = NULL;
+    struct sc_config *c = calloc(1, sizeof(*c));
+    const relais_cfg *root, *eps, *lg, *pl, *tr;
+    const char *str;
+    int64_t v;
+    size_t i, nerr;
+
+    if (!c) return NULL;
+    c->path = strdup(path);
+    c->root = conf_load_file(path, &cerr);
+    if (!c->root) {
+        if (cerr.line)
+            log_error("config", "%s:%d:%d: %s", path, cerr.line, cerr.column, cerr.msg);
+        else
+            log_error("config", "%s: %s", path, cerr.msg);
+        goto fail;
+    }
+    s = conf_session_new("");
+    root = conf_session_root(s, c->root);
+    sc_warn_unknown(path, root, top_known);
+
+    c->log_level = RELAIS_LOG_INFO;
+    c->log_format = LOG_FORMAT_COMMON;
+    lg = conf_cfg_get(root, "log");
+    if (conf_cfg_string(lg, "level", &str) == RELAIS_CFG_OK) {
+        c->log_level = log_parse_level(str);
+        if (c->log_level < 0) {
+            conf_cfg_error(lg, "level", "expected one of DEBUG, INFO, WARN, ERROR, got \"%s\"", str);
+            c->log_level = RELAIS_LOG_INFO;
+        }
+    }
+    if (conf_cfg_string(lg, "format", &str) == RELAIS_CFG_OK) {
+        if (!strcasecmp(str, "json")) c->log_format = LOG_FORMAT_JSON;
+        else if (!strcasecmp(str, "common")) c->log_format = LOG_FORMAT_COMMON;
+        else conf_cfg_error(lg, "format", "expected \"common\" or \"json\", got \"%s\"", str);
+    }
+    if (conf_cfg_string(lg, "filePath", &str) == RELAIS_CFG_OK && *str)
+        c->log_file = strdup(str);
+
+    eps = conf_cfg_get(root, "entryPoints");
+    if (!eps || conf_cfg_type(eps) != RELAIS_CFG_MAP || conf_cfg_len(eps) == 0) {
+        conf_cfg_error(root, "entryPoints", "expected a map of at least one entry point");
+    } else {
+        c->neps = conf_cfg_len(eps);
+        c->eps = calloc(c->neps, sizeof(*c->eps));
+        for (i = 0; i < c->neps; i++) {
+            const char *name;
+            const relais_cfg *ep = conf_cfg_at(eps, i, &name);
+            sc_entrypoint(ep, name, &c->eps[i]);
+        }
+        qsort(c->eps, c->neps, sizeof(*c->eps), sc_ep_cmp);
+    }
+
+    c->throttle_ms = 2000;
+    c->providers = json_object_get(c->root, "providers");
+    if (!c->providers) {
+        /* case-insensitive lookup through the session */
+        c->providers = conf_node_json(conf_cfg_get(root, "providers"));
+    }
+    sc_duration(conf_cfg_get(root, "providers"), "providersThrottleDuration", &c->throttle_ms);
+
+    pl = conf_cfg_get(root, "plugins");
+    if (plugin_dir_override)
+        c->plugin_dir = strdup(plugin_dir_override);
+    else if (conf_cfg_string(pl, "directory", &str) == RELAIS_CFG_OK)
+        c->plugin_dir = strdup(str);
+    else
+        c->plugin_dir = strdup(RELAIS_PLUGINS_DIR);
+    {
+        const relais_cfg *ld = conf_cfg_get(pl, "load");
+        if (ld && conf_cfg_type(ld) != RELAIS_CFG_LIST) {
+            conf_cfg_error(ld, NULL, "expected a list of plugin names");
+        } else if (ld) {
+            size_t n = conf_cfg_len(ld);
+            c->plugin_load = calloc(n ? n : 1, sizeof(char *));
+            for (i = 0; i < n; i++) {
+                if (conf_cfg_string(conf_cfg_at(ld, i, NULL), NULL, &str) == RELAIS_CFG_OK) {
+                    if (strchr(str, '/'))
+                        conf_cfg_error(conf_cfg_at(ld, i, NULL), NULL,
+                                       "expected a plugin name, not a path");
+                    else
+                        c->plugin_load[c->nplugin_load++] = strdup(str);
+                }
+            }
+        }
+    }
+
+    {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = ncpu > 0 ? (unsigned)ncpu : 1;
+        if (conf_cfg_int(root, "workers", &v) == RELAIS_CFG_OK) {
+            if (v < 0 || v > RELAIS_MAX_WORKERS)
+                conf_cfg_error(root, "workers", "expected 0 (one per core) to %d", RELAIS_MAX_WORKERS);
+            else if (v > 0)
+                c->workers = (unsigned)v;
+        }
+        if (c->workers > RELAIS_MAX_WORKERS) c->workers = RELAIS_MAX_WORKERS;
+    }
+
+    c->transport.dial_timeout_ms = 30000;
+    c->transport.idle_conn_timeout_ms = 90000;
+    c->transport.max_idle_per_host = 200;
+    tr = conf_cfg_get(root, "serversTransport");
+    sc_duration(conf_cfg_get(tr, "forwardingTimeouts"), "dialTimeout", &c->transport.dial_timeout_ms);
+    sc_duration(conf_cfg_get(tr, "forwardingTimeouts"), "responseHeaderTimeout",
+                &c->transport.response_header_timeout_ms);
+    sc_duration(conf_cfg_get(tr, "forwardingTimeouts"), "idleConnTimeout",
+                &c->transport.idle_conn_timeout_ms);
+    if (conf_cfg_int(tr, "maxIdleConnsPerHost", &v) == RELAIS_CFG_OK) {
+        if (v < 0 || v > 100000) conf_cfg_error(tr, "maxIdleConnsPerHost", "expected 0 to 100000");
+        else c->transport.max_idle_per_host = (int)v;
+    }
+
+    nerr = conf_session_nerrors(s);
+    for (i = 0; i < nerr; i++)
+        log_error("config", "%s: %s", path, conf_session_error(s, i));
+    if (nerr) goto fail;
+    conf_session_free(s);
+    return c;
+fail:
+    conf_session_free(s);
+    sc_free(c);
+    return NULL;
+}
+
+void sc_free(struct sc_config *c)
+{
+    size_t i;
+
+    if (!c) return;
+    for (i = 0; i < c->neps; i++) {
+        free(c->eps[i].name);
+        free(c->eps[i].address);
+        free(c->eps[i].trusted);
+    }
+    free(c->eps);
+    for (i = 0; i < c->nplugin_load; i++) free(c->plugin_load[i]);
+    free(c->plugin_load);
+    free(c->plugin_dir);
+    free(c->log_file);
+    free(c->path);
+    json_decref(c->root);
+    free(c);
+}
+
+int sc_entrypoint_index(const struct sc_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->neps; i++)
+        if (!strcmp(c->eps[i].name, name)) return (int)i;
+    return -1;
+}

@@ -1,0 +1,75 @@
+/*
+ * static_config — the static configuration (relais.yaml / relais.json) in
+ * Traefik's shape plus relais' own keys.  Module prefix: sc_.
+ *
+ * Read once at start on the control thread; immutable afterwards and then
+ * read from any thread.
+ */
+#ifndef RELAIS_STATIC_CONFIG_H
+#define RELAIS_STATIC_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "netaddr.h"
+
+/** One entry point (listener). */
+struct sc_entrypoint {
+    char *name;                   /* key under entryPoints */
+    char *address;                /* as configured, e.g. ":8080" */
+    struct sockaddr_storage addr; /* parsed address */
+    socklen_t addrlen;            /* its length */
+    int64_t read_timeout_ms;      /* respondingTimeouts.readTimeout: whole
+                                     request head + body (0 = none) */
+    int64_t write_timeout_ms;     /* respondingTimeouts.writeTimeout (0 = none) */
+    int64_t idle_timeout_ms;      /* respondingTimeouts.idleTimeout */
+    int64_t head_timeout_ms;      /* relais: time to receive a request head */
+    int64_t grace_ms;             /* lifeCycle.graceTimeOut */
+    struct na_cidr *trusted;      /* forwardedHeaders.trustedIPs */
+    size_t ntrusted;              /* how many */
+    int insecure;                 /* forwardedHeaders.insecure */
+    size_t max_head;              /* relais: http.maxHeaderBytes (431) */
+    size_t max_fields;            /* relais: http.maxHeaderCount (431) */
+    size_t max_target;            /* relais: http.maxURILength (414) */
+    int64_t max_body;             /* relais: http.maxBodyBytes (413, 0=none) */
+};
+
+/** Default transport towards servers (serversTransport in Traefik). */
+struct sc_transport {
+    int64_t dial_timeout_ms;            /* forwardingTimeouts.dialTimeout */
+    int64_t response_header_timeout_ms; /* ...responseHeaderTimeout (0 = none) */
+    int64_t idle_conn_timeout_ms;       /* ...idleConnTimeout */
+    int max_idle_per_host;              /* maxIdleConnsPerHost (per thread) */
+};
+
+/** The whole static configuration. */
+struct sc_config {
+    char *path;                       /* file it was read from */
+    json_t *root;                     /* the parsed document (owned) */
+    struct sc_entrypoint *eps;        /* entry points, sorted by name */
+    size_t neps;                      /* how many */
+    json_t *providers;                /* providers map (borrowed from root) */
+    int64_t throttle_ms;              /* providers.providersThrottleDuration */
+    int log_level;                    /* log.level */
+    int log_format;                   /* log.format */
+    char *log_file;                   /* log.filePath, NULL = stderr */
+    char *plugin_dir;                 /* plugins.directory */
+    char **plugin_load;               /* plugins.load, NULL = every plugin */
+    size_t nplugin_load;              /* how many names */
+    unsigned workers;                 /* worker threads */
+    struct sc_transport transport;    /* serversTransport defaults */
+};
+
+/** Reads and validates the file.  Returns the config, or NULL after
+ *  printing every error ("FILE: key.path: reason") to the log. */
+struct sc_config *sc_load(const char *path, const char *plugin_dir_override);
+
+/** Frees; NULL is a no-op. */
+void sc_free(struct sc_config *c);
+
+/** Index of the entry point called name, or -1. */
+int sc_entrypoint_index(const struct sc_config *c, const char *name);
+
+#endif /* RELAIS_STATIC_CONFIG_H */

@@ -1,0 +1,310 @@
+/*
+ * worker — see worker.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "snapshot.h"
+#include "static_config.h"
+#include "upstream.h"
+#include "worker.h"
+
+__thread struct worker *wk_self;
+
+static struct worker *wk_all;       /* the workers */
+static unsigned wk_n;               /* how many */
+static int **wk_fds;                /* listening fds [worker][ep] */
+static struct snapshot *wk_snap;    /* published snapshot (one reference) */
+static uint64_t wk_gen;             /* its generation (atomic) */
+static pthread_mutex_t wk_lock = PTHREAD_MUTEX_INITIALIZER; /* guards wk_snap */
+
+unsigned wk_count(void)
+{
+    return wk_n;
+}
+
+uint64_t wk_now_ms(void)
+{
+    struct timeval tv;
+    struct timespec ts;
+
+    if (wk_self && event_base_gettimeofday_cached(wk_self->base, &tv) == 0)
+        return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Opens one listening socket for ep with SO_REUSEPORT.  fd or -1. */
+static int wk_listen(const struct sc_entrypoint *ep)
+{
+    int fd, one = 1, zero = 0;
+
+    fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ep->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ep->addr;
+        if (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr))
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addrlen) < 0 ||
+        listen(fd, 4096) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Listener callback: a client connected. */
+static void wk_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    struct worker *w = wk_self;
+    int ep = (int)(intptr_t)arg, one = 1;
+
+    (void)l;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    px_accept(w, ep, fd, sa, salen);
+}
+
+/* Control → worker nudge: begin the graceful stop. */
+static void wk_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (!w->stopping) {
+        w->stopping = 1;
+        for (size_t i = 0; i < w->sc->neps; i++) {
+            if (w->listeners[i]) evconnlistener_free(w->listeners[i]);
+            w->listeners[i] = NULL;
+        }
+        px_shutdown(w);
+    } else {
+        /* second nudge: grace is over */
+        px_close_all(w);
+        event_base_loopexit(w->base, NULL);
+    }
+}
+
+/* Thread body: run the loop until stopped. */
+static void *wk_main(void *arg)
+{
+    struct worker *w = arg;
+
+    wk_self = w;
+    event_base_dispatch(w->base);
+    px_close_all(w);
+    /* drop snapshot references */
+    while (w->old) {
+        struct wk_snapref *o = w->old;
+        w->old = o->next;
+        snap_unref(o->snap);
+        free(o);
+    }
+    if (w->cur) {
+        snap_unref(w->cur->snap);
+        free(w->cur);
+        w->cur = NULL;
+    }
+    up_pool_free(w->pool);
+    w->pool = NULL;
+    return NULL;
+}
+
+int wk_start(const struct sc_config *sc, unsigned n)
+{
+    unsigned i;
+    size_t e;
+
+    evthread_use_pthreads();
+    wk_all = calloc(n, sizeof(*wk_all));
+    wk_fds = calloc(n, sizeof(*wk_fds));
+    if (!wk_all || !wk_fds) return -1;
+    wk_n = n;
+    /* sockets first: a bind error stops the start before any thread */
+    for (i = 0; i < n; i++) {
+        wk_fds[i] = calloc(sc->neps ? sc->neps : 1, sizeof(int));
+        for (e = 0; e < sc->neps; e++) {
+            wk_fds[i][e] = wk_listen(&sc->eps[e]);
+            if (wk_fds[i][e] < 0) {
+                log_error("entrypoint", "%s: cannot listen on %s: %s", sc->eps[e].name,
+                          sc->eps[e].address, strerror(errno));
+                return -1;
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        struct worker *w = &wk_all[i];
+        struct event_config *cfg = event_config_new();
+        w->index = i;
+        w->sc = sc;
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        w->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+        if (!w->base) {
+            /* NOLOCK is refused on some backends: take the default */
+            w->base = event_base_new();
+        }
+        w->listeners = calloc(sc->neps ? sc->neps : 1, sizeof(*w->listeners));
+        w->pool = up_pool_new(w->base, sc->transport.max_idle_per_host,
+                              sc->transport.idle_conn_timeout_ms);
+        w->wake = event_new(w->base, -1, 0, wk_wake, w);
+        if (!w->base || !w->listeners || !w->pool || !w->wake) return -1;
+        for (e = 0; e < sc->neps; e++) {
+            w->listeners[e] = evconnlistener_new(w->base, wk_accept, (void *)(intptr_t)e,
+                                                 LEV_OPT_CLOSE_ON_FREE, -1, wk_fds[i][e]);
+            if (!w->listeners[e]) return -1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (pthread_create(&wk_all[i].thread, NULL, wk_main, &wk_all[i]) != 0) {
+            log_error("worker", "cannot start worker thread %u", i);
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i++) free(wk_fds[i]);
+    free(wk_fds);
+    wk_fds = NULL;
+    return 0;
+}
+
+void wk_publish(struct snapshot *s)
+{
+    struct snapshot *old;
+
+    pthread_mutex_lock(&wk_lock);
+    old = wk_snap;
+    wk_snap = s;
+    __atomic_add_fetch(&wk_gen, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&wk_lock);
+    if (old) snap_unref(old);
+}
+
+struct snapshot *wk_current(void)
+{
+    struct snapshot *s;
+
+    pthread_mutex_lock(&wk_lock);
+    s = wk_snap;
+    if (s) snap_ref(s);
+    pthread_mutex_unlock(&wk_lock);
+    return s;
+}
+
+struct wk_snapref *wk_acquire(struct worker *w)
+{
+    uint64_t gen = __atomic_load_n(&wk_gen, __ATOMIC_ACQUIRE);
+
+    if (!w->cur || gen != w->seen_gen) {
+        struct wk_snapref *nr = calloc(1, sizeof(*nr));
+        if (nr) {
+            pthread_mutex_lock(&wk_lock);
+            nr->snap = wk_snap;
+            snap_ref(nr->snap);
+            w->seen_gen = __atomic_load_n(&wk_gen, __ATOMIC_ACQUIRE);
+            pthread_mutex_unlock(&wk_lock);
+            if (w->cur) {
+                if (w->cur->inflight == 0) {
+                    snap_unref(w->cur->snap);
+                    free(w->cur);
+                } else {
+                    w->cur->next = w->old;
+                    w->old = w->cur;
+                }
+            }
+            w->cur = nr;
+        }
+    }
+    w->cur->inflight++;
+    return w->cur;
+}
+
+void wk_release(struct worker *w, struct wk_snapref *ref)
+{
+    struct wk_snapref **pp;
+
+    ref->inflight--;
+    if (ref == w->cur || ref->inflight > 0) return;
+    for (pp = &w->old; *pp; pp = &(*pp)->next) {
+        if (*pp == ref) {
+            *pp = ref->next;
+            snap_unref(ref->snap);
+            free(ref);
+            return;
+        }
+    }
+}
+
+void wk_stop(int64_t grace_ms)
+{
+    unsigned i;
+    struct timespec deadline, now;
+
+    for (i = 0; i < wk_n; i++) event_active(wk_all[i].wake, EV_READ, 0);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += grace_ms / 1000;
+    deadline.tv_nsec += (grace_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    for (i = 0; i < wk_n; i++) {
+        struct timespec ts;
+        int joined = 0;
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec > deadline.tv_sec ||
+                (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+                break;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            if (pthread_timedjoin_np(wk_all[i].thread, NULL, &ts) == 0) {
+                joined = 1;
+                break;
+            }
+        }
+        if (!joined) {
+            /* grace is over: close everything and join */
+            event_active(wk_all[i].wake, EV_READ, 0);
+            pthread_join(wk_all[i].thread, NULL);
+        }
+    }
+    for (i = 0; i < wk_n; i++) {
+        size_t e;
+        for (e = 0; e < wk_all[i].sc->neps; e++)
+            if (wk_all[i].listeners[e]) evconnlistener_free(wk_all[i].listeners[e]);
+        free(wk_all[i].listeners);
+        event_free(wk_all[i].wake);
+        event_base_free(wk_all[i].base);
+    }
+    free(wk_all);
+    wk_all = NULL;
+    wk_n = 0;
+    pthread_mutex_lock(&wk_lock);
+    if (wk_snap) snap_unref(wk_snap);
+    wk_snap = NULL;
+    pthread_mutex_unlock(&wk_lock);
+}

@@ -1,0 +1,83 @@
+/*
+ * worker — worker threads, each with its own event_base, listeners
+ * (SO_REUSEPORT), upstream pools and snapshot references.  Module prefix:
+ * wk_.
+ *
+ * The request path never takes a lock and never writes shared memory but
+ * for one counter: a worker holds one reference on the snapshot it uses and
+ * counts its own in-flight requests per snapshot locally; it picks up a new
+ * snapshot when the published generation changes and drops the old one's
+ * reference once its last local request ended.
+ */
+#ifndef RELAIS_WORKER_H
+#define RELAIS_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct snapshot;
+struct sc_config;
+struct up_pool;
+
+/** A worker's reference to one snapshot. */
+struct wk_snapref {
+    struct snapshot *snap;    /* referenced snapshot (one reference) */
+    uint64_t inflight;        /* this worker's requests using it */
+    struct wk_snapref *next;  /* older ones still in use */
+};
+
+/** One worker thread. */
+struct worker {
+    unsigned index;                   /* 0..count-1 */
+    pthread_t thread;                 /* the thread */
+    struct event_base *base;          /* its event loop */
+    struct evconnlistener **listeners; /* one per entry point */
+    struct event *wake;               /* control → worker nudge */
+    struct wk_snapref *cur;           /* current snapshot reference */
+    struct wk_snapref *old;           /* previous ones still in use */
+    uint64_t seen_gen;                /* generation of cur */
+    struct up_pool *pool;             /* idle upstream connections */
+    const struct sc_config *sc;       /* static configuration */
+    size_t nconns;                    /* client connections open */
+    int stopping;                     /* graceful stop begun */
+    struct px_conn *conns;            /* list of client connections */
+};
+
+/** The calling thread's worker, NULL on the control thread. */
+extern __thread struct worker *wk_self;
+
+/** Number of workers started. */
+unsigned wk_count(void);
+
+/** Creates the listening sockets (in the calling, control thread, so that
+ *  a bind error is reported before anything starts) and starts n worker
+ *  threads.  0, or -1 after logging. */
+int wk_start(const struct sc_config *sc, unsigned n);
+
+/** Publishes a snapshot (takes over the caller's reference).  Control
+ *  thread. */
+void wk_publish(struct snapshot *s);
+
+/** The published snapshot with a new reference (control thread, API). */
+struct snapshot *wk_current(void);
+
+/** Graceful stop: close listeners, let in-flight requests finish up to
+ *  grace_ms, then close everything and join the threads.  Control thread. */
+void wk_stop(int64_t grace_ms);
+
+/** The worker's current snapshot reference, counted as one more request in
+ *  flight.  Worker thread. */
+struct wk_snapref *wk_acquire(struct worker *w);
+
+/** Ends one request's use of ref.  Worker thread. */
+void wk_release(struct worker *w, struct wk_snapref *ref);
+
+/** Cached monotonic time of the worker's loop in ms (any thread: falls
+ *  back to the clock). */
+uint64_t wk_now_ms(void);
+
+#endif /* RELAIS_WORKER_H */
