@@ -1787,8 +1787,13 @@ static void wo_settle(wo_conn *c)
 		len = evbuffer_get_length(out);
 		streaming = c->state == WO_ST_STREAM && c->req.stream_kind == WO_STREAM_DATA;
 		if (len && !c->write_on && !streaming) {
-			if (evbuffer_write(out, bufferevent_getfd(c->bev)) < 0 &&
-			    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			/* bufferevent_socket keeps its output frozen at the front
+			 * and thaws it around its own writes; do the same */
+			evbuffer_unfreeze(out, 1);
+			int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+			int err = errno;
+			evbuffer_freeze(out, 1);
+			if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
 				wo_conn_free(c);           /* peer gone (EPIPE, ECONNRESET) */
 				return;
 			}

@@ -402,8 +402,10 @@ static void run_file(const char *dir, const char *name)
                          strcmp(typebuf, "request-finish") != 0) ||
                         skip_body) {
                         n_skipped++;
-                        ok(1, "%s: %s # SKIP meta type \"%s\"%s", name,
-                           heading, typebuf, skip_body ? " skipBody" : "");
+                        /* out of scope by the vectors' README: noted,
+                         * not counted as a test */
+                        printf("# not applicable: %s: %s (meta type \"%s\"%s)\n", name,
+                               heading, typebuf, skip_body ? " skipBody" : "");
                     } else {
                         char o1[96], o2[96], *dec2;
                         struct replay rp2;

@@ -1,0 +1,140 @@
+# lib.sh — shared helpers of the black-box tests (sourced, bash).
+#
+# Environment (set by `make check`, or by hand):
+#   RELAIS_BUILDDIR   build tree (src/relais, contrib/whoami/whoami)
+#   RELAIS_SRCDIR     source tree
+#   RELAIS_PLUGIN_DIR staged in-tree plugins (file.so, wrr.so, ...)
+#   RELAIS_TEST_PLUGIN_DIR test-only plugins (tests/plugins/.libs)
+# Output is TAP: `ok N - what` / `not ok N - what`, then `1..N`.
+
+set -u
+RELAIS_BUILDDIR=${RELAIS_BUILDDIR:-$(pwd)}
+RELAIS_SRCDIR=${RELAIS_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+RELAIS_PLUGIN_DIR=${RELAIS_PLUGIN_DIR:-$RELAIS_BUILDDIR/plugins-staged}
+RELAIS_TEST_PLUGIN_DIR=${RELAIS_TEST_PLUGIN_DIR:-$RELAIS_BUILDDIR/tests/plugins/.libs}
+RELAIS=${RELAIS:-$RELAIS_BUILDDIR/src/relais}
+WHOAMI=${WHOAMI:-$RELAIS_BUILDDIR/contrib/whoami/whoami}
+
+T=$(mktemp -d /tmp/relais-test.XXXXXX)
+TAP_N=0
+TAP_FAILED=0
+PIDS=()
+
+# Kills every process started here and removes the scratch directory.
+t_cleanup() {
+  local p
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  sleep 0.2
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "# scratch kept in $T"; else rm -rf "$T"; fi
+}
+trap t_cleanup EXIT
+
+# ok DESC CMD...: runs CMD; passes when it exits 0.
+ok() {
+  local desc=$1; shift
+  TAP_N=$((TAP_N + 1))
+  if "$@"; then echo "ok $TAP_N - $desc"
+  else echo "not ok $TAP_N - $desc"; TAP_FAILED=$((TAP_FAILED + 1)); fi
+}
+
+# is DESC EXPECTED ACTUAL: passes when equal; shows both otherwise.
+is() {
+  TAP_N=$((TAP_N + 1))
+  if [ "$2" = "$3" ]; then echo "ok $TAP_N - $1"
+  else
+    echo "not ok $TAP_N - $1"
+    printf '#   expected: %s\n#   got:      %s\n' "$2" "$3" | head -20
+    TAP_FAILED=$((TAP_FAILED + 1))
+  fi
+}
+
+# like DESC REGEX ACTUAL: passes when ACTUAL matches the extended regex.
+like() {
+  TAP_N=$((TAP_N + 1))
+  if printf '%s' "$3" | grep -Eq -- "$2"; then echo "ok $TAP_N - $1"
+  else
+    echo "not ok $TAP_N - $1"
+    printf '#   expected to match: %s\n#   got: %s\n' "$2" "$3" | head -20
+    TAP_FAILED=$((TAP_FAILED + 1))
+  fi
+}
+
+# Ends the test: prints the plan, exits 1 on any failure.
+t_done() {
+  echo "1..$TAP_N"
+  [ "$TAP_FAILED" -eq 0 ]
+  exit $?
+}
+
+# free_port: prints a loopback TCP port nobody listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
+wait_port() {
+  local i n=$(( ${2:-10} * 20 ))
+  for ((i = 0; i < n; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "# nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+# start_whoami NAME [ARGS...]: starts a whoami named NAME on a free port;
+# sets WHOAMI_PORT; its request log is $T/NAME.log.
+start_whoami() {
+  local name=$1; shift
+  WHOAMI_PORT=$(free_port)
+  "$WHOAMI" --addr 127.0.0.1 --port "$WHOAMI_PORT" --name "$name" --log "$T/$name.log" "$@" \
+    >"$T/$name.out" 2>&1 &
+  PIDS+=($!)
+  : >"$T/$name.log"
+  wait_port "$WHOAMI_PORT"
+}
+
+# start_relais CONFIG PORT [ARGS...]: starts relais and waits for PORT;
+# its log is $T/relais.log; sets RELAIS_PID.
+start_relais() {
+  local cfg=$1 port=$2; shift 2
+  "$RELAIS" --config "$cfg" --plugin-dir "${PLUGIN_DIR:-$RELAIS_PLUGIN_DIR}" "$@" \
+    >>"$T/relais.log" 2>&1 &
+  RELAIS_PID=$!
+  PIDS+=($RELAIS_PID)
+  wait_port "$port"
+}
+
+# wait_log REGEX [SECONDS]: waits until the relais log matches.
+wait_log() {
+  local i n=$(( ${2:-5} * 20 ))
+  for ((i = 0; i < n; i++)); do
+    grep -Eq -- "$1" "$T/relais.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# static_config FILE PORT DYNFILE [EXTRA-YAML]: writes a static config with
+# one entry point "web" on PORT and the file provider on DYNFILE.
+static_config() {
+  cat >"$1" <<EOF2
+entryPoints:
+  web:
+    address: "127.0.0.1:$2"
+providers:
+  providersThrottleDuration: 0s
+  file:
+    filename: "$3"
+log:
+  level: DEBUG
+workers: 2
+${4:-}
+EOF2
+}
