@@ -67,6 +67,8 @@ struct px_conn {
     struct event *timer;            /* idle / head timeout */
     int depth;                      /* callbacks on the stack */
     int dead;                       /* free when depth drops to 0 */
+    int eof;                        /* the client half-closed: answer what
+                                       is buffered, then close */
     unsigned nreq;                  /* requests served */
     struct px_conn *next;           /* worker's list */
     struct px_conn *prev;
@@ -906,6 +908,21 @@ static void px_report(struct relais_req *r, int outcome)
                           (wk_now_ms() - r->up_start_ms) * 1000);
 }
 
+/* Starts the response-header timeout: it runs from the moment the whole
+ * request (body included) was handed to the server, as Traefik's
+ * responseHeaderTimeout does. */
+static void px_arm_response_timeout(struct relais_req *r)
+{
+    int64_t ms = r->w->sc->transport.response_header_timeout_ms;
+    struct timeval tv;
+
+    if (ms <= 0 || !r->up || r->up_state != UP_HEAD || r->resp_timer_armed) return;
+    r->resp_timer_armed = 1;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    bufferevent_set_timeouts(r->up->bev, &tv, NULL);
+}
+
 /* The server connection is usable: send the head and whatever body bytes
  * are already there. */
 static void px_up_ready(struct relais_req *r)
@@ -917,13 +934,8 @@ static void px_up_ready(struct relais_req *r)
     bufferevent_setcb(ub, px_up_read, px_up_write, px_up_event, r);
     bufferevent_setwatermark(ub, EV_READ, 0, RELAIS_BUFFER_HIGH);
     bufferevent_setwatermark(ub, EV_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
-    if (sc->transport.response_header_timeout_ms > 0) {
-        struct timeval tv = {sc->transport.response_header_timeout_ms / 1000,
-                             (sc->transport.response_header_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(ub, &tv, NULL);
-    } else {
-        bufferevent_set_timeouts(ub, NULL, NULL);
-    }
+    (void)sc;
+    bufferevent_set_timeouts(ub, NULL, NULL);
     if (px_write_upstream_head(r, bufferevent_get_output(ub)) < 0) {
         px_fail(r, 500);
         return;
@@ -988,7 +1000,11 @@ static void px_pump_request(struct relais_req *r)
     struct px_conn *c = r->conn;
     struct evbuffer *in, *out;
 
-    if (r->req_body_done || !r->up || r->up_state < UP_HEAD) return;
+    if (!r->up || r->up_state < UP_HEAD) return;
+    if (r->req_body_done) {
+        px_arm_response_timeout(r);
+        return;
+    }
     in = bufferevent_get_input(c->bev);
     out = bufferevent_get_output(r->up->bev);
     if (!r->req_chunked) {
@@ -1043,6 +1059,7 @@ static void px_pump_request(struct relais_req *r)
             }
         }
     }
+    if (r->req_body_done) px_arm_response_timeout(r);
     if (c->epc->max_body > 0 && (int64_t)r->req_body_bytes > c->epc->max_body) {
         if (!r->resp_started) {
             up_conn_free(r->up);
@@ -1142,7 +1159,11 @@ static void px_finish(struct relais_req *r)
     }
     px_req_free(r);
     c->state = PX_HEAD;
-    if (r->client_paused) bufferevent_enable(c->bev, EV_READ);
+    if (c->eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        px_conn_close_after_flush(c);
+        return;
+    }
+    if (r->client_paused && !c->eof) bufferevent_enable(c->bev, EV_READ);
     px_timer(c, c->epc->idle_timeout_ms);
     /* a pipelined request may be waiting */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) px_process(c);
@@ -1355,6 +1376,14 @@ static void px_process(struct px_conn *c)
             return;
         }
         rc = px_parse_head(c);
+        if (rc == 0 && c->eof) {
+            /* a partial head and no more bytes will come */
+            if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+                px_send_simple(c, 400, NULL, 1);
+            else
+                px_conn_close_after_flush(c);
+            return;
+        }
         if (rc <= 0) return;
         px_route(c->r);
         /* px_route may have finished the exchange and looped back here
@@ -1410,13 +1439,15 @@ static void px_client_event(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     px_enter(c);
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (c->state == PX_TUNNEL && (what & BEV_EVENT_EOF) && c->r && c->r->up) {
-            /* half-close: pass the EOF on by closing after flush */
-            px_conn_close(c);
-        } else {
-            px_conn_close(c);
-        }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        ((c->state == PX_BUSY && c->r && c->r->req_body_done) ||
+         (c->state == PX_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))) {
+        /* half-close after whole requests: answer them, then close
+         * (HAProxy's behaviour; a request is not aborted by the FIN) */
+        c->eof = 1;
+        if (c->state == PX_HEAD) px_process(c);
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        px_conn_close(c);
     }
     px_leave(c);
 }
@@ -1491,6 +1522,7 @@ static void px_up_event(struct bufferevent *bev, short what, void *arg)
             up_conn_free(r->up);
             r->up = NULL;
             r->retried = 1;
+            r->resp_timer_armed = 0;
             px_connect(r);
         } else {
             px_report(r, RELAIS_OUTCOME_FAILED);

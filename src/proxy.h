@@ -91,6 +91,7 @@ struct relais_req {
     int client_chunked;           /* body re-encoded chunked to client */
     int up_reusable;              /* server connection may be pooled */
     int retried;                  /* already retried once */
+    int resp_timer_armed;         /* response-header timeout started */
     int up_paused;                /* server reads paused (back-pressure) */
     int client_paused;            /* client reads paused (back-pressure) */
     uint64_t start_ms;            /* when the head was complete */

@@ -97,8 +97,10 @@ start_whoami() {
 }
 
 # raw PORT FILE_WITH_REQUEST OUTFILE : send bytes, collect the answer.
+# netcat-openbsd without -q/-N keeps its write side open and exits when the
+# server closes, so a hang (killed by timeout) means the server did not close.
 raw() {
-	timeout 10 nc -q 2 127.0.0.1 "$1" <"$2" >"$3" 2>/dev/null
+	timeout 10 nc 127.0.0.1 "$1" <"$2" >"$3" 2>/dev/null
 }
 
 [ -x "$WHOAMI" ] || { echo "Bail out! $WHOAMI not executable"; exit 1; }
@@ -223,7 +225,7 @@ eqfile "pipelining: body, delayed and streamed responses in order" "$T/exp" "$T/
 printf 'GET /bench HTTP/1.0\r\n\r\n' >"$T/req"
 printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nX-Whoami-Name: alpha\r\nConnection: close\r\n\r\n1' >"$T/exp"
 t0=$(now_ms)
-timeout 10 nc -q 5 127.0.0.1 "$P" <"$T/req" >"$T/got" 2>/dev/null
+timeout 5 nc 127.0.0.1 "$P" <"$T/req" >"$T/got" 2>/dev/null
 t1=$(now_ms)
 eqfile "HTTP/1.0: Connection: close" "$T/exp" "$T/got"
 [ $((t1 - t0)) -lt 4000 ]
@@ -262,10 +264,64 @@ bad "HTTP/2.0" 505 'GET / HTTP/2.0\r\nHost: a\r\n\r\n' "HTTP Version Not Support
 bad "garbage" 400 'hello\r\n\r\n' "Bad Request"
 bad "Expect: other" 417 'GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n' "Expectation Failed"
 
+printf 'HEAD /data?size=5 HTTP/1.1\r\nHost: a\r\n\r\nGET /bench HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' >"$T/req"
+printf 'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\nX-Whoami-Name: alpha\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nX-Whoami-Name: alpha\r\nConnection: close\r\n\r\n1' >"$T/exp"
+raw "$P" "$T/req" "$T/got"
+eqfile "HEAD /data then GET on one connection" "$T/exp" "$T/got"
+
+{ printf 'GET / HTTP/1.1\r\nHost: a\r\nX-Big: '; head -c 70000 /dev/zero | tr '\0' a; printf '\r\n\r\n'; } >"$T/req"
+raw "$P" "$T/req" "$T/got"
+eq "request head > 64 KiB: 431" "HTTP/1.1 431 Request Header Fields Too Large" "$(head -1 "$T/got" | tr -d '\r')"
+
 printf 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n' >"$T/req"
 raw "$P" "$T/req" "$T/got"
 grep -q '^Body-Length: 3$' "$T/got"
 tap $? "chunked with extension and trailer"
+
+# a client that pipelines 20001 requests (half of them 3000-byte /data
+# streams) before reading: the server must stop reading and producing
+# (back-pressure) and answer all of them, in order, byte-exact
+if [ $HAVE_PY = 1 ]; then
+	python3 - "$P" >"$T/py" 2>&1 <<'EOF'
+import socket, sys, time
+n = 10000
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # small: force back-pressure
+s.connect(("127.0.0.1", int(sys.argv[1])))
+data = (b"GET /bench HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /data?size=3000 HTTP/1.1\r\nHost: a\r\n\r\n") * n
+data += b"GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+exp = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n"
+       b"X-Whoami-Name: alpha\r\n\r\n1"
+       b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 3000\r\n"
+       b"X-Whoami-Name: alpha\r\n\r\n" + b"x" * 3000) * n
+exp += (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n"
+        b"X-Whoami-Name: alpha\r\nConnection: close\r\n\r\nOK")
+s.setblocking(False)
+sent = 0
+t = time.time()
+while sent < len(data) and time.time() - t < 0.5:   # until the pipes are full
+    try:
+        sent += s.send(data[sent:])
+    except BlockingIOError:
+        time.sleep(0.01)
+s.setblocking(True)
+s.settimeout(20)
+out = bytearray()
+while True:
+    if sent < len(data):
+        sent += s.send(data[sent:sent + 65536])
+    d = s.recv(1 << 20)
+    if not d:
+        break
+    out += d
+assert sent == len(data)
+assert len(out) == len(exp), (len(out), len(exp))
+assert out == exp, "bytes differ"
+print("flood ok, %d bytes" % len(out))
+EOF
+	tap $? "pipelining flood: 20001 requests answered in order" "$(cat "$T/py")"
+fi
 
 # ---------------------------------------------------------------- sse
 t0=$(now_ms)
@@ -366,7 +422,7 @@ for i in $(seq 1 12); do
 done
 tap $ok "--threads 3: requests answered"
 
-"$WHOAMI" --unix "$T/sock" --name delta >"$T/u.out" 2>&1 &
+"$WHOAMI" --unix "$T/sock" --name delta >"$T/u.out" 2>"$T/u.err" &
 PIDS+=($!)
 for i in $(seq 1 100); do grep -q listening "$T/u.out" && break; sleep 0.05; done
 eq "--unix: echo over a Unix socket" "Name: delta" "$(curl -s --unix-socket "$T/sock" http://x/ | head -1)"
@@ -414,6 +470,25 @@ fi
 
 # still alive after all of this?
 eq "server still answers" "1" "$(curl -s "$U/bench")"
+
+# graceful shutdown (SIGTERM): exit status 0, nothing on stderr (this is
+# where AddressSanitizer/UBSan/LeakSanitizer reports land)
+ok=0
+diag=()
+for p in "${PIDS[@]}"; do
+	kill -TERM "$p" 2>/dev/null
+	wait "$p"
+	rc=$?
+	[ "$rc" -eq 0 ] || { ok=1; diag+=("pid $p exited with $rc"); }
+done
+PIDS=()
+for f in "$T"/*.err; do
+	if [ -s "$f" ]; then
+		ok=1
+		diag+=("$f: $(head -c 2000 "$f")")
+	fi
+done
+tap $ok "SIGTERM: clean exit, empty stderr (no sanitizer report)" "${diag[@]}"
 
 echo "1..$N"
 [ "$FAILED" -eq 0 ]
