@@ -23,9 +23,16 @@ PIDS=()
 # Kills every process started here and removes the scratch directory.
 t_cleanup() {
   local p
+  local i alive
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  sleep 0.2
+  for i in $(seq 1 60); do
+    alive=0
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.05
+  done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
   if [ "${KEEP_TMP:-0}" = 1 ]; then echo "# scratch kept in $T"; else rm -rf "$T"; fi
 }
 trap t_cleanup EXIT

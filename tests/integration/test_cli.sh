@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The command line: --version, --help, --check (file, key path, reason),
+# --list-plugins, plugin refusals at start, SIGHUP and broken reloads.
+. "$(dirname "$0")/lib.sh"
+
+like "--version names version and codename" '^relais [0-9]+\.[0-9]+\.[0-9]+ \([a-z]+\)$' "$("$RELAIS" --version)"
+like "--help shows the usage" '^Usage: relais' "$("$RELAIS" --help | head -1)"
+"$RELAIS" --bogus >/dev/null 2>&1; is "unknown option: exit 2" "2" "$?"
+
+start_whoami w1; P1=$WHOAMI_PORT
+RP=$(free_port)
+cat >"$T/dyn.yaml" <<EOF
+http:
+  routers:
+    r1:
+      rule: "Host(\`one.test\`)"
+      service: s1
+  services:
+    s1:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:$P1"}]
+EOF
+static_config "$T/relais.yaml" "$RP" "$T/dyn.yaml"
+
+out=$("$RELAIS" --config "$T/relais.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check on a valid configuration: exit 0" "0" "$rc"
+like "--check says so" 'configuration OK' "$out"
+
+# static configuration errors name the file, the key path and the reason
+cat >"$T/bad-static.yaml" <<EOF
+entryPoints:
+  web:
+    address: "localhost"
+workers: many
+log:
+  level: LOUD
+EOF
+out=$("$RELAIS" --config "$T/bad-static.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check on a bad static file: exit 1" "1" "$rc"
+like "bad address reported with its key path" "$T/bad-static.yaml: entryPoints.web.address: expected an address" "$out"
+like "bad type reported with its key path" "$T/bad-static.yaml: workers: expected an integer" "$out"
+like "bad log level reported" "$T/bad-static.yaml: log.level: expected one of DEBUG, INFO, WARN, ERROR" "$out"
+
+printf 'entryPoints:\n  web:\n    address: ":80"\n  - oops\n' >"$T/syntax.yaml"
+out=$("$RELAIS" --config "$T/syntax.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check on a YAML syntax error: exit 1" "1" "$rc"
+like "syntax error reported with file, line and column" "$T/syntax.yaml:4:[0-9]+: " "$out"
+
+# dynamic configuration errors
+cat >"$T/bad-dyn.yaml" <<EOF
+http:
+  routers:
+    r1:
+      rule: "Host(\`one.test\`) &&"
+      service: s1
+  services:
+    s1:
+      loadBalancer:
+        servers: [{url: "ftp://127.0.0.1:1"}]
+EOF
+static_config "$T/bad-dyn-static.yaml" "$RP" "$T/bad-dyn.yaml"
+out=$("$RELAIS" --config "$T/bad-dyn-static.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check on a bad dynamic file: exit 1" "1" "$rc"
+like "bad rule reported with router, key path and column" 'router r1@file disabled: http.routers.r1@file.rule: column 2[0-9]: ' "$out"
+like "bad server URL reported with its key path" 'http.services.s1@file.loadBalancer.servers\[0\].url: expected a URL' "$out"
+
+printf 'http:\n  routers:\n    r1: [\n' >"$T/syntax-dyn.yaml"
+static_config "$T/syntax-dyn-static.yaml" "$RP" "$T/syntax-dyn.yaml"
+out=$("$RELAIS" --config "$T/syntax-dyn-static.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check on a dynamic YAML syntax error: exit 1" "1" "$rc"
+like "dynamic syntax error names file and line" "$T/syntax-dyn.yaml:[0-9]+:[0-9]+: " "$out"
+
+# provider options are validated
+cat >"$T/bad-provider.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:$RP"
+providers:
+  file:
+    watch: true
+EOF
+out=$("$RELAIS" --config "$T/bad-provider.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check on bad provider options: exit 1" "1" "$rc"
+like "provider error names the key path" 'providers.file: either filename or directory must be set' "$out"
+
+# --list-plugins
+out=$("$RELAIS" --list-plugins --plugin-dir "$RELAIS_PLUGIN_DIR" 2>/dev/null)
+like "--list-plugins shows the file provider" $'\nfile +[0-9.]+ +provider +file +1\\.0' "$out"
+like "--list-plugins shows wrr" $'\nwrr +[0-9.]+ +lb +wrr +1\\.0' "$out"
+
+# a plugin directory with refused plugins: relais starts, reports, serves
+PD=$T/plugins
+mkdir -p "$PD"
+ln -s "$RELAIS_PLUGIN_DIR"/*.so "$PD"/
+for p in bad_magic major_2 minor_future small_desc no_symbol load_fails small_ops; do
+  ln -s "$RELAIS_TEST_PLUGIN_DIR/$p.so" "$PD"/
+done
+# loaded in name order: this one comes after wrr.so and must be refused
+ln -s "$RELAIS_TEST_PLUGIN_DIR/dup_key.so" "$PD/zz_dup_key.so"
+PLUGIN_DIR=$PD start_relais "$T/relais.yaml" "$RP"
+wait_log "configuration 2 applied"
+is "relais serves despite refused plugins" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: one.test' http://127.0.0.1:$RP/)"
+ok "wrong major refused with both versions" grep -q "refusing plugin $PD/major_2.so: ABI 2.0, host supports 1.0" "$T/relais.log"
+ok "newer minor refused with both versions" grep -qE "refusing plugin $PD/minor_future.so: ABI 1.99, host supports 1.0" "$T/relais.log"
+ok "bad magic refused" grep -q "refusing plugin $PD/bad_magic.so: bad magic" "$T/relais.log"
+ok "missing descriptor refused" grep -q "refusing plugin $PD/no_symbol.so" "$T/relais.log"
+ok "duplicate config key refused" grep -q "refusing plugin $PD/zz_dup_key.so: lb config key \"WRR\" is already provided" "$T/relais.log"
+is "each refused plugin reported once" "8" "$(grep -c 'refusing plugin' "$T/relais.log")"
+
+# a broken dynamic file while running: the previous configuration serves
+printf 'http:\n  routers:\n    r1: [\n' >"$T/dyn.yaml.tmp"; mv "$T/dyn.yaml.tmp" "$T/dyn.yaml"
+ok "broken reload reported with file and line" wait_log "$T/dyn.yaml:[0-9]+:[0-9]+: .*previous configuration kept"
+is "previous configuration keeps serving" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: one.test' http://127.0.0.1:$RP/)"
+sed 's/one.test/two.test/' >"$T/dyn.yaml.tmp" <<EOF
+http:
+  routers:
+    r1:
+      rule: "Host(\`one.test\`)"
+      service: s1
+  services:
+    s1:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:$P1"}]
+EOF
+mv "$T/dyn.yaml.tmp" "$T/dyn.yaml"
+ok "fixed file applied" wait_log "configuration 3 applied"
+is "new route serves" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: two.test' http://127.0.0.1:$RP/)"
+is "old route gone" "404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: one.test' http://127.0.0.1:$RP/)"
+kill -TERM "$RELAIS_PID"; wait "$RELAIS_PID"
+is "clean exit" "0" "$?"
+
+# SIGHUP re-reads a provider that does not watch
+RP2=$(free_port)
+cat >"$T/nowatch.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:$RP2"
+providers:
+  providersThrottleDuration: 0s
+  file:
+    filename: "$T/dyn2.yaml"
+    watch: false
+EOF
+sed 's/two.test/three.test/' "$T/dyn.yaml" >"$T/dyn2.yaml"
+: >"$T/relais.log"
+start_relais "$T/nowatch.yaml" "$RP2"
+is "unwatched file served" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: three.test' http://127.0.0.1:$RP2/)"
+sed 's/two.test/four.test/' "$T/dyn.yaml" >"$T/dyn2.yaml"
+sleep 0.3
+is "no watch: change not applied yet" "404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: four.test' http://127.0.0.1:$RP2/)"
+kill -HUP "$RELAIS_PID"
+ok "SIGHUP applies the change" wait_log "configuration 3 applied"
+is "route after SIGHUP" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: four.test' http://127.0.0.1:$RP2/)"
+t_done
