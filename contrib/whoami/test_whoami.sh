@@ -10,8 +10,12 @@
 # random free loopback ports and kills everything it started on exit.
 set -u
 
-WHOAMI=${1:-./whoami}
-RSS_MAX_KB=${WHOAMI_RSS_MAX_KB:-20480}
+if [ -n "${RELAIS_BUILDDIR:-}" ]; then WHOAMI=${1:-$RELAIS_BUILDDIR/contrib/whoami/whoami}
+else WHOAMI=${1:-./whoami}; fi
+# under AddressSanitizer (make check of a sanitized build) shadow memory and
+# the quarantine come on top of whoami's own few MiB
+if [ "${RELAIS_SANITIZED:-no}" = yes ]; then RSS_MAX_KB=${WHOAMI_RSS_MAX_KB:-131072}
+else RSS_MAX_KB=${WHOAMI_RSS_MAX_KB:-20480}; fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/test_whoami.XXXXXX")
 PIDS=()
 N=0

@@ -805,7 +805,7 @@ static void wo_route(wo_conn *c)
 		const wo_hdr *k = r->ws_key_idx >= 0 ? &c->hdrs[r->ws_key_idx] : NULL;
 		if (!r->is_get || !r->upgrade_ws || !r->conn_upgrade || !k ||
 		    !wo_ws_key_ok(c->head + k->val_off, k->val_len) || r->ws_version_bad ||
-		    r->has_body || r->minor == 0)
+		    r->body_kind != WO_BODY_NONE || r->minor == 0)
 			wo_set_error(c, 400, "WebSocket upgrade required\n", NULL);
 		break;
 	}

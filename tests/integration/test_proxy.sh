@@ -212,7 +212,14 @@ is "1 GiB download complete" "1073741824" "$n"
 res=$(head -c 1073741824 /dev/zero | curl -s --max-time 120 -H 'Host: a.test' -T - -X POST -H 'Content-Type: application/octet-stream' $U/upload)
 is "1 GiB chunked upload complete" "received 1073741824 bytes sha256=49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14" "$res"
 peak=$(rss_peak)
-ok "relais peak RSS after 1 GiB each way is under 64 MiB (${peak} kB)" test "$peak" -lt 65536
+if [ "${RELAIS_SANITIZED:-no}" = yes ]; then
+  # AddressSanitizer's shadow memory and quarantine (capped at 16 MiB by
+  # the test environment) come on top; the 64 MiB bound itself is checked
+  # by the unsanitized build of the same suite.
+  ok "sanitized relais peak RSS after 1 GiB each way is under 192 MiB (${peak} kB)" test "$peak" -lt 196608
+else
+  ok "relais peak RSS after 1 GiB each way is under 64 MiB (${peak} kB)" test "$peak" -lt 65536
+fi
 
 # --- WebSocket through relais
 if command -v python3 >/dev/null; then

@@ -15,7 +15,7 @@
 #   relais_conf DIR PORT URL [ROUTER-YAML-LINES]  writes DIR/relais.yaml
 #                 (entry point on 127.0.0.1:PORT) and DIR/dynamic.yaml (one
 #                 router PathPrefix(`/`) to one service with the server URL)
-#   relais_run DIR  execs relais on DIR/relais.yaml (its log: DIR/relais.log)
+#   relais_run DIR  execs relais on DIR/relais.yaml (its log is shown on failure)
 #   relais_wait PORT  waits (5 s) until relais accepts connections
 #   rport         a free port for relais' entry point
 #   hostname      what relais puts in X-Forwarded-Server (gethostname)
@@ -23,7 +23,7 @@
 . "$(dirname "$0")/lib.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-VTC_DIR=$HERE/vtc
+VTC_DIR=${RELAIS_VTC_DIR:-$HERE/vtc}  # override to run other vtc files
 VARNISHTEST=${VARNISHTEST:-$(command -v varnishtest || true)}
 
 if [ -z "$VARNISHTEST" ]; then
@@ -78,9 +78,9 @@ exit 1
 EOF
 cat >"$T/relais_run.sh" <<EOF
 #!/bin/bash
-# relais_run DIR: runs relais on DIR/relais.yaml, logging to DIR/relais.log.
+# relais_run DIR: runs relais on DIR/relais.yaml, logging to \$RELAIS_VTC_LOG.
 exec "$RELAIS" --config "\$1/relais.yaml" --plugin-dir "${PLUGIN_DIR:-$RELAIS_PLUGIN_DIR}" \\
-  >>"\$1/relais.log" 2>&1
+  >>"\${RELAIS_VTC_LOG:-\$1/relais.log}" 2>&1
 EOF
 chmod +x "$T/relais_conf.sh" "$T/relais_wait.sh" "$T/relais_run.sh"
 
@@ -92,8 +92,8 @@ for vtc in "$VTC_DIR"/*.vtc; do
   rport=$(free_port)
   dead=$(free_port)
   out=$T/$name.out
-  # -q: only failures are reported; -t: the whole test's time limit
-  "$VARNISHTEST" -q -t 30 \
+  # -v: the whole log (shown on failure); -t: the whole test's time limit
+  RELAIS_VTC_LOG=$T/$name.relais.log "$VARNISHTEST" -v -t 30 \
     -D relais_conf="$T/relais_conf.sh" \
     -D relais_wait="$T/relais_wait.sh" \
     -D relais_run="$T/relais_run.sh" \
@@ -109,6 +109,10 @@ for vtc in "$VTC_DIR"/*.vtc; do
     echo "not ok $TAP_N - $name: $title (varnishtest exit $rc)"
     TAP_FAILED=$((TAP_FAILED + 1))
     grep -v '^$' "$out" | tail -150 | sed 's/^/#   /'
+    if [ -s "$T/$name.relais.log" ]; then
+      echo "#   relais log:"
+      tail -40 "$T/$name.relais.log" | sed 's/^/#     /'
+    fi
   fi
 done
 [ "$n_vtc" -gt 0 ] || ok "vtc files found in $VTC_DIR" false
