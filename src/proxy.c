@@ -277,6 +277,22 @@ static void px_timeout(evutil_socket_t fd, short what, void *arg)
         pending = evbuffer_get_length(bufferevent_get_input(c->bev));
         if (pending) px_send_simple(c, 408, "request timeout\n", 1);
         else px_conn_close(c);
+    } else if (c->state == PX_BUSY && c->r && !c->r->req_body_done) {
+        /* readTimeout: the request body did not arrive in time */
+        struct relais_req *r = c->r;
+        log_debug("http", "%s: request body not received within readTimeout", c->peer_ip);
+        if (!r->resp_started && !r->suspended) {
+            if (r->up) {
+                up_conn_free(r->up);
+                r->up = NULL;
+            }
+            r->client_close = 1;
+            r->local = 0;
+            px_api_respond(r, 408, NULL, 0, NULL, 0);
+            px_finish(r);
+        } else {
+            px_conn_close(c);
+        }
     }
     px_leave(c);
 }
@@ -317,6 +333,12 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
     }
     bufferevent_setcb(c->bev, px_client_read, px_client_write, px_client_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, RELAIS_BUFFER_HIGH);
+    if (c->epc->write_timeout_ms > 0) {
+        /* writeTimeout: no progress writing to the client for that long */
+        struct timeval tv = {c->epc->write_timeout_ms / 1000,
+                             (c->epc->write_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(c->bev, NULL, &tv);
+    }
     bufferevent_enable(c->bev, EV_READ);
     px_timer(c, c->epc->idle_timeout_ms);
 }
@@ -627,6 +649,7 @@ static int px_parse_head(struct px_conn *c)
     } else {
         r->req_body_done = 1;
     }
+    if (!r->req_body_done && ep->read_timeout_ms > 0) px_timer(c, ep->read_timeout_ms);
     return 1;
 }
 
@@ -1059,7 +1082,10 @@ static void px_pump_request(struct relais_req *r)
             }
         }
     }
-    if (r->req_body_done) px_arm_response_timeout(r);
+    if (r->req_body_done) {
+        px_timer(c, 0);
+        px_arm_response_timeout(r);
+    }
     if (c->epc->max_body > 0 && (int64_t)r->req_body_bytes > c->epc->max_body) {
         if (!r->resp_started) {
             up_conn_free(r->up);

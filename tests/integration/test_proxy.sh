@@ -15,6 +15,11 @@ start_whoami w2; P2=$WHOAMI_PORT
 DEAD=$(free_port)
 RP=$(free_port)
 TP=$(free_port)
+SP=$(free_port)
+V6P=$(free_port)
+W6P=$(free_port)
+"$WHOAMI" --addr ::1 --port "$W6P" --name w6 >"$T/w6.out" 2>&1 &
+PIDS+=($!)
 cat >"$T/dyn.yaml" <<EOF
 http:
   routers:
@@ -61,6 +66,9 @@ http:
       rule: "PathPrefix(\`/p\`)"
       priority: 1000
       service: two
+    v6:
+      rule: "Host(\`v6.test\`)"
+      service: six
     trustedonly:
       rule: "Host(\`trusted.test\`)"
       entryPoints: [trusted]
@@ -89,14 +97,29 @@ http:
     empty:
       loadBalancer:
         servers: []
+    six:
+      loadBalancer:
+        servers: [{url: "http://[::1]:$W6P"}]
 EOF
 cat >"$T/relais.yaml" <<EOF
 entryPoints:
   web:
     address: "127.0.0.1:$RP"
+    transport:
+      respondingTimeouts:
+        readTimeout: 600s
     http:
       maxHeaderBytes: 8192
       maxURILength: 2048
+  v6:
+    address: "[::1]:$V6P"
+  short:
+    address: "127.0.0.1:$SP"
+    transport:
+      respondingTimeouts:
+        readTimeout: 1s
+        headerTimeout: 1s
+        idleTimeout: 1s
   trusted:
     address: "127.0.0.1:$TP"
     forwardedHeaders:
@@ -130,6 +153,11 @@ is "no router: 404" "404" "$(st -H 'Host: nowhere.test' $U/)"
 is "404 body is Traefik's" "404 page not found" "$(body -H 'Host: nowhere.test' $U/)"
 is "router bound to another entry point: 404 here" "404" "$(st -H 'Host: trusted.test' $U/)"
 is "router on its entry point" "200" "$(st -H 'Host: trusted.test' http://127.0.0.1:$TP/)"
+
+# --- IPv6 on both sides
+v6out=$(curl -s -g -H 'Host: v6.test' "http://[::1]:$V6P/" | tr -d '\r')
+like "IPv6 entry point and IPv6 server" $'^Name: w6\n' "$v6out"
+like "IPv6 client address forwarded" $'\nX-Forwarded-For: ::1\n' "$v6out"
 
 # --- errors are local
 is "router with a bad rule is disabled" "404" "$(st -H 'Host: broken.test' $U/x)"
@@ -180,6 +208,17 @@ is "bad chunk size: 400" "HTTP/1.1 400 Bad Request" "$(raw 'POST / HTTP/1.1\r\nH
 is "missing Host: 400" "HTTP/1.1 400 Bad Request" "$(raw 'GET / HTTP/1.1\r\n\r\n')"
 is "HTTP/2.0 on the HTTP/1 parser: 505" "HTTP/1.1 505 HTTP Version Not Supported" "$(raw 'GET / HTTP/2.0\r\nHost: a.test\r\n\r\n')"
 is "no rejected request reached the server" "0" "$(grep -vc '^POST /upload' "$T/w1.log" | head -1)"
+
+# --- client timeouts (entry point "short": 1 s each)
+slowhead=$( (printf 'GET / HTTP/1.1\r\nHost: a.test\r\n'; sleep 3) | timeout 6 nc 127.0.0.1 "$SP" | head -1 | tr -d '\r')
+is "head not complete within headerTimeout: 408" "HTTP/1.1 408 Request Timeout" "$slowhead"
+slowbody=$( (printf 'POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc'; sleep 3) | timeout 6 nc 127.0.0.1 "$SP" | head -1 | tr -d '\r')
+is "body not complete within readTimeout: 408" "HTTP/1.1 408 Request Timeout" "$slowbody"
+t0=$(date +%s%N)
+(exec 3<>"/dev/tcp/127.0.0.1/$SP"; cat <&3 >/dev/null)
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+ok "idle connection closed after idleTimeout (${ms} ms)" test "$ms" -ge 900 -a "$ms" -lt 3000
 
 # --- HTTP/1.0, HEAD, pipelining
 r10=$(printf 'GET /bench HTTP/1.0\r\nHost: a.test\r\n\r\n' | timeout 5 nc -q 3 127.0.0.1 "$RP" | tr -d '\r')

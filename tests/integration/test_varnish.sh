@@ -84,13 +84,27 @@ exec "$RELAIS" --config "\$1/relais.yaml" --plugin-dir "${PLUGIN_DIR:-$RELAIS_PL
 EOF
 chmod +x "$T/relais_conf.sh" "$T/relais_wait.sh" "$T/relais_run.sh"
 
+# vtc_port [NOT]: a free loopback port below the ephemeral range (a port
+# an outgoing connection holds cannot be bound either), other than NOT.
+vtc_port() {
+  local lo p
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$lo" -gt 12000 ] 2>/dev/null || { free_port; return; }
+  for _ in $(seq 1 200); do
+    p=$((10000 + RANDOM % (lo - 10000)))
+    [ "$p" = "${1:-}" ] && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
 n_vtc=0
 for vtc in "$VTC_DIR"/*.vtc; do
   [ -e "$vtc" ] || continue
   n_vtc=$((n_vtc + 1))
   name=$(basename "$vtc" .vtc)
-  rport=$(free_port)
-  dead=$(free_port)
+  rport=$(vtc_port)
+  dead=$(vtc_port "$rport")
   out=$T/$name.out
   # -v: the whole log (shown on failure); -t: the whole test's time limit
   RELAIS_VTC_LOG=$T/$name.relais.log "$VARNISHTEST" -v -t 30 \
