@@ -29,6 +29,7 @@ struct relais_provider {
     const relais_provider_ops *ops; /* its operations */
     void *inst;                     /* its instance */
     json_t *tree;                   /* last accepted configuration */
+    json_t *origins;                /* which document defined each object */
     int failed;                     /* last publish was rejected */
 };
 
@@ -102,6 +103,7 @@ static void ctl_apply(void)
         if (!ctl_provs[i].tree) continue;
         src[n].provider = ctl_provs[i].name;
         src[n].tree = ctl_provs[i].tree;
+        src[n].origins = ctl_provs[i].origins;
         n++;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -154,7 +156,7 @@ static int ctl_publish(relais_provider *p, const relais_doc *docs, size_t n)
 {
     json_t **trees = calloc(n ? n : 1, sizeof(*trees));
     const char **sources = calloc(n ? n : 1, sizeof(*sources));
-    json_t *merged = NULL;
+    json_t *merged = NULL, *origins = NULL;
     int rc = -1;
     size_t i;
 
@@ -173,10 +175,12 @@ static int ctl_publish(relais_provider *p, const relais_doc *docs, size_t n)
             goto done;
         }
     }
-    merged = snap_merge_docs(trees, sources, n, p->name);
+    merged = snap_merge_docs(trees, sources, n, p->name, &origins);
     if (!merged) goto done;
     json_decref(p->tree);
+    json_decref(p->origins);
     p->tree = merged;
+    p->origins = origins;
     p->failed = 0;
     rc = 0;
     ctl_schedule();
@@ -250,6 +254,7 @@ static void ctl_free_providers(int started)
         if (started && p->ops->stop) p->ops->stop(p->inst);
         if (p->ops->destroy) p->ops->destroy(p->inst);
         json_decref(p->tree);
+        json_decref(p->origins);
         free(p->name);
     }
     free(ctl_provs);
@@ -396,6 +401,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
         /* providers are destroyed already: only free the bookkeeping */
         for (size_t i = 0; i < ctl_nprovs; i++) {
             json_decref(ctl_provs[i].tree);
+            json_decref(ctl_provs[i].origins);
             free(ctl_provs[i].name);
         }
         free(ctl_provs);

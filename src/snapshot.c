@@ -102,8 +102,10 @@ static char *snap_qualify(const char *name, const char *provider)
     return q;
 }
 
-/* Logs and returns a copy of the errors of session s joined by "; ". */
-static char *snap_errors(struct conf_session *s, const char *what)
+/* Logs and returns a copy of the errors of session s joined by "; ".
+ * origin (the source document, may be NULL) prefixes each logged line. */
+static char *snap_errors(struct conf_session *s, const char *what,
+                         const char *origin)
 {
     size_t i, n = conf_session_nerrors(s), len = 0;
     char *out;
@@ -115,7 +117,10 @@ static char *snap_errors(struct conf_session *s, const char *what)
     for (i = 0; i < n; i++) {
         if (i) strcat(out, "; ");
         strcat(out, conf_session_error(s, i));
-        log_error("config", "%s disabled: %s", what, conf_session_error(s, i));
+        if (origin)
+            log_error("config", "%s: %s disabled: %s", origin, what, conf_session_error(s, i));
+        else
+            log_error("config", "%s disabled: %s", what, conf_session_error(s, i));
     }
     return out;
 }
@@ -142,6 +147,7 @@ static struct snap_service *snap_prev_svc(const struct snapshot *prev,
 /* Creates (or reuses) the middleware qname from cfg.  Never NULL unless
  * out of memory; a bad one comes back disabled with its error. */
 static struct snap_middleware *snap_middleware(const char *qname, json_t *cfg,
+                                               const char *origin,
                                                const struct snapshot *prev,
                                                const struct pl_set *plugins,
                                                const relais_host *host)
@@ -182,7 +188,7 @@ static struct snap_middleware *snap_middleware(const char *qname, json_t *cfg,
         char what[600];
         snprintf(what, sizeof(what), "middleware %s", qname);
         m->status = SNAP_DISABLED;
-        m->error = snap_errors(s, what);
+        m->error = snap_errors(s, what, origin);
         if (m->inst && m->ops->destroy) m->ops->destroy(m->inst);
         m->inst = NULL;
     }
@@ -226,6 +232,7 @@ static uint64_t snap_hash(const char *s)
 
 /* Creates (or reuses) the service qname from cfg. */
 static struct snap_service *snap_service(const char *qname, json_t *cfg,
+                                         const char *origin,
                                          const struct snapshot *prev,
                                          const struct pl_set *plugins,
                                          const relais_host *host)
@@ -328,7 +335,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "service %s", qname);
         sv->status = SNAP_DISABLED;
-        sv->error = snap_errors(s, what);
+        sv->error = snap_errors(s, what, origin);
         if (sv->lb_inst && sv->lb_ops->destroy) sv->lb_ops->destroy(sv->lb_inst);
         sv->lb_inst = NULL;
     }
@@ -354,7 +361,7 @@ static struct snap_service *snap_find_svc(struct snapshot *s, const char *q)
 /* Compiles router qname of provider into r (errors make it disabled). */
 static void snap_router(struct snapshot *snap, struct snap_router *r,
                         const char *qname, const char *provider, json_t *cfg,
-                        const struct sc_config *sc)
+                        const char *origin, const struct sc_config *sc)
 {
     struct conf_session *s;
     const relais_cfg *root, *eps, *mws;
@@ -452,7 +459,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "router %s", qname);
         r->status = SNAP_DISABLED;
-        r->error = snap_errors(s, what);
+        r->error = snap_errors(s, what, origin);
         snap->nerrors++;
     }
     conf_session_free(s);
@@ -486,6 +493,17 @@ static int snap_push(void ***arr, size_t *n, size_t *cap, void *p)
     return 0;
 }
 
+/* The source document that defined section.name in src, or NULL. */
+static const char *snap_origin(const struct snap_source *src, const char *section,
+                               const char *name)
+{
+    char key[600];
+
+    if (!src->origins) return NULL;
+    snprintf(key, sizeof(key), "%s.%s", section, name);
+    return json_string_value(json_object_get(src->origins, key));
+}
+
 struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
                             const struct snapshot *prev,
                             const struct sc_config *sc,
@@ -507,7 +525,9 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         json_object_foreach(sec, k, v) {
             struct snap_middleware *m;
             q = snap_qualify(k, src[i].provider);
-            m = q ? snap_middleware(q, v, prev, plugins, host) : NULL;
+            m = q ? snap_middleware(q, v, snap_origin(&src[i], "middlewares", k), prev,
+                                    plugins, host)
+                  : NULL;
             free(q);
             if (!m || snap_push((void ***)&snap->mws, &snap->nmws, &capm, m) < 0) goto oom;
             if (m->status == SNAP_DISABLED) snap->nerrors++;
@@ -516,7 +536,9 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         json_object_foreach(sec, k, v) {
             struct snap_service *sv;
             q = snap_qualify(k, src[i].provider);
-            sv = q ? snap_service(q, v, prev, plugins, host) : NULL;
+            sv = q ? snap_service(q, v, snap_origin(&src[i], "services", k), prev,
+                                  plugins, host)
+                   : NULL;
             free(q);
             if (!sv || snap_push((void ***)&snap->services, &snap->nservices, &caps, sv) < 0)
                 goto oom;
@@ -532,7 +554,8 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         json_object_foreach(sec, k, v) {
             q = snap_qualify(k, src[i].provider);
             if (!q) goto oom;
-            snap_router(snap, &snap->routers[snap->nrouters++], q, src[i].provider, v, sc);
+            snap_router(snap, &snap->routers[snap->nrouters++], q, src[i].provider, v,
+                        snap_origin(&src[i], "routers", k), sc);
             free(q);
         }
     }
@@ -565,7 +588,7 @@ oom:
 
 /* Merges the object src into dst section by section, name by name. */
 static void snap_merge_into(json_t *dst, json_t *src, const char *source,
-                            const char *provider)
+                            const char *provider, json_t *origins)
 {
     const char *top, *secname, *name;
     json_t *tv, *sv, *ov;
@@ -598,17 +621,24 @@ static void snap_merge_into(json_t *dst, json_t *src, const char *source,
                     continue;
                 }
                 json_object_set(dsec, name, ov);
+                if (origins && source) {
+                    char key[600];
+                    snprintf(key, sizeof(key), "%s.%s", secname, name);
+                    json_object_set_new(origins, key, json_string(source));
+                }
             }
         }
     }
 }
 
 json_t *snap_merge_docs(json_t *const *docs, const char *const *sources,
-                        size_t n, const char *provider)
+                        size_t n, const char *provider, json_t **origins)
 {
     json_t *out = json_object();
+    json_t *org = origins ? json_object() : NULL;
 
     for (size_t i = 0; out && i < n; i++)
-        if (json_is_object(docs[i])) snap_merge_into(out, docs[i], sources[i], provider);
+        if (json_is_object(docs[i])) snap_merge_into(out, docs[i], sources[i], provider, org);
+    if (origins) *origins = org;
     return out;
 }

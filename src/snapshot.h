@@ -115,6 +115,8 @@ struct snapshot {
 struct snap_source {
     const char *provider; /* provider name, e.g. "file" */
     json_t *tree;         /* merged dynamic configuration (borrowed) */
+    json_t *origins;      /* "section.name" -> source document (borrowed,
+                             may be NULL), for error messages */
 };
 
 /**
@@ -147,9 +149,10 @@ void snap_free(struct snapshot *s);
 /**
  * Merges a provider's documents into one tree (new reference): sections
  * are merged by object name; a name defined twice keeps the first and logs
- * the conflict.
+ * the conflict.  When origins is not NULL it receives a new object mapping
+ * "section.name" to the source that defined it.
  */
 json_t *snap_merge_docs(json_t *const *docs, const char *const *sources,
-                        size_t n, const char *provider);
+                        size_t n, const char *provider, json_t **origins);
 
 #endif /* RELAIS_SNAPSHOT_H */

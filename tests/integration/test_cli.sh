@@ -61,7 +61,7 @@ EOF
 static_config "$T/bad-dyn-static.yaml" "$RP" "$T/bad-dyn.yaml"
 out=$("$RELAIS" --config "$T/bad-dyn-static.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
 is "--check on a bad dynamic file: exit 1" "1" "$rc"
-like "bad rule reported with router, key path and column" 'router r1@file disabled: http.routers.r1@file.rule: column 2[0-9]: ' "$out"
+like "bad rule reported with file, router, key path and column" "$T/bad-dyn.yaml: router r1@file disabled"': http.routers.r1@file.rule: column 2[0-9]: ' "$out"
 like "bad server URL reported with its key path" 'http.services.s1@file.loadBalancer.servers\[0\].url: expected a URL' "$out"
 
 printf 'http:\n  routers:\n    r1: [\n' >"$T/syntax-dyn.yaml"
