@@ -332,6 +332,9 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
         return;
     }
     bufferevent_setcb(c->bev, px_client_read, px_client_write, px_client_event, c);
+    /* libevent reads 4 KiB per call by default: take what is there */
+    bufferevent_set_max_single_read(c->bev, RELAIS_IO_CHUNK);
+    bufferevent_set_max_single_write(c->bev, RELAIS_IO_CHUNK * 4);
     bufferevent_setwatermark(c->bev, EV_READ, 0, RELAIS_BUFFER_HIGH);
     if (c->epc->write_timeout_ms > 0) {
         /* writeTimeout: no progress writing to the client for that long */

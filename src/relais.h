@@ -23,6 +23,9 @@
 /** Watermark above which the reader of the other side is paused. */
 #define RELAIS_BUFFER_HIGH (256 * 1024)
 
+/** Bytes read from a socket in one call (libevent's default is 4 KiB). */
+#define RELAIS_IO_CHUNK (64 * 1024)
+
 /** Macro to silence unused results explicitly. */
 #define RL_UNUSED(x) ((void)(x))
 

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "relais.h"
 #include "snapshot.h"
 #include "upstream.h"
 #include "worker.h"
@@ -196,6 +197,8 @@ struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv)
         close(fd);
         goto fail;
     }
+    bufferevent_set_max_single_read(c->bev, RELAIS_IO_CHUNK);
+    bufferevent_set_max_single_write(c->bev, RELAIS_IO_CHUNK * 4);
     if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&sv->addr,
                                    (int)sv->addrlen) < 0)
         goto fail;

@@ -129,6 +129,45 @@ is "old route gone" "404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: on
 kill -TERM "$RELAIS_PID"; wait "$RELAIS_PID"
 is "clean exit" "0" "$?"
 
+# a directory of dynamic files: merged, references across files, a new
+# file picked up while running
+RP3=$(free_port)
+mkdir -p "$T/dyn.d"
+cat >"$T/dyn.d/10-routers.yaml" <<EOF
+http:
+  routers:
+    d1:
+      rule: "Host(\`dir.test\`)"
+      service: shared
+EOF
+cat >"$T/dyn.d/20-services.json" <<EOF
+{"http": {"services": {"shared": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:$P1"}]}}}}}
+EOF
+cat >"$T/dir.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:$RP3"
+providers:
+  providersThrottleDuration: 0s
+  file:
+    directory: "$T/dyn.d"
+EOF
+: >"$T/relais.log"
+start_relais "$T/dir.yaml" "$RP3"
+wait_log "configuration 2 applied"
+is "router in one file, service in another" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: dir.test' http://127.0.0.1:$RP3/)"
+cat >"$T/dyn.d/.30-new.yaml.tmp" <<EOF
+http:
+  routers:
+    d2:
+      rule: "Host(\`dir2.test\`)"
+      service: shared
+EOF
+mv "$T/dyn.d/.30-new.yaml.tmp" "$T/dyn.d/30-new.yaml"
+ok "new file in the directory applied" wait_log "configuration 3 applied"
+is "route from the new file" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: dir2.test' http://127.0.0.1:$RP3/)"
+kill -TERM "$RELAIS_PID"; wait "$RELAIS_PID"
+
 # SIGHUP re-reads a provider that does not watch
 RP2=$(free_port)
 cat >"$T/nowatch.yaml" <<EOF
