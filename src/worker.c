@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,13 +85,15 @@ static void wk_accept(struct evconnlistener *l, evutil_socket_t fd,
     px_accept(w, ep, fd, sa, salen);
 }
 
-/* Control → worker nudge: begin the graceful stop. */
+/* Control → worker nudge (eventfd readable): the first begins the
+ * graceful stop, the second ends the grace. */
 static void wk_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
+    uint64_t v;
 
-    (void)fd;
     (void)what;
+    if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) return;
     if (!w->stopping) {
         w->stopping = 1;
         for (size_t i = 0; i < w->sc->neps; i++) {
@@ -167,7 +170,13 @@ int wk_start(const struct sc_config *sc, unsigned n)
         w->listeners = calloc(sc->neps ? sc->neps : 1, sizeof(*w->listeners));
         w->pool = up_pool_new(w->base, sc->transport.max_idle_per_host,
                               sc->transport.idle_conn_timeout_ms);
-        w->wake = event_new(w->base, -1, 0, wk_wake, w);
+        /* the worker base has no locks (NOLOCK), so another thread
+         * cannot event_active() it: nudges go through an eventfd */
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        w->wake = w->wake_fd >= 0
+                      ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wk_wake, w)
+                      : NULL;
+        if (w->wake) event_add(w->wake, NULL);
         if (!w->base || !w->listeners || !w->pool || !w->wake) return -1;
         for (e = 0; e < sc->neps; e++) {
             w->listeners[e] = evconnlistener_new(w->base, wk_accept, (void *)(intptr_t)e,
@@ -254,12 +263,21 @@ void wk_release(struct worker *w, struct wk_snapref *ref)
     }
 }
 
+/* Nudges worker w (any thread). */
+static void wk_nudge(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->wake_fd, &one, sizeof(one));
+
+    (void)n;
+}
+
 void wk_stop(int64_t grace_ms)
 {
     unsigned i;
     struct timespec deadline, now;
 
-    for (i = 0; i < wk_n; i++) event_active(wk_all[i].wake, EV_READ, 0);
+    for (i = 0; i < wk_n; i++) wk_nudge(&wk_all[i]);
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += grace_ms / 1000;
     deadline.tv_nsec += (grace_ms % 1000) * 1000000;
@@ -288,7 +306,7 @@ void wk_stop(int64_t grace_ms)
         }
         if (!joined) {
             /* grace is over: close everything and join */
-            event_active(wk_all[i].wake, EV_READ, 0);
+            wk_nudge(&wk_all[i]);
             pthread_join(wk_all[i].thread, NULL);
         }
     }
@@ -298,6 +316,7 @@ void wk_stop(int64_t grace_ms)
             if (wk_all[i].listeners[e]) evconnlistener_free(wk_all[i].listeners[e]);
         free(wk_all[i].listeners);
         event_free(wk_all[i].wake);
+        close(wk_all[i].wake_fd);
         event_base_free(wk_all[i].base);
     }
     free(wk_all);

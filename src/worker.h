@@ -37,6 +37,7 @@ struct worker {
     struct event_base *base;          /* its event loop */
     struct evconnlistener **listeners; /* one per entry point */
     struct event *wake;               /* control → worker nudge */
+    int wake_fd;                      /* its eventfd */
     struct wk_snapref *cur;           /* current snapshot reference */
     struct wk_snapref *old;           /* previous ones still in use */
     uint64_t seen_gen;                /* generation of cur */
