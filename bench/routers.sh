@@ -24,7 +24,7 @@
 #        RELAIS_PLUGIN_DIR as in bench/run.sh; N=10000 routers, RUNS=3,
 #        SECONDS_PER_RUN=5, CONNS=64, HOST=h5000.example.com)
 # Needs: nginx, wrk, python3 (nothing else); only 127.0.0.1 is used.
-set -euo pipefail
+set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${BUILDDIR:-}" ]; then
@@ -58,6 +58,7 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 trap cleanup EXIT
+trap 'echo "routers.sh: command failed at line $LINENO" >&2' ERR
 
 PX=(); LD=()
 if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
@@ -147,13 +148,23 @@ EOF
 applied_line() {
   local l
   for _ in $(seq 1 3000); do
-    l=$(grep -E "configuration [0-9]+ applied: $3 routers" "$1" | sed -n "${2}p")
+    l=$(grep -E "configuration [0-9]+ applied: $3 routers" "$1" | sed -n "${2}p" || true)
     [ -n "$l" ] && { echo "$l"; return 0; }
     sleep 0.01
   done
   echo "routers.sh: no applied line #$2 with $3 routers in $1" >&2
   tail -5 "$1" >&2
   return 1
+}
+# stop_relais: stops the relais $RPID; fails loudly if it had died.
+stop_relais() {
+  if ! kill "$RPID" 2>/dev/null; then
+    local st=0
+    wait "$RPID" || st=$?
+    echo "routers.sh: relais $RPID had exited (status $st)" >&2
+    tail -5 "$W"/*.log >&2; exit 1
+  fi
+  stop_pid "$RPID"
 }
 built_ms() { sed -E 's/.*built in ([0-9.]+) ms.*/\1/' <<<"$1"; }
 log_ms() { date -d "$(cut -d' ' -f1 <<<"$1")" +%s%3N; }
@@ -170,7 +181,7 @@ for r in $(seq 1 "$RUNS"); do
   start_relais "start$r" "$port" "$W/many.yaml"
   l=$(applied_line "$W/start$r.log" 1 "$N")
   START_BUILT+="$(built_ms "$l") "
-  kill "$RPID"; stop_pid "$RPID"
+  stop_relais
 done
 
 # (a) live reloads 1 -> N and N -> N+1
@@ -195,7 +206,7 @@ for r in $(seq 1 "$RUNS"); do
   l=$(applied_line "$W/reload.log" "$r" "$((N + 1))")
   ADD_BUILT+="$(built_ms "$l") "; ADD_WALL+="$(( $(log_ms "$l") - t0 )) "
 done
-kill "$RPID"; stop_pid "$RPID"
+stop_relais
 
 echo
 echo "## (a) applying $N routers (ms; median of $RUNS; runs in brackets)"

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -50,6 +51,9 @@ enum px_up_state {
 };
 
 #define PX_MAX_RESP_HEAD (64 * 1024) /* cap on a server's response head */
+#define PX_BODY_GATE (16 * 1024)      /* chunked body bytes validated before
+                                         anything goes to a server */
+#define PX_BODY_GATE_MS 1000          /* ... or this long, for streams */
 
 /** A client connection. */
 struct px_conn {
@@ -64,7 +68,8 @@ struct px_conn {
     int state;                      /* enum px_state */
     struct relais_req *r;           /* current exchange */
     struct arena *arena;            /* reused between requests */
-    struct event *timer;            /* idle / head timeout */
+    struct event *timer;            /* idle / head / read timeout */
+    struct event *gate_timer;       /* body gate deadline (lazily made) */
     int depth;                      /* callbacks on the stack */
     int dead;                       /* free when depth drops to 0 */
     int eof;                        /* the client half-closed: answer what
@@ -145,6 +150,7 @@ static void px_conn_free(struct px_conn *c)
     else if (w->conns == c) w->conns = c->next;
     w->nconns--;
     if (c->timer) event_free(c->timer);
+    if (c->gate_timer) event_free(c->gate_timer);
     if (c->bev) bufferevent_free(c->bev);
     arena_free(c->arena);
     free(c);
@@ -236,10 +242,11 @@ static void px_send_simple(struct px_conn *c, int status, const char *body,
                            int close_after)
 {
     char head[512];
-    size_t blen = body ? strlen(body) : 0;
+    size_t blen;
     int n;
 
-    if (!body) body = "";
+    if (!body) body = px_reason(status);
+    blen = strlen(body);
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                  "Content-Length: %zu\r\n%s\r\n",
@@ -614,6 +621,7 @@ static int px_parse_head(struct px_conn *c)
     /* HTTP/1.0 keep-alive is not offered: the connection closes */
     if (head.version == 10) r->client_close = 1;
     r->want_upgrade = (head.flags & H1_F_CONN_UPGRADE) && (head.flags & H1_F_UPGRADE);
+    r->expect_continue = (head.flags & H1_F_EXPECT_CONTINUE) != 0;
 
     if (msg_hdrs_init(&r->req_hdrs, c->arena, (uint32_t)head.nfields + 8,
                       (uint32_t)ep->max_fields + 32) < 0) {
@@ -996,6 +1004,75 @@ static void px_connect(struct relais_req *r)
     bufferevent_enable(r->up->bev, EV_WRITE);
 }
 
+/* Body gate: a chunked body whose framing is broken must not reach a
+ * server, not even its head.  Before forwarding, the chunked bytes already
+ * buffered are checked with a scratch decoder.  Returns 1 to forward now
+ * (body complete, PX_BODY_GATE bytes valid, Expect: 100-continue, or
+ * force), 0 to wait for more bytes, -1 when it answered 400. */
+static int px_body_gate(struct relais_req *r, int force)
+{
+    struct px_conn *c = r->conn;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v[64];
+    struct h1_chunk probe;
+    size_t seen = 0;
+    int n, i, done = 0, bad = 0;
+
+    if (!r->req_chunked || r->req_body_done || r->expect_continue || r->gate_passed ||
+        force) {
+        r->gate_passed = 1;
+        return 1;
+    }
+    probe = r->req_chunk;
+    n = evbuffer_peek(in, -1, NULL, v, 64);
+    if (n > 64) n = 64;
+    for (i = 0; i < n && !done && !bad; i++) {
+        size_t off = 0;
+        while (off < v[i].iov_len) {
+            size_t doff, dlen;
+            ssize_t used = h1_chunk_parse(&probe, (const char *)v[i].iov_base + off,
+                                          v[i].iov_len - off, &doff, &dlen);
+            if (used < 0) {
+                bad = 1;
+                break;
+            }
+            if (used == 0) break;
+            off += (size_t)used;
+            seen += (size_t)used;
+            if (h1_chunk_done(&probe)) {
+                done = 1;
+                break;
+            }
+        }
+    }
+    if (bad) {
+        log_debug("http", "%s: bad chunked request body, nothing forwarded", c->peer_ip);
+        r->client_close = 1;
+        r->local = 0;
+        px_api_respond(r, 400, NULL, 0, NULL, 0);
+        px_finish(r);
+        return -1;
+    }
+    if (done || seen >= PX_BODY_GATE) r->gate_passed = 1;
+    return r->gate_passed;
+}
+
+/* The body gate's deadline: forward what a streaming client sent so far. */
+static void px_gate_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_conn *c = arg;
+    struct relais_req *r = c->r;
+
+    (void)fd;
+    (void)what;
+    px_enter(c);
+    if (r && r->gate_wait) {
+        r->gate_wait = 0;
+        if (px_body_gate(r, 1) == 1) px_forward(r);
+    }
+    px_leave(c);
+}
+
 /* Picks a server and forwards. */
 static void px_forward(struct relais_req *r)
 {
@@ -1006,6 +1083,23 @@ static void px_forward(struct relais_req *r)
         px_finish(r);
         return;
     }
+    switch (px_body_gate(r, 0)) {
+    case -1:
+        return;
+    case 0: {
+        struct px_conn *c = r->conn;
+        struct timeval tv = {PX_BODY_GATE_MS / 1000, (PX_BODY_GATE_MS % 1000) * 1000};
+        if (!c->gate_timer) c->gate_timer = evtimer_new(c->w->base, px_gate_timeout, c);
+        if (!c->gate_timer) break;
+        r->gate_wait = 1;
+        evtimer_add(c->gate_timer, &tv);
+        return;
+    }
+    default:
+        break;
+    }
+    if (r->conn->gate_timer) evtimer_del(r->conn->gate_timer);
+    r->gate_wait = 0;
     idx = s->lb_ops->pick(s->lb_inst, &s->servers, r);
     if (idx < 0 || (size_t)idx >= s->servers.n) {
         px_api_respond(r, 503, NULL, 0, px_error_body(503), strlen(px_error_body(503)));
@@ -1420,7 +1514,12 @@ static void px_process(struct px_conn *c)
         return;
     }
     if (c->dead) return;
-    if (c->state == PX_BUSY && c->r) px_pump_request(c->r);
+    if (c->state == PX_BUSY && c->r && c->r->gate_wait) {
+        c->r->gate_wait = 0;
+        px_forward(c->r);
+    } else if (c->state == PX_BUSY && c->r) {
+        px_pump_request(c->r);
+    }
 }
 
 static void px_client_read(struct bufferevent *bev, void *arg)
@@ -1468,7 +1567,22 @@ static void px_client_event(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     px_enter(c);
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+    if (c->state == PX_TUNNEL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        c->r && c->r->up) {
+        /* the client finished sending: pass its FIN on once its bytes are
+         * written, and keep relaying the server's answer */
+        struct relais_req *r = c->r;
+        struct evbuffer *out = bufferevent_get_output(r->up->bev);
+        evbuffer_add_buffer(out, bufferevent_get_input(c->bev));
+        c->eof = 1;
+        r->tunnel_shut = 1;
+        if (evbuffer_get_length(out) == 0) {
+            shutdown(bufferevent_getfd(r->up->bev), SHUT_WR);
+        } else {
+            bufferevent_setwatermark(r->up->bev, EV_WRITE, 0, 0);
+            bufferevent_enable(r->up->bev, EV_WRITE);
+        }
+    } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
         ((c->state == PX_BUSY && c->r && c->r->req_body_done) ||
          (c->state == PX_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))) {
         /* half-close after whole requests: answer them, then close
@@ -1508,7 +1622,10 @@ static void px_up_write(struct bufferevent *bev, void *arg)
     struct px_conn *c = r->conn;
 
     px_enter(c);
-    if (r->client_paused &&
+    if (r->tunnel_shut && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        r->tunnel_shut = 0;
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+    } else if (r->client_paused &&
         evbuffer_get_length(bufferevent_get_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
         r->client_paused = 0;
         bufferevent_enable(c->bev, EV_READ);

@@ -59,6 +59,11 @@ struct relais_req {
     int want_upgrade;             /* Connection: upgrade + Upgrade */
     const char *upgrade; size_t upgrade_len; /* Upgrade value */
     int client_close;             /* client wants the connection closed */
+    int expect_continue;          /* Expect: 100-continue */
+    int gate_wait;                /* waiting for body bytes to validate */
+    int gate_passed;              /* the body gate let the request through */
+    int tunnel_shut;              /* client EOF in a tunnel: half-close the
+                                     server side once flushed */
     /* request body framing (as received) */
     int req_chunked;              /* chunked body */
     int64_t req_left;             /* Content-Length bytes still to read */
