@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "stream.h"
 #include <event2/event.h>
 
 #include "arena.h"
@@ -60,7 +60,7 @@ struct px_conn {
     struct worker *w;               /* owning worker */
     int ep;                         /* entry point index */
     const struct sc_entrypoint *epc; /* its configuration */
-    struct bufferevent *bev;        /* client socket */
+    struct stream *bev;        /* client socket */
     struct sockaddr_storage peer;   /* client address */
     char peer_ip[48];               /* its text form */
     int peer_port;                  /* its port */
@@ -79,12 +79,12 @@ struct px_conn {
     struct px_conn *prev;
 };
 
-static void px_client_read(struct bufferevent *bev, void *arg);
-static void px_client_write(struct bufferevent *bev, void *arg);
-static void px_client_event(struct bufferevent *bev, short what, void *arg);
-static void px_up_read(struct bufferevent *bev, void *arg);
-static void px_up_write(struct bufferevent *bev, void *arg);
-static void px_up_event(struct bufferevent *bev, short what, void *arg);
+static void px_client_read(struct stream *bev, void *arg);
+static void px_client_write(struct stream *bev, void *arg);
+static void px_client_event(struct stream *bev, short what, void *arg);
+static void px_up_read(struct stream *bev, void *arg);
+static void px_up_write(struct stream *bev, void *arg);
+static void px_up_event(struct stream *bev, short what, void *arg);
 static void px_process(struct px_conn *c);
 static void px_run_chain(struct relais_req *r);
 static void px_forward(struct relais_req *r);
@@ -151,7 +151,7 @@ static void px_conn_free(struct px_conn *c)
     w->nconns--;
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
-    if (c->bev) bufferevent_free(c->bev);
+    if (c->bev) st_free(c->bev);
     arena_free(c->arena);
     free(c);
     if (w->stopping && w->nconns == 0) event_base_loopexit(w->base, NULL);
@@ -211,28 +211,28 @@ static void px_conn_close(struct px_conn *c)
             px_req_free(r);
         }
     }
-    if (c->bev) bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->bev) st_disable(c->bev, ST_READ | ST_WRITE);
     if (c->depth == 0) px_conn_free(c);
 }
 
 /* Closes once the output buffer is flushed. */
 static void px_conn_close_after_flush(struct px_conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = st_output(c->bev);
 
     c->state = PX_CLOSING;
     if (c->timer) event_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
+    st_disable(c->bev, ST_READ);
     if (evbuffer_get_length(out) == 0) {
         px_conn_close(c);
         return;
     }
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
+    st_setwatermark(c->bev, ST_WRITE, 0, 0);
+    st_enable(c->bev, ST_WRITE);
     {
         /* bound the flush: a client that never reads is dropped */
         struct timeval tv = {30, 0};
-        bufferevent_set_timeouts(c->bev, NULL, &tv);
+        st_set_timeouts(c->bev, NULL, &tv);
     }
 }
 
@@ -252,8 +252,8 @@ static void px_send_simple(struct px_conn *c, int status, const char *body,
                  "Content-Length: %zu\r\n%s\r\n",
                  status, px_reason(status), blen,
                  close_after ? "Connection: close\r\n" : "");
-    evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
-    evbuffer_add(bufferevent_get_output(c->bev), body, blen);
+    evbuffer_add(st_output(c->bev), head, (size_t)n);
+    evbuffer_add(st_output(c->bev), body, blen);
     if (close_after) px_conn_close_after_flush(c);
 }
 
@@ -281,7 +281,7 @@ static void px_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     px_enter(c);
     if (c->state == PX_HEAD) {
-        pending = evbuffer_get_length(bufferevent_get_input(c->bev));
+        pending = evbuffer_get_length(st_input(c->bev));
         if (pending) px_send_simple(c, 408, "request timeout\n", 1);
         else px_conn_close(c);
     } else if (c->state == PX_BUSY && c->r && !c->r->req_body_done) {
@@ -327,7 +327,7 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
     for (size_t i = 0; !c->trusted && i < c->epc->ntrusted; i++)
         if (na_cidr_contains(&c->epc->trusted[i], mapped)) c->trusted = 1;
     c->arena = arena_new(RELAIS_ARENA_CAP);
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = st_new(w->base, fd);
     c->timer = evtimer_new(w->base, px_timeout, c);
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
@@ -338,18 +338,16 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
         px_conn_free(c);
         return;
     }
-    bufferevent_setcb(c->bev, px_client_read, px_client_write, px_client_event, c);
+    st_setcb(c->bev, px_client_read, px_client_write, px_client_event, c);
     /* libevent reads 4 KiB per call by default: take what is there */
-    bufferevent_set_max_single_read(c->bev, RELAIS_IO_CHUNK);
-    bufferevent_set_max_single_write(c->bev, RELAIS_IO_CHUNK * 4);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, RELAIS_BUFFER_HIGH);
+    st_setwatermark(c->bev, ST_READ, 0, RELAIS_BUFFER_HIGH);
     if (c->epc->write_timeout_ms > 0) {
         /* writeTimeout: no progress writing to the client for that long */
         struct timeval tv = {c->epc->write_timeout_ms / 1000,
                              (c->epc->write_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(c->bev, NULL, &tv);
+        st_set_timeouts(c->bev, NULL, &tv);
     }
-    bufferevent_enable(c->bev, EV_READ);
+    st_enable(c->bev, ST_READ);
     px_timer(c, c->epc->idle_timeout_ms);
 }
 
@@ -538,7 +536,7 @@ static const char *px_rule_header(void *arg, const char *name, size_t nlen,
  * needed, -1 when the connection was answered and is closing. */
 static int px_parse_head(struct px_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = st_input(c->bev);
     const struct sc_entrypoint *ep = c->epc;
     struct h1_field fields_stack[128], *fields = fields_stack;
     struct h1_limits lim = {ep->max_head, ep->max_fields, ep->max_target};
@@ -954,27 +952,27 @@ static void px_arm_response_timeout(struct relais_req *r)
     r->resp_timer_armed = 1;
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
-    bufferevent_set_timeouts(r->up->bev, &tv, NULL);
+    st_set_timeouts(r->up->bev, &tv, NULL);
 }
 
 /* The server connection is usable: send the head and whatever body bytes
  * are already there. */
 static void px_up_ready(struct relais_req *r)
 {
-    struct bufferevent *ub = r->up->bev;
+    struct stream *ub = r->up->bev;
     const struct sc_config *sc = r->w->sc;
 
     r->up_state = UP_HEAD;
-    bufferevent_setcb(ub, px_up_read, px_up_write, px_up_event, r);
-    bufferevent_setwatermark(ub, EV_READ, 0, RELAIS_BUFFER_HIGH);
-    bufferevent_setwatermark(ub, EV_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
+    st_setcb(ub, px_up_read, px_up_write, px_up_event, r);
+    st_setwatermark(ub, ST_READ, 0, RELAIS_BUFFER_HIGH);
+    st_setwatermark(ub, ST_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
     (void)sc;
-    bufferevent_set_timeouts(ub, NULL, NULL);
-    if (px_write_upstream_head(r, bufferevent_get_output(ub)) < 0) {
+    st_set_timeouts(ub, NULL, NULL);
+    if (px_write_upstream_head(r, st_output(ub)) < 0) {
         px_fail(r, 500);
         return;
     }
-    bufferevent_enable(ub, EV_READ | EV_WRITE);
+    st_enable(ub, ST_READ | ST_WRITE);
     px_pump_request(r);
 }
 
@@ -995,13 +993,13 @@ static void px_connect(struct relais_req *r)
         return;
     }
     r->up_state = UP_CONNECTING;
-    bufferevent_setcb(r->up->bev, NULL, NULL, px_up_event, r);
+    st_setcb(r->up->bev, NULL, NULL, px_up_event, r);
     if (sc->transport.dial_timeout_ms > 0) {
         struct timeval tv = {sc->transport.dial_timeout_ms / 1000,
                              (sc->transport.dial_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(r->up->bev, NULL, &tv);
+        st_set_timeouts(r->up->bev, NULL, &tv);
     }
-    bufferevent_enable(r->up->bev, EV_WRITE);
+    st_enable(r->up->bev, ST_WRITE);
 }
 
 /* Body gate: a chunked body whose framing is broken must not reach a
@@ -1012,7 +1010,7 @@ static void px_connect(struct relais_req *r)
 static int px_body_gate(struct relais_req *r, int force)
 {
     struct px_conn *c = r->conn;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = st_input(c->bev);
     struct evbuffer_iovec v[64];
     struct h1_chunk probe;
     size_t seen = 0;
@@ -1125,8 +1123,8 @@ static void px_pump_request(struct relais_req *r)
         px_arm_response_timeout(r);
         return;
     }
-    in = bufferevent_get_input(c->bev);
-    out = bufferevent_get_output(r->up->bev);
+    in = st_input(c->bev);
+    out = st_output(r->up->bev);
     if (!r->req_chunked) {
         size_t avail = evbuffer_get_length(in);
         size_t n = (int64_t)avail < r->req_left ? avail : (size_t)r->req_left;
@@ -1197,7 +1195,7 @@ static void px_pump_request(struct relais_req *r)
         return;
     }
     if (!r->req_body_done && evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
-        bufferevent_disable(c->bev, EV_READ);
+        st_disable(c->bev, ST_READ);
         r->client_paused = 1;
     }
 }
@@ -1245,7 +1243,7 @@ static int px_write_client_head(struct relais_req *r, int has_body,
     memcpy(buf + n, "\r\n", 2);
     n += 2;
     r->resp_started = 1;
-    return evbuffer_add(bufferevent_get_output(c->bev), buf, n);
+    return evbuffer_add(st_output(c->bev), buf, n);
 }
 
 /* Ends the exchange: the response was fully written to the client's
@@ -1264,7 +1262,7 @@ static void px_finish(struct relais_req *r)
             return;
         }
         if (r->local_body_len && !r->is_head)
-            evbuffer_add(bufferevent_get_output(c->bev), r->local_body, r->local_body_len);
+            evbuffer_add(st_output(c->bev), r->local_body, r->local_body_len);
     }
     if (r->up) {
         if (r->up_reusable && r->req_body_done) {
@@ -1282,22 +1280,22 @@ static void px_finish(struct relais_req *r)
     }
     px_req_free(r);
     c->state = PX_HEAD;
-    if (c->eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+    if (c->eof && evbuffer_get_length(st_input(c->bev)) == 0) {
         px_conn_close_after_flush(c);
         return;
     }
-    if (r->client_paused && !c->eof) bufferevent_enable(c->bev, EV_READ);
+    if (r->client_paused && !c->eof) st_enable(c->bev, ST_READ);
     px_timer(c, c->epc->idle_timeout_ms);
     /* a pipelined request may be waiting */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) px_process(c);
+    if (evbuffer_get_length(st_input(c->bev)) > 0) px_process(c);
 }
 
 /* Moves response body bytes from the server to the client. */
 static void px_pump_response(struct relais_req *r)
 {
     struct px_conn *c = r->conn;
-    struct evbuffer *in = bufferevent_get_input(r->up->bev);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *in = st_input(r->up->bev);
+    struct evbuffer *out = st_output(c->bev);
     int done = 0;
 
     if (r->resp_close_delim) {
@@ -1360,7 +1358,7 @@ static void px_pump_response(struct relais_req *r)
         return;
     }
     if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
-        bufferevent_disable(r->up->bev, EV_READ);
+        st_disable(r->up->bev, ST_READ);
         r->up_paused = 1;
     }
 }
@@ -1372,16 +1370,16 @@ static void px_tunnel(struct relais_req *r)
 
     c->state = PX_TUNNEL;
     r->req_body_done = 1;
-    bufferevent_set_timeouts(r->up->bev, NULL, NULL);
+    st_set_timeouts(r->up->bev, NULL, NULL);
     /* anything the client already sent belongs to the new protocol */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-        evbuffer_add_buffer(bufferevent_get_output(r->up->bev),
-                            bufferevent_get_input(c->bev));
-    if (evbuffer_get_length(bufferevent_get_input(r->up->bev)))
-        evbuffer_add_buffer(bufferevent_get_output(c->bev),
-                            bufferevent_get_input(r->up->bev));
-    bufferevent_enable(c->bev, EV_READ);
-    bufferevent_enable(r->up->bev, EV_READ);
+    if (evbuffer_get_length(st_input(c->bev)))
+        evbuffer_add_buffer(st_output(r->up->bev),
+                            st_input(c->bev));
+    if (evbuffer_get_length(st_input(r->up->bev)))
+        evbuffer_add_buffer(st_output(c->bev),
+                            st_input(r->up->bev));
+    st_enable(c->bev, ST_READ);
+    st_enable(r->up->bev, ST_READ);
 }
 
 /* Parses the server's response head.  Returns 1 when the body phase
@@ -1389,7 +1387,7 @@ static void px_tunnel(struct relais_req *r)
 static int px_parse_response(struct relais_req *r)
 {
     struct px_conn *c = r->conn;
-    struct evbuffer *in = bufferevent_get_input(r->up->bev);
+    struct evbuffer *in = st_input(r->up->bev);
     struct h1_field fields[256];
     struct h1_limits lim = {PX_MAX_RESP_HEAD, 256, 1};
     struct h1_head head;
@@ -1414,11 +1412,11 @@ static int px_parse_response(struct relais_req *r)
         if (head.status >= 200 || head.status == 101) break;
         /* interim responses: 100 and 103 are relayed, others dropped */
         if ((head.status == 100 || head.status == 103) && r->version >= 11)
-            evbuffer_remove_buffer(in, bufferevent_get_output(c->bev), (size_t)rc);
+            evbuffer_remove_buffer(in, st_output(c->bev), (size_t)rc);
         else
             evbuffer_drain(in, (size_t)rc);
     }
-    bufferevent_set_timeouts(r->up->bev, NULL, NULL);
+    st_set_timeouts(r->up->bev, NULL, NULL);
     px_report(r, RELAIS_OUTCOME_OK);
     copy = arena_alloc(r->arena, (size_t)rc);
     if (!copy || msg_hdrs_init(&r->resp_hdrs, r->arena, (uint32_t)head.nfields + 4, 1024) < 0) {
@@ -1447,7 +1445,7 @@ static int px_parse_response(struct relais_req *r)
             char buf[512];
             int hn;
             struct relais_hdrs *h = &r->resp_hdrs;
-            struct evbuffer *out = bufferevent_get_output(c->bev);
+            struct evbuffer *out = st_output(c->bev);
             hn = snprintf(buf, sizeof(buf), "HTTP/1.1 101 Switching Protocols\r\n");
             evbuffer_add(out, buf, (size_t)hn);
             for (uint32_t k = 0; k < h->n; k++)
@@ -1501,7 +1499,7 @@ static void px_process(struct px_conn *c)
         rc = px_parse_head(c);
         if (rc == 0 && c->eof) {
             /* a partial head and no more bytes will come */
-            if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+            if (evbuffer_get_length(st_input(c->bev)))
                 px_send_simple(c, 400, NULL, 1);
             else
                 px_conn_close_after_flush(c);
@@ -1522,16 +1520,16 @@ static void px_process(struct px_conn *c)
     }
 }
 
-static void px_client_read(struct bufferevent *bev, void *arg)
+static void px_client_read(struct stream *bev, void *arg)
 {
     struct px_conn *c = arg;
 
     px_enter(c);
     if (c->state == PX_TUNNEL && c->r && c->r->up) {
-        struct evbuffer *out = bufferevent_get_output(c->r->up->bev);
-        evbuffer_add_buffer(out, bufferevent_get_input(bev));
+        struct evbuffer *out = st_output(c->r->up->bev);
+        evbuffer_add_buffer(out, st_input(bev));
         if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
-            bufferevent_disable(bev, EV_READ);
+            st_disable(bev, ST_READ);
             c->r->client_paused = 1;
         }
     } else if (c->state != PX_CLOSING) {
@@ -1540,20 +1538,20 @@ static void px_client_read(struct bufferevent *bev, void *arg)
     px_leave(c);
 }
 
-static void px_client_write(struct bufferevent *bev, void *arg)
+static void px_client_write(struct stream *bev, void *arg)
 {
     struct px_conn *c = arg;
     struct relais_req *r = c->r;
 
     px_enter(c);
     if (c->state == PX_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) px_conn_close(c);
+        if (evbuffer_get_length(st_output(bev)) == 0) px_conn_close(c);
     } else if (r && r->up && r->up_paused &&
-               evbuffer_get_length(bufferevent_get_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
+               evbuffer_get_length(st_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
         r->up_paused = 0;
-        bufferevent_enable(r->up->bev, EV_READ);
+        st_enable(r->up->bev, ST_READ);
         if (c->state == PX_TUNNEL) {
-            evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(r->up->bev));
+            evbuffer_add_buffer(st_output(bev), st_input(r->up->bev));
         } else if (r->up_state == UP_BODY) {
             px_pump_response(r);
         }
@@ -1561,51 +1559,51 @@ static void px_client_write(struct bufferevent *bev, void *arg)
     px_leave(c);
 }
 
-static void px_client_event(struct bufferevent *bev, short what, void *arg)
+static void px_client_event(struct stream *bev, short what, void *arg)
 {
     struct px_conn *c = arg;
 
     (void)bev;
     px_enter(c);
-    if (c->state == PX_TUNNEL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+    if (c->state == PX_TUNNEL && (what & ST_EOF) && !(what & ST_ERROR) &&
         c->r && c->r->up) {
         /* the client finished sending: pass its FIN on once its bytes are
          * written, and keep relaying the server's answer */
         struct relais_req *r = c->r;
-        struct evbuffer *out = bufferevent_get_output(r->up->bev);
-        evbuffer_add_buffer(out, bufferevent_get_input(c->bev));
+        struct evbuffer *out = st_output(r->up->bev);
+        evbuffer_add_buffer(out, st_input(c->bev));
         c->eof = 1;
         r->tunnel_shut = 1;
         if (evbuffer_get_length(out) == 0) {
-            shutdown(bufferevent_getfd(r->up->bev), SHUT_WR);
+            shutdown(st_fd(r->up->bev), SHUT_WR);
         } else {
-            bufferevent_setwatermark(r->up->bev, EV_WRITE, 0, 0);
-            bufferevent_enable(r->up->bev, EV_WRITE);
+            st_setwatermark(r->up->bev, ST_WRITE, 0, 0);
+            st_enable(r->up->bev, ST_WRITE);
         }
-    } else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+    } else if ((what & ST_EOF) && !(what & ST_ERROR) &&
         ((c->state == PX_BUSY && c->r && c->r->req_body_done) ||
-         (c->state == PX_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))) {
+         (c->state == PX_HEAD && evbuffer_get_length(st_input(c->bev)) > 0))) {
         /* half-close after whole requests: answer them, then close
          * (HAProxy's behaviour; a request is not aborted by the FIN) */
         c->eof = 1;
         if (c->state == PX_HEAD) px_process(c);
-    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    } else if (what & (ST_EOF | ST_ERROR | ST_TIMEOUT)) {
         px_conn_close(c);
     }
     px_leave(c);
 }
 
-static void px_up_read(struct bufferevent *bev, void *arg)
+static void px_up_read(struct stream *bev, void *arg)
 {
     struct relais_req *r = arg;
     struct px_conn *c = r->conn;
 
     px_enter(c);
     if (c->state == PX_TUNNEL) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        evbuffer_add_buffer(out, bufferevent_get_input(bev));
+        struct evbuffer *out = st_output(c->bev);
+        evbuffer_add_buffer(out, st_input(bev));
         if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
-            bufferevent_disable(bev, EV_READ);
+            st_disable(bev, ST_READ);
             r->up_paused = 1;
         }
     } else if (r->up_state == UP_HEAD) {
@@ -1616,36 +1614,36 @@ static void px_up_read(struct bufferevent *bev, void *arg)
     px_leave(c);
 }
 
-static void px_up_write(struct bufferevent *bev, void *arg)
+static void px_up_write(struct stream *bev, void *arg)
 {
     struct relais_req *r = arg;
     struct px_conn *c = r->conn;
 
     px_enter(c);
-    if (r->tunnel_shut && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    if (r->tunnel_shut && evbuffer_get_length(st_output(bev)) == 0) {
         r->tunnel_shut = 0;
-        shutdown(bufferevent_getfd(bev), SHUT_WR);
+        shutdown(st_fd(bev), SHUT_WR);
     } else if (r->client_paused &&
-        evbuffer_get_length(bufferevent_get_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
+        evbuffer_get_length(st_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
         r->client_paused = 0;
-        bufferevent_enable(c->bev, EV_READ);
+        st_enable(c->bev, ST_READ);
         if (c->state == PX_TUNNEL)
-            evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(c->bev));
+            evbuffer_add_buffer(st_output(bev), st_input(c->bev));
         else
             px_pump_request(r);
     }
     px_leave(c);
 }
 
-static void px_up_event(struct bufferevent *bev, short what, void *arg)
+static void px_up_event(struct stream *bev, short what, void *arg)
 {
     struct relais_req *r = arg;
     struct px_conn *c = r->conn;
 
     (void)bev;
     px_enter(c);
-    if (what & BEV_EVENT_CONNECTED) {
-        bufferevent_set_timeouts(r->up->bev, NULL, NULL);
+    if (what & ST_CONNECTED) {
+        st_set_timeouts(r->up->bev, NULL, NULL);
         px_up_ready(r);
     } else if (c->state == PX_TUNNEL) {
         px_conn_close_after_flush(c);
@@ -1654,15 +1652,15 @@ static void px_up_event(struct bufferevent *bev, short what, void *arg)
             r->up = NULL;
         }
     } else if (r->up_state == UP_CONNECTING) {
-        px_report(r, (what & BEV_EVENT_TIMEOUT) ? RELAIS_OUTCOME_TIMEOUT : RELAIS_OUTCOME_FAILED);
-        px_fail(r, (what & BEV_EVENT_TIMEOUT) ? 504 : 502);
+        px_report(r, (what & ST_TIMEOUT) ? RELAIS_OUTCOME_TIMEOUT : RELAIS_OUTCOME_FAILED);
+        px_fail(r, (what & ST_TIMEOUT) ? 504 : 502);
     } else if (r->up_state == UP_HEAD) {
-        if (what & BEV_EVENT_TIMEOUT) {
+        if (what & ST_TIMEOUT) {
             px_report(r, RELAIS_OUTCOME_TIMEOUT);
             px_fail(r, 504);
         } else if (r->up->reused && !r->retried && r->req_body_bytes == 0 &&
                    r->req_body_done &&
-                   evbuffer_get_length(bufferevent_get_input(r->up->bev)) == 0) {
+                   evbuffer_get_length(st_input(r->up->bev)) == 0) {
             /* a pooled connection the server had closed: retry once on a
              * fresh one (nothing of the body was consumed) */
             up_conn_free(r->up);
@@ -1675,11 +1673,11 @@ static void px_up_event(struct bufferevent *bev, short what, void *arg)
             px_fail(r, 502);
         }
     } else if (r->up_state == UP_BODY) {
-        if ((what & BEV_EVENT_EOF) && r->resp_close_delim) {
+        if ((what & ST_EOF) && r->resp_close_delim) {
             px_pump_response(r);
             if (!c->dead && c->r == r) {
                 if (r->client_chunked)
-                    evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+                    evbuffer_add(st_output(c->bev), "0\r\n\r\n", 5);
                 r->up_reusable = 0;
                 r->up_state = UP_DONE;
                 px_finish(r);
@@ -1701,7 +1699,7 @@ void px_shutdown(struct worker *w)
     for (c = w->conns; c; c = n) {
         n = c->next;
         if (c->state == PX_HEAD &&
-            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+            evbuffer_get_length(st_input(c->bev)) == 0) {
             px_enter(c);
             px_conn_close(c);
             px_leave(c);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "stream.h"
 #include <event2/event.h>
 
 #include "log.h"
@@ -89,20 +89,20 @@ void up_conn_free(struct up_conn *c)
 {
     if (!c) return;
     up_unlink(c);
-    if (c->bev) bufferevent_free(c->bev);
+    if (c->bev) st_free(c->bev);
     free(c->key);
     free(c);
 }
 
 /* An idle connection got data or EOF: it is dead for us. */
-static void up_idle_read(struct bufferevent *bev, void *arg)
+static void up_idle_read(struct stream *bev, void *arg)
 {
     (void)bev;
     up_conn_free(arg);
 }
 
 /* An idle connection got an event (EOF, error). */
-static void up_idle_event(struct bufferevent *bev, short what, void *arg)
+static void up_idle_event(struct stream *bev, short what, void *arg)
 {
     (void)bev;
     (void)what;
@@ -175,7 +175,7 @@ struct up_conn *up_pool_take(struct up_pool *p, const struct snap_server *sv)
     c = b->head;
     up_unlink(c);
     c->reused = 1;
-    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    st_setcb(c->bev, NULL, NULL, NULL, NULL);
     return c;
 }
 
@@ -192,15 +192,13 @@ struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv)
     fd = socket(sv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) goto fail;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = st_new(p->base, fd);
     if (!c->bev) {
         close(fd);
         goto fail;
     }
-    bufferevent_set_max_single_read(c->bev, RELAIS_IO_CHUNK);
-    bufferevent_set_max_single_write(c->bev, RELAIS_IO_CHUNK * 4);
-    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&sv->addr,
-                                   (int)sv->addrlen) < 0)
+    if (st_connect(c->bev, (const struct sockaddr *)&sv->addr,
+               sv->addrlen) < 0)
         goto fail;
     return c;
 fail:
@@ -214,13 +212,13 @@ void up_pool_put(struct up_conn *c)
     struct up_bucket *b = up_bucket(p, c->key, c->hash, 1);
 
     if (!b || b->count >= p->max_idle ||
-        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        evbuffer_get_length(st_input(c->bev)) > 0) {
         up_conn_free(c);
         return;
     }
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
-    bufferevent_setcb(c->bev, up_idle_read, NULL, up_idle_event, c);
-    bufferevent_enable(c->bev, EV_READ);
+    st_set_timeouts(c->bev, NULL, NULL);
+    st_setcb(c->bev, up_idle_read, NULL, up_idle_event, c);
+    st_enable(c->bev, ST_READ);
     c->idle = 1;
     c->idle_since = wk_now_ms();
     c->prev = NULL;

@@ -13,14 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bufferevent;
+struct stream;
 struct event_base;
 struct snap_server;
 struct up_pool;
 
 /** A connection to a server. */
 struct up_conn {
-    struct bufferevent *bev;  /* the socket */
+    struct stream *bev;  /* the socket */
     struct up_pool *pool;     /* owning pool */
     char *key;                /* pool key (owned copy) */
     uint64_t hash;            /* hash of key */
@@ -44,7 +44,7 @@ void up_pool_free(struct up_pool *p);
 struct up_conn *up_pool_take(struct up_pool *p, const struct snap_server *sv);
 
 /** Starts a new non-blocking connection to sv (callbacks unset; the
- *  caller sets them and waits for BEV_EVENT_CONNECTED).  NULL on
+ *  caller sets them and waits for ST_CONNECTED).  NULL on
  *  immediate failure. */
 struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv);
 

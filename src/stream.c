@@ -1,0 +1,365 @@
+/*
+ * stream — see stream.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "stream.h"
+
+#define ST_READ_CHUNK (32 * 1024) /* bytes one read may bring in */
+
+/** A stream. */
+struct stream {
+    struct event_base *base;  /* owning loop */
+    evutil_socket_t fd;       /* the socket (owned) */
+    struct evbuffer *in;      /* bytes read */
+    struct evbuffer *out;     /* bytes to write */
+    struct evbuffer_cb_entry *in_cb;  /* watches input drains */
+    struct evbuffer_cb_entry *out_cb; /* watches output appends */
+    struct event *ev_read;    /* read readiness (persistent) */
+    struct event *ev_write;   /* write readiness (persistent) */
+    struct event *ev_flush;   /* end-of-turn write (activated) */
+    st_data_cb readcb;        /* owner's callbacks */
+    st_data_cb writecb;
+    st_event_cb eventcb;
+    void *arg;                /* their argument */
+    size_t rd_high;           /* input cap (0 = none) */
+    size_t wr_low;            /* write callback level */
+    struct timeval rd_tmo;    /* read timeout */
+    struct timeval wr_tmo;    /* write timeout */
+    unsigned has_rd_tmo : 1;  /* rd_tmo set */
+    unsigned has_wr_tmo : 1;  /* wr_tmo set */
+    unsigned reading : 1;     /* the owner wants to read */
+    unsigned writing : 1;     /* the owner lets output go out */
+    unsigned suspended : 1;   /* reading held by the input cap */
+    unsigned rd_added : 1;    /* ev_read registered */
+    unsigned wr_added : 1;    /* ev_write registered */
+    unsigned flush_pending : 1; /* ev_flush activated */
+    unsigned connecting : 1;  /* connect in progress */
+    unsigned eof : 1;         /* read side closed */
+};
+
+/* Registers or drops read interest according to the flags. */
+static void st_update_read(struct stream *s)
+{
+    int want = s->reading && !s->suspended && !s->eof;
+
+    if (want && !s->rd_added) {
+        event_add(s->ev_read, s->has_rd_tmo ? &s->rd_tmo : NULL);
+        s->rd_added = 1;
+    } else if (!want && s->rd_added) {
+        event_del(s->ev_read);
+        s->rd_added = 0;
+    }
+}
+
+/* Registers write interest (re-arming its timeout: progress was made). */
+static void st_want_write(struct stream *s)
+{
+    event_add(s->ev_write, s->has_wr_tmo ? &s->wr_tmo : NULL);
+    s->wr_added = 1;
+}
+
+/* Drops write interest. */
+static void st_drop_write(struct stream *s)
+{
+    if (s->wr_added) {
+        event_del(s->ev_write);
+        s->wr_added = 0;
+    }
+}
+
+/* Writes what it can.  Returns 1 when bytes went out and the output is
+ * now at or below the low watermark, 0 otherwise, -1 on a socket error. */
+static int st_do_write(struct stream *s)
+{
+    size_t before = evbuffer_get_length(s->out), after;
+    int n;
+
+    if (before == 0) {
+        st_drop_write(s);
+        return 0;
+    }
+    n = evbuffer_write_atmost(s->out, s->fd, -1);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (!s->wr_added) st_want_write(s);
+            return 0;
+        }
+        return -1;
+    }
+    after = evbuffer_get_length(s->out);
+    if (after > 0) st_want_write(s);
+    else st_drop_write(s);
+    return (n > 0 && after <= s->wr_low) ? 1 : 0;
+}
+
+/* Writes and tells the owner (last thing: the owner may free s). */
+static void st_write_notify(struct stream *s)
+{
+    int rc;
+
+    if (!s->writing || s->connecting) return;
+    rc = st_do_write(s);
+    if (rc < 0) {
+        st_drop_write(s);
+        if (s->eventcb) s->eventcb(s, ST_WRITING | ST_ERROR, s->arg);
+    } else if (rc == 1 && s->writecb) {
+        s->writecb(s, s->arg);
+    }
+}
+
+/* Output grew: write at the end of this loop turn. */
+static void st_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                           void *arg)
+{
+    struct stream *s = arg;
+
+    (void)buf;
+    if (info->n_added == 0 || s->flush_pending || s->connecting || s->wr_added) return;
+    s->flush_pending = 1;
+    event_active(s->ev_flush, EV_WRITE, 1);
+}
+
+/* Input shrank: lift the cap when it is no longer reached. */
+static void st_in_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                          void *arg)
+{
+    struct stream *s = arg;
+
+    if (info->n_deleted == 0 || !s->suspended) return;
+    if (evbuffer_get_length(buf) < s->rd_high) {
+        s->suspended = 0;
+        st_update_read(s);
+    }
+}
+
+/* End of the loop turn: the coalesced write. */
+static void st_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream *s = arg;
+
+    (void)fd;
+    (void)what;
+    s->flush_pending = 0;
+    st_write_notify(s);
+}
+
+/* Socket readable (or read timeout). */
+static void st_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream *s = arg;
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    ssize_t n;
+    int nv, i;
+
+    if (what & EV_TIMEOUT) {
+        if (s->eventcb) s->eventcb(s, ST_READING | ST_TIMEOUT, s->arg);
+        return;
+    }
+    nv = evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
+    if (nv <= 0) {
+        if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
+        return;
+    }
+    for (i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    n = readv(fd, iov, nv);
+    if (n > 0) {
+        size_t left = (size_t)n;
+        for (i = 0; i < nv; i++) {
+            if (v[i].iov_len > left) v[i].iov_len = left;
+            left -= v[i].iov_len;
+        }
+        evbuffer_commit_space(s->in, v, nv);
+        if (s->rd_high && evbuffer_get_length(s->in) >= s->rd_high) {
+            s->suspended = 1;
+            st_update_read(s);
+        }
+        if (s->readcb) s->readcb(s, s->arg);
+        return;
+    }
+    evbuffer_commit_space(s->in, v, 0);
+    if (n == 0) {
+        s->eof = 1;
+        st_update_read(s);
+        if (s->eventcb) s->eventcb(s, ST_READING | ST_EOF, s->arg);
+        return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    s->eof = 1;
+    st_update_read(s);
+    if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
+}
+
+/* Socket writable (or write timeout), or a connect finished. */
+static void st_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream *s = arg;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (what & EV_TIMEOUT) {
+        st_drop_write(s);
+        if (s->eventcb) s->eventcb(s, ST_WRITING | ST_TIMEOUT, s->arg);
+        return;
+    }
+    if (s->connecting) {
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        st_drop_write(s);
+        if (err) {
+            errno = err;
+            if (s->eventcb) s->eventcb(s, ST_WRITING | ST_ERROR, s->arg);
+            return;
+        }
+        s->connecting = 0;
+        if (evbuffer_get_length(s->out) > 0 && !s->flush_pending) {
+            s->flush_pending = 1;
+            event_active(s->ev_flush, EV_WRITE, 1);
+        }
+        if (s->eventcb) s->eventcb(s, ST_CONNECTED, s->arg);
+        return;
+    }
+    st_write_notify(s);
+}
+
+struct stream *st_new(struct event_base *base, evutil_socket_t fd)
+{
+    struct stream *s = calloc(1, sizeof(*s));
+
+    if (!s) return NULL;
+    s->base = base;
+    s->fd = fd;
+    s->writing = 1;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    s->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, st_on_read, s);
+    s->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, st_on_write, s);
+    s->ev_flush = event_new(base, -1, 0, st_on_flush, s);
+    if (!s->in || !s->out || !s->ev_read || !s->ev_write || !s->ev_flush) {
+        s->fd = -1; /* the caller still owns fd on failure */
+        st_free(s);
+        return NULL;
+    }
+    s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
+    s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
+    return s;
+}
+
+void st_free(struct stream *s)
+{
+    if (!s) return;
+    if (s->ev_read) event_free(s->ev_read);
+    if (s->ev_write) event_free(s->ev_write);
+    if (s->ev_flush) event_free(s->ev_flush);
+    if (s->in) {
+        if (s->in_cb) evbuffer_remove_cb_entry(s->in, s->in_cb);
+        evbuffer_free(s->in);
+    }
+    if (s->out) {
+        if (s->out_cb) evbuffer_remove_cb_entry(s->out, s->out_cb);
+        evbuffer_free(s->out);
+    }
+    if (s->fd >= 0) evutil_closesocket(s->fd);
+    free(s);
+}
+
+void st_setcb(struct stream *s, st_data_cb readcb, st_data_cb writecb,
+              st_event_cb eventcb, void *arg)
+{
+    s->readcb = readcb;
+    s->writecb = writecb;
+    s->eventcb = eventcb;
+    s->arg = arg;
+}
+
+struct evbuffer *st_input(struct stream *s)
+{
+    return s->in;
+}
+
+struct evbuffer *st_output(struct stream *s)
+{
+    return s->out;
+}
+
+evutil_socket_t st_fd(const struct stream *s)
+{
+    return s->fd;
+}
+
+void st_enable(struct stream *s, short what)
+{
+    if (what & ST_READ) {
+        s->reading = 1;
+        st_update_read(s);
+    }
+    if ((what & ST_WRITE) && !s->writing) {
+        s->writing = 1;
+        if (evbuffer_get_length(s->out) && !s->flush_pending && !s->connecting) {
+            s->flush_pending = 1;
+            event_active(s->ev_flush, EV_WRITE, 1);
+        }
+    }
+}
+
+void st_disable(struct stream *s, short what)
+{
+    if (what & ST_READ) {
+        s->reading = 0;
+        st_update_read(s);
+    }
+    if (what & ST_WRITE) {
+        s->writing = 0;
+        if (!s->connecting) st_drop_write(s);
+    }
+}
+
+void st_setwatermark(struct stream *s, short what, size_t low, size_t high)
+{
+    if (what & ST_READ) {
+        s->rd_high = high;
+        if (s->suspended && (!high || evbuffer_get_length(s->in) < high)) {
+            s->suspended = 0;
+            st_update_read(s);
+        }
+    }
+    if (what & ST_WRITE) s->wr_low = low;
+}
+
+void st_set_timeouts(struct stream *s, const struct timeval *rd,
+                     const struct timeval *wr)
+{
+    s->has_rd_tmo = rd != NULL;
+    if (rd) s->rd_tmo = *rd;
+    s->has_wr_tmo = wr != NULL;
+    if (wr) s->wr_tmo = *wr;
+    if (s->rd_added) event_add(s->ev_read, rd ? &s->rd_tmo : NULL);
+    if (s->wr_added) event_add(s->ev_write, wr ? &s->wr_tmo : NULL);
+}
+
+int st_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
+{
+    if (connect(s->fd, sa, len) < 0 && errno != EINPROGRESS) return -1;
+    /* done or in progress: writability tells (and SO_ERROR says how) */
+    s->connecting = 1;
+    st_want_write(s);
+    return 0;
+}
+
+void st_flush(struct stream *s)
+{
+    if (!s->connecting && s->writing && st_do_write(s) < 0) st_drop_write(s);
+}
