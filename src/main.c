@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,10 @@ int main(int argc, char **argv)
     struct sc_config *sc = NULL;
     struct pl_set *plugins = NULL;
 
+    /* buffers come and go by tens of KiB per request: keep freed memory
+     * instead of returning it to the kernel and faulting it back in */
+    mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     while ((o = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': config = optarg; break;
