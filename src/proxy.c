@@ -271,6 +271,26 @@ static void px_timer(struct px_conn *c, int64_t ms)
     event_add(c->timer, &tv);
 }
 
+/* The request body cannot be taken (broken framing, too large, too
+ * slow): answer status and close when nothing was answered yet, else cut
+ * the connection.  The server connection, if any, is dropped: it may hold
+ * a partial body. */
+static void px_refuse_body(struct relais_req *r, int status)
+{
+    if (r->resp_started || r->suspended) {
+        px_conn_close(r->conn);
+        return;
+    }
+    if (r->up) {
+        up_conn_free(r->up);
+        r->up = NULL;
+    }
+    r->client_close = 1;
+    r->local = 0;
+    px_api_respond(r, status, NULL, 0, NULL, 0);
+    px_finish(r);
+}
+
 /* Idle / head timeout. */
 static void px_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -286,20 +306,8 @@ static void px_timeout(evutil_socket_t fd, short what, void *arg)
         else px_conn_close(c);
     } else if (c->state == PX_BUSY && c->r && !c->r->req_body_done) {
         /* readTimeout: the request body did not arrive in time */
-        struct relais_req *r = c->r;
         log_debug("http", "%s: request body not received within readTimeout", c->peer_ip);
-        if (!r->resp_started && !r->suspended) {
-            if (r->up) {
-                up_conn_free(r->up);
-                r->up = NULL;
-            }
-            r->client_close = 1;
-            r->local = 0;
-            px_api_respond(r, 408, NULL, 0, NULL, 0);
-            px_finish(r);
-        } else {
-            px_conn_close(c);
-        }
+        px_refuse_body(c->r, 408);
     }
     px_leave(c);
 }
@@ -1045,10 +1053,7 @@ static int px_body_gate(struct relais_req *r, int force)
     }
     if (bad) {
         log_debug("http", "%s: bad chunked request body, nothing forwarded", c->peer_ip);
-        r->client_close = 1;
-        r->local = 0;
-        px_api_respond(r, 400, NULL, 0, NULL, 0);
-        px_finish(r);
+        px_refuse_body(r, 400);
         return -1;
     }
     if (done || seen >= PX_BODY_GATE) r->gate_passed = 1;
@@ -1146,16 +1151,7 @@ static void px_pump_request(struct relais_req *r)
             if (used < 0) {
                 /* broken framing: the server got a partial body; cut */
                 log_debug("http", "%s: bad chunked request body", c->peer_ip);
-                if (!r->resp_started) {
-                    up_conn_free(r->up);
-                    r->up = NULL;
-                    r->client_close = 1;
-                    r->local = 0;
-                    px_api_respond(r, 400, NULL, 0, NULL, 0);
-                    px_finish(r);
-                } else {
-                    px_conn_close(c);
-                }
+                px_refuse_body(r, 400);
                 return;
             }
             if (dlen) {
@@ -1182,16 +1178,7 @@ static void px_pump_request(struct relais_req *r)
         px_arm_response_timeout(r);
     }
     if (c->epc->max_body > 0 && (int64_t)r->req_body_bytes > c->epc->max_body) {
-        if (!r->resp_started) {
-            up_conn_free(r->up);
-            r->up = NULL;
-            r->client_close = 1;
-            r->local = 0;
-            px_api_respond(r, 413, NULL, 0, NULL, 0);
-            px_finish(r);
-        } else {
-            px_conn_close(c);
-        }
+        px_refuse_body(r, 413);
         return;
     }
     if (!r->req_body_done && evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {

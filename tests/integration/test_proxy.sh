@@ -248,8 +248,9 @@ is "chunked download announced chunked" "Transfer-Encoding: chunked" "$te"
 rss_peak() { sed -n 's/^VmHWM:\s*\([0-9]*\) kB/\1/p' /proc/$RELAIS_PID/status; }
 n=$(curl -s --max-time 120 -H 'Host: a.test' "$U/data?size=1073741824" | wc -c)
 is "1 GiB download complete" "1073741824" "$n"
-res=$(head -c 1073741824 /dev/zero | curl -s --max-time 120 -H 'Host: a.test' -T - -X POST -H 'Content-Type: application/octet-stream' $U/upload)
-is "1 GiB chunked upload complete" "received 1073741824 bytes sha256=49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14" "$res"
+res=$(head -c 1073741824 /dev/zero | curl -s --max-time 120 -H 'Host: a.test' -T - -X POST -H 'Content-Type: application/octet-stream' -w '|%{http_code}|%{time_total}' $U/upload | tr -d '\n'; echo "|curl=${PIPESTATUS[1]}")
+like "1 GiB chunked upload complete" '^received 1073741824 bytes sha256=49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14\|200\|' "$res"
+case "$res" in *"|200|"*) ;; *) grep -E ' (WRN|ERR) ' "$T/relais.log" | tail -5 | sed 's/^/# /'; tail -3 "$T/w1.log" | sed 's/^/# w1: /';; esac
 peak=$(rss_peak)
 if [ "${RELAIS_SANITIZED:-no}" = yes ]; then
   # AddressSanitizer's shadow memory and quarantine (capped at 16 MiB by
