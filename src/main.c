@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "      --list-plugins    print the plugins that load, then exit\n"
             "      --workers N       worker threads (overrides workers; 0 = one per core)\n"
             "      --log-level L     DEBUG, INFO, WARN or ERROR (overrides log.level)\n"
+            "      --KEY.PATH=VALUE  any static key, as Traefik's flags write it\n"
+            "                        (--entryPoints.web.address=:8080); overrides the file\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
@@ -81,11 +83,30 @@ int main(int argc, char **argv)
     int check = 0, list = 0, workers = -1, o, rc;
     struct sc_config *sc = NULL;
     struct pl_set *plugins = NULL;
+    const char *overrides[argc + 1]; /* argc is small: on the stack */
+    size_t noverrides = 0;
+    int i, j;
 
     /* buffers come and go by tens of KiB per request: keep freed memory
      * instead of returning it to the kernel and faulting it back in */
     mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+    /* Traefik-style flags (--entryPoints.web.address=:80) override the
+     * static file: take them out before getopt sees the rest */
+    for (i = j = 1; i < argc; i++) {
+        const char *a = argv[i], *eq;
+        if (!strcmp(a, "--")) {
+            while (i < argc) argv[j++] = argv[i++];
+            break;
+        }
+        eq = strchr(a, '=');
+        if (a[0] == '-' && a[1] == '-' && strchr(a, '.') && (!eq || strchr(a, '.') < eq))
+            overrides[noverrides++] = a + 2;
+        else
+            argv[j++] = argv[i];
+    }
+    argc = j;
+    argv[argc] = NULL;
     while ((o = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': config = optarg; break;
@@ -135,11 +156,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!config) config = default_config();
-    if (!config) {
-        fprintf(stderr, "relais: no configuration file: use --config FILE\n");
+    if (!config && !noverrides) {
+        fprintf(stderr, "relais: no configuration: use --config FILE or "
+                        "--entryPoints.NAME.address=... flags\n");
         return 2;
     }
-    sc = sc_load(config, plugin_dir);
+    sc = sc_load(config, plugin_dir, overrides, noverrides);
     if (!sc) return 1;
     if (!level) log_set_level(sc->log_level);
     log_set_format(sc->log_format);

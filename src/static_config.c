@@ -133,7 +133,69 @@ static int sc_ep_cmp(const void *a, const void *b)
                   ((const struct sc_entrypoint *)b)->name);
 }
 
-struct sc_config *sc_load(const char *path, const char *plugin_dir_override)
+/* Applies one "a.b.c=value" flag to root.  0, or -1 with msg. */
+static int sc_override(json_t *root, const char *flag, char *msg, size_t msglen)
+{
+    const char *eq = strchr(flag, '='), *p = flag, *dot;
+    json_t *node = root, *val;
+    char key[256];
+
+    for (;;) {
+        size_t kl;
+        const char *k;
+        json_t *v, *child = NULL;
+
+        dot = strchr(p, '.');
+        if (dot && eq && dot > eq) dot = NULL;
+        kl = dot ? (size_t)(dot - p) : (eq ? (size_t)(eq - p) : strlen(p));
+        if (kl == 0 || kl >= sizeof(key)) {
+            snprintf(msg, msglen, "expected --key.path=value, got \"--%s\"", flag);
+            return -1;
+        }
+        memcpy(key, p, kl);
+        key[kl] = '\0';
+        json_object_foreach(node, k, v)
+            if (!strcasecmp(k, key)) child = v;
+        if (!dot) {
+            struct conf_error err;
+            char *doc;
+            size_t dl;
+            if (!eq) {
+                val = json_true();
+            } else {
+                /* type the value the way a YAML scalar is typed */
+                dl = strlen(eq + 1) + 8;
+                doc = malloc(dl);
+                if (!doc) return -1;
+                snprintf(doc, dl, "v: %s\n", eq + 1);
+                val = conf_parse(doc, strlen(doc), CONF_YAML, "command line", &err);
+                free(doc);
+                if (val) {
+                    json_t *x = json_incref(json_object_get(val, "v"));
+                    json_decref(val);
+                    val = x ? x : json_string("");
+                }
+                if (!val) val = json_string(eq + 1);
+            }
+            json_object_foreach(node, k, v)
+                if (!strcasecmp(k, key)) {
+                    json_object_set_new(node, k, val);
+                    return 0;
+                }
+            json_object_set_new(node, key, val);
+            return 0;
+        }
+        if (!json_is_object(child)) {
+            child = json_object();
+            json_object_set_new(node, key, child);
+        }
+        node = child;
+        p = dot + 1;
+    }
+}
+
+struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
+                          const char *const *overrides, size_t noverrides)
 {
     static const char *const top_known[] = {
         "entryPoints", "providers", "log", "plugins", "workers",
@@ -147,8 +209,8 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override)
     size_t i, nerr;
 
     if (!c) return NULL;
-    c->path = strdup(path);
-    c->root = conf_load_file(path, &cerr);
+    c->path = strdup(path ? path : "command line");
+    c->root = path ? conf_load_file(path, &cerr) : json_object();
     if (!c->root) {
         if (cerr.line)
             log_error("config", "%s:%d:%d: %s", path, cerr.line, cerr.column, cerr.msg);
@@ -156,6 +218,14 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override)
             log_error("config", "%s: %s", path, cerr.msg);
         goto fail;
     }
+    for (i = 0; i < noverrides; i++) {
+        char msg[300];
+        if (sc_override(c->root, overrides[i], msg, sizeof(msg)) < 0) {
+            log_error("config", "command line: %s", msg);
+            goto fail;
+        }
+    }
+    path = c->path;
     s = conf_session_new("");
     root = conf_session_root(s, c->root);
     sc_warn_unknown(path, root, top_known);

@@ -62,9 +62,15 @@ struct sc_config {
     struct sc_transport transport;    /* serversTransport defaults */
 };
 
-/** Reads and validates the file.  Returns the config, or NULL after
- *  printing every error ("FILE: key.path: reason") to the log. */
-struct sc_config *sc_load(const char *path, const char *plugin_dir_override);
+/**
+ * Reads and validates the file (path NULL: an empty document), after
+ * applying overrides[0..n): Traefik-style flags "key.path=value" (keys
+ * matched without regard to case, missing maps created, the value typed
+ * like a YAML scalar; no "=value" means true).  Returns the config, or
+ * NULL after printing every error ("FILE: key.path: reason") to the log.
+ */
+struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
+                          const char *const *overrides, size_t n);
 
 /** Frees; NULL is a no-op. */
 void sc_free(struct sc_config *c);

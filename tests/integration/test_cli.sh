@@ -190,4 +190,20 @@ is "no watch: change not applied yet" "404" "$(curl -s -o /dev/null -w '%{http_c
 kill -HUP "$RELAIS_PID"
 ok "SIGHUP applies the change" wait_log "configuration 3 applied"
 is "route after SIGHUP" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: four.test' http://127.0.0.1:$RP2/)"
+# Traefik-style flags: a configuration from flags alone, and a flag that
+# overrides a key of the file
+RP4=$(free_port)
+: >"$T/relais.log"
+"$RELAIS" --entrypoints.web.address=127.0.0.1:$RP4 --providers.file.filename="$T/dyn2.yaml" \
+  --providers.providersThrottleDuration=0s --log.level=DEBUG --plugin-dir "$RELAIS_PLUGIN_DIR" >>"$T/relais.log" 2>&1 &
+FP=$!; PIDS+=($FP)
+wait_port "$RP4"
+is "configuration from flags alone serves" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: four.test' http://127.0.0.1:$RP4/)"
+kill -TERM "$FP"; wait "$FP"
+RP5=$(free_port)
+out=$("$RELAIS" --config "$T/nowatch.yaml" --entryPoints.web.address=127.0.0.1:$RP5 --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "--check with a flag override: exit 0" "0" "$rc"
+out=$("$RELAIS" --config "$T/nowatch.yaml" --entryPoints.web.address=nowhere --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "a bad flag value is reported: exit 1" "1" "$rc"
+like "the flag's key path is named" 'entryPoints.web.address: expected an address' "$out"
 t_done

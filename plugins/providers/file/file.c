@@ -32,7 +32,7 @@
 /** Most configuration files read from one directory. */
 #define FP_MAX_FILES 10000u
 /** Debounce delay after a change, in ms. */
-#define FP_DEBOUNCE_MS 50
+#define FP_DEBOUNCE_MS 10
 /** Longest path handled. */
 #define FP_PATH_MAX 4096
 /** Events inotify reports on the watched directory. */
