@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "conf.h"
 #include "host_api.h"
+#include "httpc.h"
 #include "log.h"
 #include "message.h"
 #include "proxy.h"
@@ -300,6 +301,12 @@ static unsigned host_thread_count(void)
     return wk_count();
 }
 
+static relais_http_call *host_http_request(const relais_http_req *req,
+                                           const relais_http_callbacks *cb, void *arg)
+{
+    return hc_request(host_base(), req, cb, arg);
+}
+
 static const relais_host host_tbl = {
     .size = sizeof(relais_host),
     .abi_major = RELAIS_ABI_MAJOR,
@@ -357,6 +364,8 @@ static const relais_host host_tbl = {
     .watch_free = host_watch_free,
     .thread_index = host_thread_index,
     .thread_count = host_thread_count,
+    .http_request = host_http_request,
+    .http_cancel = hc_cancel,
 };
 
 const relais_host *host_table(void)

@@ -45,7 +45,7 @@ extern "C" {
 #define RELAIS_PLUGIN_MAGIC 0x52504c47u
 /** ABI version this header describes. */
 #define RELAIS_ABI_MAJOR 1
-#define RELAIS_ABI_MINOR 0
+#define RELAIS_ABI_MINOR 1
 /** Name of the one symbol a plugin exports. */
 #define RELAIS_PLUGIN_SYMBOL "relais_plugin_descriptor"
 
@@ -68,6 +68,8 @@ typedef struct relais_servers relais_servers;     /* the servers of an LB */
 typedef struct relais_provider relais_provider;   /* a running provider */
 typedef struct relais_timer relais_timer;         /* a one-shot timer */
 typedef struct relais_watch relais_watch;         /* a file-descriptor watch */
+typedef struct relais_http_call relais_http_call; /* an HTTP request in flight
+                                                     (ABI 1.1) */
 
 /* ---- enums (append-only) ----------------------------------------------- */
 
@@ -149,6 +151,38 @@ typedef struct relais_header {
     const char *name;  /* NUL-terminated header name */
     const char *value; /* NUL-terminated header value */
 } relais_header;
+
+/** An HTTP request made through host->http_request (ABI 1.1). */
+typedef struct relais_http_req {
+    uint32_t size;               /* sizeof(relais_http_req) as compiled */
+    const char *method;          /* "GET", "POST", ... */
+    const char *url;             /* "http://127.0.0.1:2379/v3/kv/range";
+                                    with unix_socket set, the host part
+                                    only names the Host header */
+    const char *unix_socket;     /* connect to this unix socket instead of
+                                    the URL's host and port; may be NULL */
+    const relais_header *headers; /* extra request headers */
+    size_t nheaders;             /* how many */
+    const char *body;            /* request body, may be NULL */
+    size_t body_len;             /* its length (Content-Length is set) */
+    uint64_t timeout_ms;         /* the whole exchange; 0 = none (streams) */
+} relais_http_req;
+
+/** What the host calls back with, on the thread that made the request
+ *  (ABI 1.1). */
+typedef struct relais_http_callbacks {
+    uint32_t size; /* sizeof(relais_http_callbacks) as compiled */
+    /** The response head; headers are valid during the call only.  May be
+     *  NULL. */
+    void (*on_response)(void *arg, int status, relais_hdrs *headers);
+    /** A piece of the decoded body (chunked framing removed).  May be
+     *  NULL. */
+    void (*on_data)(void *arg, const char *data, size_t len);
+    /** The end, exactly once: error 0 when the whole response arrived,
+     *  else -1 with a message (refused, timeout, broken response).  The
+     *  call is freed after it returns. */
+    void (*on_done)(void *arg, int error, const char *message);
+} relais_http_callbacks;
 
 /* ---- kind-specific operation tables ------------------------------------ */
 
@@ -405,6 +439,18 @@ struct relais_host {
     unsigned (*thread_index)(void);
     /** Number of worker threads. */
     unsigned (*thread_count)(void);
+
+    /* -- ABI 1.1: asynchronous HTTP client -- */
+    /** Starts a request on the calling thread's event loop (one
+     *  connection per request).  NULL, with no callback, when the request
+     *  is invalid (bad URL, unsupported scheme); otherwise on_done follows
+     *  exactly once unless http_cancel comes first. */
+    relais_http_call *(*http_request)(const relais_http_req *req,
+                                      const relais_http_callbacks *cb,
+                                      void *arg);
+    /** Cancels a request: no callback follows.  Allowed inside its own
+     *  callbacks.  NULL is a no-op. */
+    void (*http_cancel)(relais_http_call *call);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -419,6 +465,8 @@ struct relais_host {
  *
  * 1.0  First stable ABI: relais_plugin descriptor, relais_host table,
  *      provider, middleware and lb operation tables.
+ * 1.1  Asynchronous HTTP client: relais_http_call, relais_http_req,
+ *      relais_http_callbacks; relais_host.http_request, http_cancel.
  */
 
 #ifdef __cplusplus

@@ -85,8 +85,8 @@ like "provider error names the key path" 'providers.file: either filename or dir
 
 # --list-plugins
 out=$("$RELAIS" --list-plugins --plugin-dir "$RELAIS_PLUGIN_DIR" 2>/dev/null)
-like "--list-plugins shows the file provider" $'\nfile +[0-9.]+ +provider +file +1\\.0' "$out"
-like "--list-plugins shows wrr" $'\nwrr +[0-9.]+ +lb +wrr +1\\.0' "$out"
+like "--list-plugins shows the file provider" $'\nfile +[0-9.]+ +provider +file +1\\.[0-9]+$' "$out"
+like "--list-plugins shows wrr" $'\nwrr +[0-9.]+ +lb +wrr +1\\.[0-9]+$' "$out"
 
 # a plugin directory with refused plugins: relais starts, reports, serves
 PD=$T/plugins
@@ -100,8 +100,8 @@ ln -s "$RELAIS_TEST_PLUGIN_DIR/dup_key.so" "$PD/zz_dup_key.so"
 PLUGIN_DIR=$PD start_relais "$T/relais.yaml" "$RP"
 wait_log "configuration 2 applied"
 is "relais serves despite refused plugins" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: one.test' http://127.0.0.1:$RP/)"
-ok "wrong major refused with both versions" grep -q "refusing plugin $PD/major_2.so: ABI 2.0, host supports 1.0" "$T/relais.log"
-ok "newer minor refused with both versions" grep -qE "refusing plugin $PD/minor_future.so: ABI 1.99, host supports 1.0" "$T/relais.log"
+ok "wrong major refused with both versions" grep -qE "refusing plugin $PD/major_2.so: ABI 2.0, host supports 1.[0-9]+" "$T/relais.log"
+ok "newer minor refused with both versions" grep -qE "refusing plugin $PD/minor_future.so: ABI 1.99, host supports 1.[0-9]+" "$T/relais.log"
 ok "bad magic refused" grep -q "refusing plugin $PD/bad_magic.so: bad magic" "$T/relais.log"
 ok "missing descriptor refused" grep -q "refusing plugin $PD/no_symbol.so" "$T/relais.log"
 ok "duplicate config key refused" grep -q "refusing plugin $PD/zz_dup_key.so: lb config key \"WRR\" is already provided" "$T/relais.log"

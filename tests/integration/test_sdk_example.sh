@@ -27,7 +27,7 @@ is "hello exports only its descriptor" "relais_plugin_descriptor " "$syms"
 
 cp "$T/hello/hello.so" "$INST_PLUGINS/"
 out=$("$INST_BIN" --list-plugins --plugin-dir "$INST_PLUGINS" 2>/dev/null)
-like "installed relais lists hello" $'\nhello +[0-9.]+ +middleware +hello +1\\.0' "$out"
+like "installed relais lists hello" $'\nhello +[0-9.]+ +middleware +hello +1\\.[0-9]+$' "$out"
 
 start_whoami w1
 RP=$(free_port)

@@ -31,6 +31,12 @@
 #include "plugin_loader.h"
 #include "tap.h"
 
+/* The host ABI version as text ("1.1"). */
+#define HV_STR2(x) #x
+#define HV_STR(x) HV_STR2(x)
+#define HV HV_STR(RELAIS_ABI_MAJOR) "." HV_STR(RELAIS_ABI_MINOR)
+
+
 /* ---- captured log ------------------------------------------------------- */
 
 static char t_logpath[256];  /* temp file the log goes to */
@@ -462,19 +468,19 @@ static const struct {
     const char *file;   /* test plugin */
     const char *reason; /* what the log line must contain */
 } t_bad[] = {
-    {"bad_magic.so", ": bad magic 0xdeadbeef (ABI ?.?, host 1.0)"},
-    {"major_2.so", ": ABI 2.0, host supports 1.0 (major differs)"},
-    {"minor_future.so", ": ABI 1.99, host supports 1.0 (plugin needs"},
+    {"bad_magic.so", ": bad magic 0xdeadbeef (ABI ?.?, host " HV ")"},
+    {"major_2.so", ": ABI 2.0, host supports " HV " (major differs)"},
+    {"minor_future.so", ": ABI 1.99, host supports " HV " (plugin needs"},
     {"small_desc.so", ": descriptor too small (8 bytes, ABI 1.0 needs 72) "
-                      "(ABI 1.0, host 1.0)"},
+                      "(ABI " HV ", host " HV ")"},
     {"no_symbol.so", ": no symbol relais_plugin_descriptor (ABI ?.?, "
-                     "host 1.0)"},
+                     "host " HV ")"},
     {"dup_name.so", ": a plugin named \"wrr\" is already loaded from "},
     {"dup_key.so", ": lb config key \"WRR\" is already provided by plugin "
                    "\"wrr\" from "},
-    {"load_fails.so", ": load() failed (returned -1) (ABI 1.0, host 1.0)"},
+    {"load_fails.so", ": load() failed (returned -1) (ABI " HV ", host " HV ")"},
     {"small_ops.so", ": lb operations table too small (4 bytes, ABI 1.0 "
-                     "needs 40) (ABI 1.0, host 1.0)"},
+                     "needs 40) (ABI " HV ", host " HV ")"},
 };
 
 static void test_loader(const char *tdir, const char *wdir)
@@ -514,13 +520,13 @@ static void test_loader(const char *tdir, const char *wdir)
     ok(pl_load_file(set, t_join(tdir, "dup_key.so"), &t_host) == -1, "again");
     log = t_log_take();
     ok(strstr(log, t_join(wdir, "wrr.so")) &&
-       strstr(log, "(ABI 1.0, host 1.0)"),
+       strstr(log, "(ABI " HV ", host " HV ")"),
        "dup_key names the wrr file and both pairs: %s", t_flat(log));
     ok(pl_load_file(set, t_join(tdir, "nonexistent.so"), &t_host) == -1,
        "missing file refused");
     log = t_log_take();
     ok(strstr(log, "refusing plugin ") && strstr(log, "nonexistent.so: cannot "
-       "open") && strstr(log, "(ABI ?.?, host 1.0)") && t_lines(log) == 1,
+       "open") && strstr(log, "(ABI ?.?, host " HV ")") && t_lines(log) == 1,
        "missing file: one line: %s", t_flat(log));
     ok(set->refused == refused + 2, "refusals counted");
 
@@ -576,16 +582,16 @@ static void test_check_descriptor(void)
     ok(pl_check_descriptor(&d, msg, sizeof(msg)) == 0 && msg[0] == '\0',
        "valid descriptor");
     ok(pl_check_descriptor(NULL, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "no descriptor (ABI ?.?, host 1.0)"), "NULL: %s", msg);
+       !strcmp(msg, "no descriptor (ABI ?.?, host " HV ")"), "NULL: %s", msg);
     e = d; e.magic = 0x12345678;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "bad magic 0x12345678 (ABI ?.?, host 1.0)"), "%s", msg);
+       !strcmp(msg, "bad magic 0x12345678 (ABI ?.?, host " HV ")"), "%s", msg);
     e = d; e.abi_major = 0; e.abi_minor = 7;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "ABI 0.7, host supports 1.0 (major differs)"), "%s", msg);
-    e = d; e.abi_minor = 1;
+       !strcmp(msg, "ABI 0.7, host supports " HV " (major differs)"), "%s", msg);
+    e = d; e.abi_minor = 99;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "ABI 1.1, host supports 1.0 (plugin needs a newer host)"),
+       !strcmp(msg, "ABI 1.99, host supports " HV " (plugin needs a newer host)"),
        "%s", msg);
     e = d; e.size = (uint32_t)(offsetof(relais_plugin, ops) + sizeof(void *));
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == 0, "1.0 size accepted");
@@ -594,26 +600,26 @@ static void test_check_descriptor(void)
     e.size = (uint32_t)offsetof(relais_plugin, ops);
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
        !strcmp(msg, "descriptor too small (64 bytes, ABI 1.0 needs 72) (ABI "
-               "1.0, host 1.0)"), "%s", msg);
+               HV ", host " HV ")"), "%s", msg);
     e = d; e.kind = 4;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "unknown kind 4 (ABI 1.0, host 1.0)"), "%s", msg);
+       !strcmp(msg, "unknown kind 4 (ABI " HV ", host " HV ")"), "%s", msg);
     e = d; e.kind = 0;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1, "kind 0");
     e = d; e.name = "";
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "empty plugin name (ABI 1.0, host 1.0)"), "%s", msg);
+       !strcmp(msg, "empty plugin name (ABI " HV ", host " HV ")"), "%s", msg);
     e = d; e.name = NULL;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1, "NULL name");
     e = d; e.config_key = NULL;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "empty config key (ABI 1.0, host 1.0)"), "%s", msg);
+       !strcmp(msg, "empty config key (ABI " HV ", host " HV ")"), "%s", msg);
     e = d; e.ops = NULL;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "no operations table (ABI 1.0, host 1.0)"), "%s", msg);
+       !strcmp(msg, "no operations table (ABI " HV ", host " HV ")"), "%s", msg);
     ops.pick = NULL;
     ok(pl_check_descriptor(&d, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "lb operation pick is NULL (ABI 1.0, host 1.0)"), "%s",
+       !strcmp(msg, "lb operation pick is NULL (ABI " HV ", host " HV ")"), "%s",
        msg);
     ops.pick = t_lb_pick;
     ops.size = sizeof(relais_lb_ops) - 1;
@@ -623,11 +629,11 @@ static void test_check_descriptor(void)
     e = d; e.kind = RELAIS_KIND_PROVIDER;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
        !strcmp(msg, "provider operations table too small (40 bytes, ABI 1.0 "
-               "needs 56) (ABI 1.0, host 1.0)"), "%s", msg);
+               "needs 56) (ABI " HV ", host " HV ")"), "%s", msg);
     pops.size = sizeof(pops);
     e.ops = &pops;
     ok(pl_check_descriptor(&e, msg, sizeof(msg)) == -1 &&
-       !strcmp(msg, "provider operation create is NULL (ABI 1.0, host 1.0)"),
+       !strcmp(msg, "provider operation create is NULL (ABI " HV ", host " HV ")"),
        "%s", msg);
     /* A tiny msg buffer is still NUL-terminated. */
     e = d; e.magic = 1;
@@ -651,7 +657,7 @@ static void test_load_dir(const char *tdir, const char *wdir)
     ok(set->n == 2 && t_ends_with(set->items[0].path, "/tp_first.so") &&
        t_ends_with(set->items[1].path, "/tp_header.so"), "in names' order");
     log = t_log_take();
-    ok(strstr(log, "absent.so: No such file or directory (ABI ?.?, host 1.0)")
+    ok(strstr(log, "absent.so: No such file or directory (ABI ?.?, host " HV ")")
        != NULL, "absent name logged: %s", t_flat(log));
     ok(strstr(log, "invalid plugin name \"../x\"") != NULL, "bad name logged");
     pl_set_free(set);

@@ -1,0 +1,32 @@
+/*
+ * httpc — the asynchronous HTTP/1.1 client the host offers to plugins
+ * (providers polling an endpoint or streaming events, middlewares asking
+ * an authentication server).  Module prefix: hc_.
+ *
+ * One call is one request on its own connection (TCP or a unix socket),
+ * run on the calling thread's event loop; the response head, the decoded
+ * body (in pieces, as it arrives) and the end are delivered through
+ * callbacks.  Thread-safety: a call belongs to the thread that made it.
+ */
+#ifndef RELAIS_HTTPC_H
+#define RELAIS_HTTPC_H
+
+#include <relais/plugin.h>
+
+struct event_base;
+
+/**
+ * Starts a request on base.  The request's strings are copied.  Returns
+ * the call, or NULL with no callback made when the request is invalid
+ * (bad URL, out of memory).  Afterwards exactly one on_done arrives
+ * (error 0 when the whole response was read), unless hc_cancel is called
+ * first; the call is freed by the host after on_done.
+ */
+relais_http_call *hc_request(struct event_base *base, const relais_http_req *req,
+                             const relais_http_callbacks *cb, void *arg);
+
+/** Cancels a call: no callback follows, the call is freed.  May be called
+ *  from inside a callback of the same call.  NULL is a no-op. */
+void hc_cancel(relais_http_call *call);
+
+#endif /* RELAIS_HTTPC_H */
