@@ -585,7 +585,10 @@ static json_t *kvc_build_array(struct kvc_ctx *c, const struct kvc_node *n,
     struct kvc_node *k;
     size_t i = 0;
 
-    if (!v) goto oom;
+    if (!v || !(arr = json_array())) {
+        kvc_fail(c, n->some_key, "out of memory");
+        goto fail;
+    }
     for (k = n->first; k; k = k->next) v[i++] = k;
     qsort(v, n->nkids, sizeof *v, kvc_cmp_index);
     for (i = 0; i < n->nkids; i++) {
@@ -597,17 +600,16 @@ static json_t *kvc_build_array(struct kvc_ctx *c, const struct kvc_node *n,
             goto fail;
         }
     }
-    arr = json_array();
-    if (!arr) goto oom;
     for (i = 0; i < n->nkids; i++) {
         json_t *e = kvc_build(c, v[i], depth + 1);
         if (!e) goto fail;
-        if (json_array_append_new(arr, e) < 0) goto oom;
+        if (json_array_append_new(arr, e) < 0) {
+            kvc_fail(c, v[i]->some_key, "out of memory");
+            goto fail;
+        }
     }
     free(v);
     return arr;
-oom:
-    kvc_fail(c, n->some_key, "out of memory");
 fail:
     free(v);
     json_decref(arr);
@@ -695,13 +697,10 @@ json_t *kvc_decode(const struct kvc_pair *pairs, size_t n,
     c.err->key[0] = '\0';
     c.err->msg[0] = '\0';
     c.opt = opt;
-    if (!opt || (opt->sep != '/' && opt->sep != '.' && opt->sep != ':' &&
-                 opt->sep != '_')) {
-        /* any printable separator would do, but NUL or '[' would not */
-        if (!opt || opt->sep == '\0' || opt->sep == '[' || opt->sep == ']') {
-            kvc_fail(&c, "", "invalid separator");
-            return NULL;
-        }
+    /* any separator but NUL and the label index brackets */
+    if (!opt || opt->sep == '\0' || opt->sep == '[' || opt->sep == ']') {
+        kvc_fail(&c, "", "invalid options (separator)");
+        return NULL;
     }
     if (n > KVC_MAX_PAIRS) {
         kvc_fail(&c, "", "more than %u pairs", KVC_MAX_PAIRS);

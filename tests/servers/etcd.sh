@@ -32,9 +32,9 @@ _etcd_free_port() {
     local p i
     for i in $(seq 1 200); do
         p=$((15000 + RANDOM % 17768))
-        case " ${_ETCD_TAKEN} " in *" $p "*) continue ;; esac
+        case " ${_ETCD_TAKEN:-} " in *" $p "*) continue ;; esac
         if ! _etcd_port_used "$p"; then
-            _ETCD_TAKEN="${_ETCD_TAKEN} $p"
+            _ETCD_TAKEN="${_ETCD_TAKEN:-} $p"
             echo "$p"
             return 0
         fi
@@ -81,7 +81,7 @@ _etcd_wait() {
     # Wait until member $1 reports {"health":"true"}.
     local i=$1 t=$(( ${ETCD_START_TIMEOUT:-30} * 10 )) n=0 out
     while [ "$n" -lt "$t" ]; do
-        out=$(curl -s --max-time 1 "http://127.0.0.1:${_ETCD_CPORT[$i]}/health" 2>/dev/null)
+        out=$(curl -s --max-time 1 "http://127.0.0.1:${_ETCD_CPORT[$i]}/health" 2>/dev/null) || out=""
         case "$out" in *'"health":"true"'*) return 0 ;; esac
         if ! kill -0 "${_ETCD_PID[$i]}" 2>/dev/null; then
             echo "etcd.sh: member m$i exited:" >&2
@@ -111,7 +111,7 @@ etcd_cluster_start() {
     for i in $(seq 1 "$n"); do
         _ETCD_CPORT[$i]=$(_etcd_free_port) || return 1
         _ETCD_PPORT[$i]=$(_etcd_free_port) || return 1
-        _ETCD_TAKEN="${_ETCD_TAKEN} ${_ETCD_CPORT[$i]} ${_ETCD_PPORT[$i]}"
+        _ETCD_TAKEN="${_ETCD_TAKEN:-} ${_ETCD_CPORT[$i]} ${_ETCD_PPORT[$i]}"
         _ETCD_ICLUSTER="${_ETCD_ICLUSTER},m$i=http://127.0.0.1:${_ETCD_PPORT[$i]}"
     done
     _ETCD_ICLUSTER=${_ETCD_ICLUSTER#,}
@@ -129,8 +129,8 @@ etcd_member_kill() {
     # etcd_member_kill I: SIGKILL member I (crash); its data stays.
     local i=$1 pid=${_ETCD_PID[$1]:-0}
     [ "$pid" -gt 0 ] || return 0
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     _ETCD_PID[$i]=0; _etcd_export
 }
 
@@ -138,10 +138,10 @@ etcd_member_stop() {
     # etcd_member_stop I: SIGTERM member I and wait (max 10 s, then SIGKILL).
     local i=$1 pid=${_ETCD_PID[$1]:-0} n=0
     [ "$pid" -gt 0 ] || return 0
-    kill -TERM "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null || true
     while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     _ETCD_PID[$i]=0; _etcd_export
 }
 

@@ -48,7 +48,7 @@ _redis_launch() {
         echo "save \"\""
         echo "appendonly no"
         echo "notify-keyspace-events \"${_REDIS_EVENTS}\""
-        [ -n "${REDIS_PASSWORD:-}" ] && echo "requirepass ${REDIS_PASSWORD}"
+        if [ -n "${REDIS_PASSWORD:-}" ]; then echo "requirepass ${REDIS_PASSWORD}"; fi
     } >"${REDIS_DIR}/redis.conf"
     redis-server "${REDIS_DIR}/redis.conf" </dev/null >>"${REDIS_DIR}/redis.log" 2>&1 &
     export REDIS_PID=$!
@@ -102,8 +102,8 @@ redis_notify() {
 
 redis_kill() {
     [ -n "${REDIS_PID:-}" ] || return 0
-    kill -KILL "$REDIS_PID" 2>/dev/null
-    wait "$REDIS_PID" 2>/dev/null
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
     unset REDIS_PID
 }
 
@@ -121,10 +121,10 @@ redis_stop_keepenv() {
     # Stop the server but keep REDIS_* (used by redis_restart).
     local n=0
     [ -n "${REDIS_PID:-}" ] || return 0
-    kill -TERM "$REDIS_PID" 2>/dev/null
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
     while kill -0 "$REDIS_PID" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-    kill -KILL "$REDIS_PID" 2>/dev/null
-    wait "$REDIS_PID" 2>/dev/null
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
     unset REDIS_PID
 }
 
