@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "control.h"
 #include "host_api.h"
+#include "kvconf.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "snapshot.h"
@@ -151,6 +152,47 @@ static void ctl_schedule(void)
     evtimer_add(ctl_apply_ev, &tv);
 }
 
+/* Keeps tree (and origins, may be NULL) as the provider's configuration,
+ * taking the references, and schedules the rebuild. */
+static void ctl_accept(relais_provider *p, json_t *tree, json_t *origins)
+{
+    json_decref(p->tree);
+    json_decref(p->origins);
+    p->tree = tree;
+    p->origins = origins;
+    p->failed = 0;
+    ctl_schedule();
+}
+
+/* provider_publish_kv: decode the pairs (Traefik's KV or label layout). */
+static int ctl_publish_kv(relais_provider *p, const relais_kv *pairs, size_t n, int sep,
+                          const char *root)
+{
+    struct kvc_pair *kp = calloc(n ? n : 1, sizeof(*kp));
+    struct kvc_options opt = {(char)sep, root, sep == '.'};
+    struct kvc_error err;
+    json_t *tree;
+
+    if (!kp) return -1;
+    for (size_t i = 0; i < n; i++) {
+        kp[i].key = pairs[i].key;
+        kp[i].value = pairs[i].value;
+    }
+    tree = (sep == '/' || sep == '.') ? kvc_decode(kp, n, &opt, &err) : NULL;
+    free(kp);
+    if (!tree) {
+        if (sep == '/' || sep == '.')
+            log_error("config", "provider %s: key %s: %s (previous configuration kept)",
+                      p->name, err.key, err.msg);
+        else
+            log_error("config", "provider %s: separator must be '/' or '.'", p->name);
+        p->failed = 1;
+        return -1;
+    }
+    ctl_accept(p, tree, NULL);
+    return 0;
+}
+
 /* provider_publish: parse, merge, keep; schedule the rebuild. */
 static int ctl_publish(relais_provider *p, const relais_doc *docs, size_t n)
 {
@@ -177,13 +219,8 @@ static int ctl_publish(relais_provider *p, const relais_doc *docs, size_t n)
     }
     merged = snap_merge_docs(trees, sources, n, p->name, &origins);
     if (!merged) goto done;
-    json_decref(p->tree);
-    json_decref(p->origins);
-    p->tree = merged;
-    p->origins = origins;
-    p->failed = 0;
+    ctl_accept(p, merged, origins);
     rc = 0;
-    ctl_schedule();
 done:
     for (i = 0; trees && i < n; i++) json_decref(trees[i]);
     free(trees);
@@ -271,7 +308,7 @@ static int ctl_setup(struct sc_config *sc, struct pl_set *plugins)
     ctl_base = event_base_new();
     if (!ctl_base) return -1;
     host_set_control_base(ctl_base);
-    host_set_publish(ctl_publish, ctl_provider_name);
+    host_set_publish(ctl_publish, ctl_publish_kv, ctl_provider_name);
     snap_set_release_hook(ctl_release);
     ctl_release_ev = event_new(ctl_base, -1, 0, ctl_release_run, NULL);
     ctl_apply_ev = evtimer_new(ctl_base, ctl_apply_run, NULL);

@@ -24,6 +24,8 @@
 static struct event_base *host_control_base; /* control loop */
 static int (*host_publish_fn)(relais_provider *, const relais_doc *, size_t);
 static const char *(*host_name_fn)(relais_provider *);
+static int (*host_publish_kv_fn)(relais_provider *, const relais_kv *, size_t, int,
+                                 const char *);
 
 /** A plugin timer. */
 struct relais_timer {
@@ -45,9 +47,12 @@ void host_set_control_base(struct event_base *base)
 }
 
 void host_set_publish(int (*publish)(relais_provider *, const relais_doc *, size_t),
+                      int (*publish_kv)(relais_provider *, const relais_kv *, size_t, int,
+                                        const char *),
                       const char *(*name)(relais_provider *))
 {
     host_publish_fn = publish;
+    host_publish_kv_fn = publish_kv;
     host_name_fn = name;
 }
 
@@ -191,6 +196,12 @@ static uint32_t host_server_inflight(const relais_servers *s, size_t i)
 static int host_provider_publish(relais_provider *p, const relais_doc *docs, size_t n)
 {
     return host_publish_fn ? host_publish_fn(p, docs, n) : -1;
+}
+
+static int host_provider_publish_kv(relais_provider *p, const relais_kv *pairs, size_t n,
+                                    int sep, const char *root)
+{
+    return host_publish_kv_fn ? host_publish_kv_fn(p, pairs, n, sep, root) : -1;
 }
 
 static const char *host_provider_name(relais_provider *p)
@@ -366,6 +377,7 @@ static const relais_host host_tbl = {
     .thread_count = host_thread_count,
     .http_request = host_http_request,
     .http_cancel = hc_cancel,
+    .provider_publish_kv = host_provider_publish_kv,
 };
 
 const relais_host *host_table(void)

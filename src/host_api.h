@@ -16,9 +16,13 @@ const relais_host *host_table(void);
  *  worker threads go there). */
 void host_set_control_base(struct event_base *base);
 
-/** Sets the publish callback providers reach through provider_publish. */
+/** Sets the callbacks providers reach through provider_publish,
+ *  provider_publish_kv and provider_name. */
 void host_set_publish(int (*publish)(relais_provider *prov,
                                      const relais_doc *docs, size_t n),
+                      int (*publish_kv)(relais_provider *prov,
+                                        const relais_kv *pairs, size_t n,
+                                        int sep, const char *root),
                       const char *(*name)(relais_provider *prov));
 
 #endif /* RELAIS_HOST_API_H */

@@ -146,6 +146,13 @@ typedef struct relais_doc {
     int format;         /* enum relais_doc_format */
 } relais_doc;
 
+/** One key and value a provider publishes from a key/value source
+ *  (ABI 1.1). */
+typedef struct relais_kv {
+    const char *key;   /* e.g. "traefik/http/routers/r1/rule" */
+    const char *value; /* its value */
+} relais_kv;
+
 /** One header of a locally generated response. */
 typedef struct relais_header {
     const char *name;  /* NUL-terminated header name */
@@ -451,6 +458,17 @@ struct relais_host {
     /** Cancels a request: no callback follows.  Allowed inside its own
      *  callbacks.  NULL is a no-op. */
     void (*http_cancel)(relais_http_call *call);
+
+    /* -- ABI 1.1: key/value sources -- */
+    /** Replaces everything this provider published with the configuration
+     *  that the pairs describe in Traefik's layout: sep '/' for KV stores
+     *  ("ROOT/http/routers/r1/rule"), '.' for container labels
+     *  ("ROOT.http.routers.r1.rule", comma lists for list fields); root is
+     *  the key prefix ("traefik"), pairs outside it are ignored.  0, or -1
+     *  when the pairs do not decode (logged with the key; the previous
+     *  configuration stays). */
+    int (*provider_publish_kv)(relais_provider *prov, const relais_kv *pairs,
+                               size_t n, int sep, const char *root);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -467,6 +485,7 @@ struct relais_host {
  *      provider, middleware and lb operation tables.
  * 1.1  Asynchronous HTTP client: relais_http_call, relais_http_req,
  *      relais_http_callbacks; relais_host.http_request, http_cancel.
+ *      Key/value sources: relais_kv; relais_host.provider_publish_kv.
  */
 
 #ifdef __cplusplus
