@@ -251,10 +251,34 @@ static int ctl_create_providers(void)
         const struct pl_plugin *pl;
 
         if (!strcasecmp(key, "providersThrottleDuration")) continue;
+        /* "providers.docker" is the docker provider named docker; a key
+         * that is no provider type names a second instance whose type is
+         * given: "providers.docker2: {type: docker, ...}" (relais) */
         pl = pl_find(ctl_plugins, RELAIS_KIND_PROVIDER, key);
         if (!pl) {
-            log_error("config", "%s: providers.%s: no loaded plugin provides the \"%s\" provider",
-                      ctl_sc->path, key, key);
+            const char *type = NULL;
+            json_t *tv = NULL;
+            const char *k2;
+            json_t *v2;
+            json_object_foreach(val, k2, v2)
+                if (!strcasecmp(k2, "type")) tv = v2;
+            type = json_string_value(tv);
+            if (type) pl = pl_find(ctl_plugins, RELAIS_KIND_PROVIDER, type);
+            if (!pl) {
+                if (type)
+                    log_error("config", "%s: providers.%s.type: no loaded plugin provides the "
+                              "\"%s\" provider", ctl_sc->path, key, type);
+                else
+                    log_error("config", "%s: providers.%s: no loaded plugin provides the \"%s\" "
+                              "provider (a second instance names its type: {type: file, ...})",
+                              ctl_sc->path, key, key);
+                errors++;
+                continue;
+            }
+        }
+        if (strchr(key, '@') || strchr(key, '.')) {
+            log_error("config", "%s: providers.%s: a provider name may not contain '@' or '.'",
+                      ctl_sc->path, key);
             errors++;
             continue;
         }

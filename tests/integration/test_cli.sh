@@ -190,6 +190,50 @@ is "no watch: change not applied yet" "404" "$(curl -s -o /dev/null -w '%{http_c
 kill -HUP "$RELAIS_PID"
 ok "SIGHUP applies the change" wait_log "configuration 3 applied"
 is "route after SIGHUP" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: four.test' http://127.0.0.1:$RP2/)"
+# two providers of one type under different names; references across
+# providers with name@provider
+RP6=$(free_port)
+cat >"$T/p1.yaml" <<EOF
+http:
+  routers:
+    cross:
+      rule: "Host(\`cross.test\`)"
+      service: shared@second
+EOF
+cat >"$T/p2.yaml" <<EOF
+http:
+  routers:
+    own:
+      rule: "Host(\`own.test\`)"
+      service: shared
+  services:
+    shared:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:$P1"}]
+EOF
+cat >"$T/two.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:$RP6"
+providers:
+  providersThrottleDuration: 0s
+  file:
+    filename: "$T/p1.yaml"
+  second:
+    type: file
+    filename: "$T/p2.yaml"
+EOF
+: >"$T/relais.log"
+start_relais "$T/two.yaml" "$RP6"
+wait_log "configuration [0-9]+ applied: 2 routers"
+is "router of the second file provider serves" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: own.test' http://127.0.0.1:$RP6/)"
+is "reference across providers (shared@second)" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: cross.test' http://127.0.0.1:$RP6/)"
+kill -TERM "$RELAIS_PID"; wait "$RELAIS_PID"
+printf 'entryPoints:\n  web:\n    address: "127.0.0.1:%s"\nproviders:\n  second:\n    filename: x.yaml\n' "$RP6" >"$T/notype.yaml"
+out=$("$RELAIS" --config "$T/notype.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --check 2>&1); rc=$?
+is "unknown provider without a type: exit 1" "1" "$rc"
+like "named with its key path" 'providers.second: no loaded plugin provides the "second" provider' "$out"
+
 # Traefik-style flags: a configuration from flags alone, and a flag that
 # overrides a key of the file
 RP4=$(free_port)
