@@ -678,6 +678,11 @@ static void px_route(struct relais_req *r)
     struct snap_router *rt;
 
     r->sref = wk_acquire(r->w);
+    if (!r->sref) {
+        px_api_respond(r, 503, NULL, 0, NULL, 0);
+        px_finish(r);
+        return;
+    }
     r->snap = r->sref->snap;
     memset(&rq, 0, sizeof(rq));
     rq.method = r->method;

@@ -243,6 +243,7 @@ struct wk_snapref *wk_acquire(struct worker *w)
             w->cur = nr;
         }
     }
+    if (!w->cur) return NULL; /* out of memory before any snapshot */
     w->cur->inflight++;
     return w->cur;
 }

@@ -71,7 +71,8 @@ struct snapshot *wk_current(void);
 void wk_stop(int64_t grace_ms);
 
 /** The worker's current snapshot reference, counted as one more request in
- *  flight.  Worker thread. */
+ *  flight, or NULL when memory ran out before any was taken.  Worker
+ *  thread. */
 struct wk_snapref *wk_acquire(struct worker *w);
 
 /** Ends one request's use of ref.  Worker thread. */
