@@ -74,11 +74,13 @@ t_done() {
   exit $?
 }
 
-# free_port: prints a loopback TCP port nobody listens on.
+# free_port: prints a loopback TCP port nobody listens on, below the
+# kernel's range for outgoing connections (32768-60999 by default) so that
+# no client socket can take it meanwhile.
 free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((15000 + RANDOM % 17700))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   return 1

@@ -64,7 +64,7 @@ until_eq() {
   for ((i = 0; i < n; i++)); do [ "$("$@")" = "$want" ] && return 0; sleep 0.05; done
   return 1
 }
-# write_config FILE ENDPOINTS-YAML
+# write_config FILE ENDPOINTS-YAML [USERNAME PASSWORD]
 write_config() {
   cat >"$1" <<EOF
 entryPoints:
@@ -75,6 +75,8 @@ providers:
   etcd:
     endpoints: [$2]
     rootKey: traefik
+${3:+    username: $3}
+${4:+    password: $4}
 log:
   level: DEBUG
 workers: 2
@@ -162,6 +164,13 @@ for i in $(seq 1 30); do put traefik/http/routers/r/service s2 && break; sleep 0
 ok "cluster: updates arrive via the other endpoint" until_eq 7 w2 name one.test
 route r5 five.test s1
 ok "cluster: later updates too" until_eq 2 w1 name five.test
+# the member in use hangs (SIGSTOP): the liveness check moves the watch on
+read -r _ PID2 _ <<<"$ETCD_PIDS"
+kill -STOP "$PID2"
+for i in $(seq 1 30); do put traefik/http/routers/r5/service s2 && break; sleep 0.2; done
+ok "cluster: a hung member is left for the other endpoint" until_eq 9 w2 name five.test
+ok "cluster: the hang is logged" wait_log "provider etcd.*127.0.0.1:$C2: liveness check" 1
+kill -CONT "$PID2"
 unset EP
 stop_relais
 etcd_stop >/dev/null
@@ -174,9 +183,7 @@ ctl --user root:rootpw put traefik/http/services/s1/loadbalancer/servers/0/url "
 ctl --user root:rootpw put traefik/http/routers/r/rule 'Host(`auth.test`)'
 ctl --user root:rootpw put traefik/http/routers/r/service s1
 mv "$T/relais.log" "$T/relais-cluster.log"
-write_config "$T/relaisa.yaml" "\"${ETCD_ENDPOINT#http://}\"
-    username: root
-    password: rootpw"
+write_config "$T/relaisa.yaml" "\"${ETCD_ENDPOINT#http://}\"" root rootpw
 start_relais "$T/relaisa.yaml" "$RP"
 ok "auth: route from an etcd with authentication" until_eq 3 w1 name auth.test
 ctl --user root:rootpw put traefik/http/services/s1/loadbalancer/servers/0/url "http://127.0.0.1:$P2"

@@ -14,7 +14,12 @@
  * watch resumes from the last revision seen so nothing is missed (a
  * compacted revision makes it list again).  The failure is logged once per
  * outage and the last configuration keeps serving: nothing is published
- * because the source is down.
+ * because the source is down.  While watching, a small linearizable read
+ * every 3 s checks that the member still serves (a hung member or one cut
+ * from its quorum would keep the stream open but silent); when it fails the
+ * watch moves to the next endpoint.  With username/password a token from
+ * /v3/auth/authenticate goes in the Authorization header (renewed when the
+ * server calls it invalid).
  *
  * Everything runs on the control thread; nothing blocks.  Built only
  * against the SDK header; the JSON reader and base64 decoder are local.
@@ -38,6 +43,8 @@
 #define EC_BACKOFF_MAX 5000            /* longest retry delay, ms */
 #define EC_DEBOUNCE_MS 50              /* event burst → one publish */
 #define EC_CALL_TIMEOUT 5000           /* range / auth call timeout, ms */
+#define EC_HEALTH_MS 3000              /* liveness check period while watching */
+#define EC_HEALTH_TIMEOUT 2000         /* liveness check timeout, ms */
 
 /* ======================================================================
  * Minimal strict JSON reader: parses a whole document into a flat node
@@ -497,6 +504,9 @@ struct ec {
     int stream_err;             /* a stream message was bad: reconnect */
     relais_timer *retry;        /* reconnect timer */
     relais_timer *debounce;     /* publish timer */
+    relais_timer *health;       /* next liveness check of the endpoint */
+    relais_http_call *hcall;    /* liveness check in flight, or NULL */
+    int hstatus;                /* its HTTP status */
     int pub_pending;            /* debounce armed */
     uint64_t backoff;           /* next retry delay, ms */
     int failing;                /* an outage was logged */
@@ -651,6 +661,11 @@ static void ec_fail(struct ec *e, const char *what)
         e->host->log(RELAIS_LOG_DEBUG, EC_WHO, "%s: %s", e->endpoints[e->cur], what);
     e->failing = 1;
     e->phase = EC_IDLE;
+    if (e->hcall) {
+        e->host->http_cancel(e->hcall);
+        e->hcall = NULL;
+    }
+    if (e->health) e->host->timer_stop(e->health);
     e->cur = (e->cur + 1) % e->nendpoints;
     e->host->timer_start(e->retry, e->backoff);
     e->backoff *= 2;
@@ -780,6 +795,7 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
     if (ec_j_true(&j, ec_j_get(&j, res, "created"))) {
         e->watch_ok = 1;
         ec_success(e);
+        e->host->timer_start(e->health, EC_HEALTH_MS);
         e->host->log(RELAIS_LOG_DEBUG, EC_WHO, "%s: watching from revision %lld",
                      e->endpoints[e->cur], (long long)e->rev + 1);
     }
@@ -946,6 +962,72 @@ static void ec_on_done(void *arg, int error, const char *message)
     }
 }
 
+/* Liveness check head: remember the status. */
+static void ec_h_on_response(void *arg, int status, relais_hdrs *headers)
+{
+    struct ec *e = arg;
+
+    (void)headers;
+    e->hstatus = status;
+}
+
+/* Liveness check end: a member that cannot serve a linearizable read (down,
+ * hung, no quorum) loses the watch, which moves to the next endpoint. */
+static void ec_h_on_done(void *arg, int error, const char *message)
+{
+    struct ec *e = arg;
+    char what[300];
+
+    e->hcall = NULL;
+    if (e->stopped || e->phase != EC_WATCH) return;
+    if (!error && e->hstatus == 200) {
+        e->host->timer_start(e->health, EC_HEALTH_MS);
+        return;
+    }
+    if (error) snprintf(what, sizeof(what), "liveness check: %.200s", message ? message : "failed");
+    else snprintf(what, sizeof(what), "liveness check: status %d", e->hstatus);
+    if (e->call) {
+        e->host->http_cancel(e->call);
+        e->call = NULL;
+    }
+    ec_fail(e, what);
+}
+
+/* Health timer: a one-key, keys-only linearizable range on the endpoint in
+ * use (needs the member to be in a quorum). */
+static void ec_health_cb(void *arg)
+{
+    static const relais_http_callbacks hcb = {sizeof(relais_http_callbacks), ec_h_on_response,
+                                              NULL, ec_h_on_done};
+    struct ec *e = arg;
+    relais_http_req req;
+    relais_header hdr;
+    char url[600], *body = NULL;
+
+    if (e->stopped || e->phase != EC_WATCH || !e->call || e->hcall) return;
+    if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"limit\":\"1\",\"keys_only\":true}",
+                 e->key_b64, e->end_b64) < 0)
+        return;
+    snprintf(url, sizeof(url), "%s/v3/kv/range", e->endpoints[e->cur]);
+    memset(&req, 0, sizeof(req));
+    req.size = sizeof(req);
+    req.method = "POST";
+    req.url = url;
+    req.body = body;
+    req.body_len = strlen(body);
+    req.timeout_ms = EC_HEALTH_TIMEOUT;
+    if (e->token) {
+        hdr.name = "Authorization";
+        hdr.value = e->token;
+        req.headers = &hdr;
+        req.nheaders = 1;
+    }
+    e->hstatus = 0;
+    e->hcall = e->host->http_request(&req, &hcb, e);
+    free(body);
+    if (!e->hcall) e->host->timer_start(e->health, EC_HEALTH_MS);
+}
+
 /* Starts the call for e->phase (EC_LIST or EC_WATCH; authenticates first
  * when a user is configured and no token is held) on the current endpoint.
  * Failures go through ec_fail. */
@@ -964,6 +1046,11 @@ static void ec_connect(struct ec *e)
         e->host->http_cancel(e->call);
         e->call = NULL;
     }
+    if (e->hcall) {
+        e->host->http_cancel(e->hcall);
+        e->hcall = NULL;
+    }
+    e->host->timer_stop(e->health);
     if (e->need_list) e->phase = EC_LIST;
     if (e->username && !e->token && e->phase != EC_AUTH) {
         e->next_phase = e->phase;
@@ -1032,6 +1119,8 @@ static void ec_destroy(void *inst)
 
     if (!e) return;
     if (e->call) e->host->http_cancel(e->call);
+    if (e->hcall) e->host->http_cancel(e->hcall);
+    e->host->timer_free(e->health);
     e->host->timer_free(e->retry);
     e->host->timer_free(e->debounce);
     for (size_t i = 0; i < e->nendpoints; i++) free(e->endpoints[i]);
@@ -1183,7 +1272,8 @@ static int ec_start(void *inst)
 
     e->retry = e->host->timer_new(ec_retry_cb, e);
     e->debounce = e->host->timer_new(ec_debounce_cb, e);
-    if (!e->retry || !e->debounce) return -1;
+    e->health = e->host->timer_new(ec_health_cb, e);
+    if (!e->retry || !e->debounce || !e->health) return -1;
     e->need_list = 1;
     e->phase = EC_LIST;
     ec_connect(e);
@@ -1210,8 +1300,13 @@ static void ec_stop(void *inst)
         e->host->http_cancel(e->call);
         e->call = NULL;
     }
+    if (e->hcall) {
+        e->host->http_cancel(e->hcall);
+        e->hcall = NULL;
+    }
     if (e->retry) e->host->timer_stop(e->retry);
     if (e->debounce) e->host->timer_stop(e->debounce);
+    if (e->health) e->host->timer_stop(e->health);
     e->pub_pending = 0;
 }
 

@@ -81,7 +81,7 @@ static int rd_parse(const char *buf, size_t len, size_t *pos, int depth, struct 
     size_t avail = len - *pos, llen;
     struct rd_reply *r;
     long long v = 0;
-    int neg = 0;
+    int neg = 0, rc = -1; /* what a jump to fail returns */
 
     eol = avail ? memchr(line, '\r', avail) : NULL;
     if (!eol || (size_t)(eol - line) + 1 >= avail) {
@@ -127,7 +127,8 @@ static int rd_parse(const char *buf, size_t len, size_t *pos, int depth, struct 
             if ((size_t)v > RD_MAX_REPLY) goto fail;
             if (len - *pos < (size_t)v + 2) {
                 *need = *pos + (size_t)v + 2;
-                goto more;
+                rc = 0;
+                goto fail;
             }
             if (buf[*pos + (size_t)v] != '\r' || buf[*pos + (size_t)v + 1] != '\n') goto fail;
             r->str = malloc((size_t)v + 1);
@@ -141,15 +142,16 @@ static int rd_parse(const char *buf, size_t len, size_t *pos, int depth, struct 
             /* every element takes 3 bytes at least: wait before allocating */
             if ((size_t)v * 3 > len - *pos) {
                 *need = *pos + (size_t)v * 3;
-                goto more;
+                rc = 0;
+                goto fail;
             }
             r->elems = calloc((size_t)v ? (size_t)v : 1, sizeof(*r->elems));
             if (!r->elems) goto fail;
             for (size_t k = 0; k < (size_t)v; k++) {
-                int rc = rd_parse(buf, len, pos, depth + 1, &r->elems[k], need);
-                if (rc <= 0) {
+                int sub = rd_parse(buf, len, pos, depth + 1, &r->elems[k], need);
+                if (sub <= 0) {
                     r->n = k;
-                    if (rc == 0) goto more;
+                    rc = sub;
                     goto fail;
                 }
                 r->n = k + 1;
@@ -162,12 +164,9 @@ static int rd_parse(const char *buf, size_t len, size_t *pos, int depth, struct 
     }
     *out = r;
     return 1;
-more:
-    rd_reply_free(r);
-    return 0;
 fail:
     rd_reply_free(r);
-    return -1;
+    return rc;
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -247,6 +246,7 @@ struct rd {
     relais_timer *poll;         /* polling-mode timer */
     uint64_t backoff;           /* next reconnect delay */
     int failing;                /* failure logged, not recovered yet */
+    char last_err[160];         /* why the last connect attempt failed */
     int stopped;                /* stop() called */
 };
 
@@ -414,6 +414,7 @@ static void rd_conn_io(int fd, int events, void *arg)
             snprintf(what, sizeof(what), "connect: %s", strerror(err ? err : errno));
             if (c == &p->main) {
                 /* try the next endpoint now */
+                snprintf(p->last_err, sizeof(p->last_err), "%s", what);
                 rd_conn_close(c);
                 p->ep++;
                 rd_connect_main(p);
@@ -808,11 +809,17 @@ static void rd_connect_main(struct rd *p)
     const char *cfg[] = {"CONFIG", "GET", "notify-keyspace-events"};
 
     snprintf(dbs, sizeof(dbs), "%lld", (long long)p->db);
-    for (; p->ep < p->neps; p->ep++)
+    for (; p->ep < p->neps; p->ep++) {
         if (rd_conn_open(&p->main, &p->eps[p->ep]) == 0) break;
+        snprintf(p->last_err, sizeof(p->last_err), "cannot resolve or open a socket");
+    }
     if (p->ep >= p->neps) {
+        char what[300];
+        snprintf(what, sizeof(what), "%s%s", p->neps > 1 ? "no endpoint answers, last: " : "",
+                 p->last_err[0] ? p->last_err : "cannot connect");
+        p->ep = p->neps - 1;
+        rd_source_failed(p, what);
         p->ep = 0;
-        rd_source_failed(p, p->neps > 1 ? "no endpoint answers" : "cannot connect");
         return;
     }
     p->main.step = RD_S_SELECT;
