@@ -346,7 +346,14 @@ void st_set_timeouts(struct stream *s, const struct timeval *rd,
     if (rd) s->rd_tmo = *rd;
     s->has_wr_tmo = wr != NULL;
     if (wr) s->wr_tmo = *wr;
+    /* A persistent event remembers its last timeout and re-arms it on
+     * every activation, even after event_add(ev, NULL): re-assign the
+     * events so that clearing a timeout really clears it. */
+    event_del(s->ev_read);
+    event_assign(s->ev_read, s->base, s->fd, EV_READ | EV_PERSIST, st_on_read, s);
     if (s->rd_added) event_add(s->ev_read, rd ? &s->rd_tmo : NULL);
+    event_del(s->ev_write);
+    event_assign(s->ev_write, s->base, s->fd, EV_WRITE | EV_PERSIST, st_on_write, s);
     if (s->wr_added) event_add(s->ev_write, wr ? &s->wr_tmo : NULL);
 }
 

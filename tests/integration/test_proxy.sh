@@ -261,6 +261,24 @@ else
   ok "relais peak RSS after 1 GiB each way is under 64 MiB (${peak} kB)" test "$peak" -lt 65536
 fi
 
+# a pooled server connection carries no stale timer: after a download, a
+# slow upload on the same connections outlives responseHeaderTimeout (500 ms)
+stale=$(python3 - "$RP" <<'PY'
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/data?size=200000", headers={"Host": "a.test"})
+r = c.getresponse(); r.read()
+def body():
+    yield b"x" * 1000
+    time.sleep(1.2)
+    yield b"y" * 1000
+c.request("POST", "/upload", body=body(), headers={"Host": "a.test"}, encode_chunked=True)
+r = c.getresponse()
+print(r.status, r.read().decode().split(" sha256")[0])
+PY
+)
+is "slow upload on a reused server connection is not cut by a stale timer" "200 received 2000 bytes" "$stale"
+
 # --- WebSocket through relais
 if command -v python3 >/dev/null; then
   ws=$(python3 - "$RP" <<'PY'
