@@ -1161,6 +1161,9 @@ static int ec_add_endpoint(struct ec *e, const relais_cfg *node, const char *key
     return 0;
 }
 
+/* Control thread: validates the options (errors through cfg_error naming
+ * the key) and builds an idle instance in *inst.  0, or -1 with nothing
+ * left allocated. */
 static int ec_create(const relais_host *host, const relais_cfg *cfg, relais_provider *prov,
                      void **inst)
 {
@@ -1230,7 +1233,7 @@ static int ec_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     rc = host->cfg_string(cfg, "password", &s);
     if (rc == RELAIS_CFG_OK) e->password = strdup(s);
     else if (rc == RELAIS_CFG_INVALID) bad = 1;
-    if (e->password && !e->username) {
+    if (e->password && *e->password && !e->username) {
         host->cfg_error(cfg, "password", "given without username");
         bad = 1;
     }
@@ -1266,6 +1269,8 @@ static int ec_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     return 0;
 }
 
+/* Control thread: creates the timers and starts the first list; the
+ * outcome arrives asynchronously.  0, or -1 when a timer cannot be made. */
 static int ec_start(void *inst)
 {
     struct ec *e = inst;
@@ -1280,6 +1285,7 @@ static int ec_start(void *inst)
     return 0;
 }
 
+/* Control thread (SIGHUP): drops the call in flight and lists again. */
 static void ec_reload(void *inst)
 {
     struct ec *e = inst;
@@ -1291,6 +1297,7 @@ static void ec_reload(void *inst)
     ec_connect(e);
 }
 
+/* Control thread: cancels calls and timers; nothing is published after. */
 static void ec_stop(void *inst)
 {
     struct ec *e = inst;
