@@ -339,9 +339,20 @@ void st_setwatermark(struct stream *s, short what, size_t low, size_t high)
     if (what & ST_WRITE) s->wr_low = low;
 }
 
+/* 1 when the timeout (has, tv) equals the one given (NULL = none). */
+static int st_same_tmo(int has, const struct timeval *cur, const struct timeval *tv)
+{
+    if (!has || !tv) return !has && !tv;
+    return cur->tv_sec == tv->tv_sec && cur->tv_usec == tv->tv_usec;
+}
+
 void st_set_timeouts(struct stream *s, const struct timeval *rd,
                      const struct timeval *wr)
 {
+    /* the common case, nothing changes, costs no system call */
+    if (st_same_tmo(s->has_rd_tmo, &s->rd_tmo, rd) &&
+        st_same_tmo(s->has_wr_tmo, &s->wr_tmo, wr))
+        return;
     s->has_rd_tmo = rd != NULL;
     if (rd) s->rd_tmo = *rd;
     s->has_wr_tmo = wr != NULL;
