@@ -670,6 +670,48 @@ static int px_parse_head(struct px_conn *c)
     return 1;
 }
 
+/* Value of a hex digit, or -1. */
+static int px_hex(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The path rules are matched against: percent-encoded unreserved
+ * characters decoded (RFC 3986 6.2.2.2), so that "/%61dmin" cannot slip
+ * past PathPrefix(`/admin`); other escapes stay as sent.  The path sent
+ * upstream is unchanged.  Returns r->path when there is nothing to do. */
+static const char *px_match_path(struct relais_req *r, size_t *len)
+{
+    const char *p = r->path;
+    size_t n = r->path_len, i, o = 0;
+    char *out;
+
+    *len = n;
+    if (!memchr(p, '%', n)) return p;
+    out = arena_alloc(r->arena, n + 1);
+    if (!out) return p;
+    for (i = 0; i < n; i++) {
+        int hi, lo, c;
+        if (p[i] == '%' && i + 2 < n &&
+            (hi = px_hex((unsigned char)p[i + 1])) >= 0 &&
+            (lo = px_hex((unsigned char)p[i + 2])) >= 0) {
+            c = hi * 16 + lo;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+                out[o++] = (char)c;
+                i += 2;
+                continue;
+            }
+        }
+        out[o++] = p[i];
+    }
+    *len = o;
+    return out;
+}
+
 /* Matches the router and runs the chain. */
 static void px_route(struct relais_req *r)
 {
@@ -689,8 +731,7 @@ static void px_route(struct relais_req *r)
     rq.method_len = r->method_len;
     rq.host = r->host;
     rq.host_len = r->host_len;
-    rq.path = r->path;
-    rq.path_len = r->path_len;
+    rq.path = px_match_path(r, &rq.path_len);
     rq.query = r->query;
     rq.query_len = r->query_len;
     rq.client = (const struct sockaddr *)&c->peer;

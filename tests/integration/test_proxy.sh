@@ -146,6 +146,9 @@ body() { curl -s "$@"; }
 # --- routing
 is "Host router reaches w1" "w1" "$(curl -s -D- -o /dev/null -H 'Host: a.test' $U/ | tr -d '\r' | sed -n 's/^X-Whoami-Name: //p')"
 is "longer rule on the same host wins" "w2" "$(curl -s -D- -o /dev/null -H 'Host: a.test' $U/api/x | tr -d '\r' | sed -n 's/^X-Whoami-Name: //p')"
+enc=$(curl -s -D- -H 'Host: a.test' "$U/%61pi/x%2Fy" | tr -d '\r')
+like "escaped unreserved characters are decoded for matching" $'\nX-Whoami-Name: w2\n' "$enc"
+like "the path goes upstream as sent" $'\nGET /%61pi/x%2Fy HTTP/1.1\n' "$enc"
 is "wildcard host" "w2" "$(curl -s -D- -o /dev/null -H 'Host: x.y.wild.test' $U/ | tr -d '\r' | sed -n 's/^X-Whoami-Name: //p')"
 is "Host match ignores case and port" "w1" "$(curl -s -D- -o /dev/null -H 'Host: A.TEST:8080' $U/ | tr -d '\r' | sed -n 's/^X-Whoami-Name: //p')"
 is "explicit priority beats a Host rule" "w2" "$(curl -s -D- -o /dev/null -H 'Host: a.test' $U/p | tr -d '\r' | sed -n 's/^X-Whoami-Name: //p')"
