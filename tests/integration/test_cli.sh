@@ -234,6 +234,28 @@ out=$("$RELAIS" --config "$T/notype.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" --ch
 is "unknown provider without a type: exit 1" "1" "$rc"
 like "named with its key path" 'providers.second: no loaded plugin provides the "second" provider' "$out"
 
+# log: filePath and the json format; SIGUSR1 reopens the file (logrotate)
+RP7=$(free_port)
+cat >"$T/logjson.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:$RP7"
+providers:
+  file:
+    filename: "$T/p2.yaml"
+log:
+  level: INFO
+  format: json
+  filePath: "$T/relais-json.log"
+EOF
+start_relais "$T/logjson.yaml" "$RP7"
+ok "log written to filePath" test -s "$T/relais-json.log"
+ok "json log lines" grep -qE '^\{"time":"[0-9T:.-]+Z","level":"info","module":"control","message":"relais [0-9.]+ started' "$T/relais-json.log"
+mv "$T/relais-json.log" "$T/relais-json.log.1"
+kill -USR1 "$RELAIS_PID"; sleep 0.3
+kill -TERM "$RELAIS_PID"; wait "$RELAIS_PID"
+ok "SIGUSR1 reopened the log file" grep -q '"message":"stopped"' "$T/relais-json.log"
+
 # Traefik-style flags: a configuration from flags alone, and a flag that
 # overrides a key of the file
 RP4=$(free_port)
