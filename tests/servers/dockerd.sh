@@ -59,7 +59,7 @@ dockerd_start() {
     _dockerd_cgroups || return 1
     drv=$(_dockerd_storage)
     export DOCKER_SOCK="$DOCKERD_DIR/docker.sock"
-    rm -f "$DOCKER_SOCK"
+    rm -f "${DOCKER_SOCK:-}"
     dockerd --data-root "$DOCKERD_DIR/data" --exec-root "$DOCKERD_DIR/exec" \
         --pidfile "$DOCKERD_DIR/dockerd.pid" -H "unix://$DOCKER_SOCK" \
         --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
@@ -111,6 +111,6 @@ dockerd_stop() {
     for m in $(awk -v d="$DOCKERD_DIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount -l "$m" 2>/dev/null || true
     done
-    rm -f "$DOCKER_SOCK"
+    rm -f "${DOCKER_SOCK:-}"
     unset DOCKERD_PID DOCKER_HOST DOCKER_SOCK DOCKER_API_VERSION
 }
