@@ -425,11 +425,20 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     ctl_live = 1;
     ctl_apply();
     ctl_last_apply_ms = 0;
-    if (wk_start(sc, sc->workers) < 0) goto out_providers;
+    /* providers start before the listeners open, so that what they can
+     * publish at once (the file provider) is served from the first
+     * request; LB strategies size their per-thread state from the worker
+     * count, which is therefore set first */
+    wk_set_count(sc->workers);
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (p->ops->start(p->inst) != 0)
             log_error("control", "provider %s failed to start", p->name);
+    }
+    if (wk_start(sc, sc->workers) < 0) {
+        for (size_t i = 0; i < ctl_nprovs; i++)
+            if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
+        goto out_providers;
     }
     sigs[0] = evsignal_new(ctl_base, SIGTERM, ctl_on_stop, NULL);
     sigs[1] = evsignal_new(ctl_base, SIGINT, ctl_on_stop, NULL);

@@ -38,6 +38,11 @@ unsigned wk_count(void)
     return wk_n;
 }
 
+void wk_set_count(unsigned n)
+{
+    if (!wk_all) wk_n = n;
+}
+
 uint64_t wk_now_ms(void)
 {
     struct timeval tv;

@@ -54,6 +54,10 @@ extern __thread struct worker *wk_self;
 /** Number of workers started. */
 unsigned wk_count(void);
 
+/** Announces the number of workers before they start (plugins size
+ *  per-thread state from it).  Control thread, before wk_start. */
+void wk_set_count(unsigned n);
+
 /** Creates the listening sockets (in the calling, control thread, so that
  *  a bind error is reported before anything starts) and starts n worker
  *  threads.  0, or -1 after logging. */
