@@ -465,6 +465,16 @@ struct dk {
 
 static void dk_connect(struct dk *d);
 
+/* Cancels the listing and the event stream in flight, if any (no
+ * callback follows). */
+static void dk_cancel_calls(struct dk *d)
+{
+    d->host->http_cancel(d->lcall); /* NULL is a no-op */
+    d->host->http_cancel(d->ecall);
+    d->lcall = NULL;
+    d->ecall = NULL;
+}
+
 /* Notes that the engine failed (what: why): logs once per outage, cancels
  * both calls and schedules a reconnect with exponential backoff. */
 static void dk_fail(struct dk *d, const char *what)
@@ -477,14 +487,7 @@ static void dk_fail(struct dk *d, const char *what)
     else
         d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "unix://%s: %s", d->sock, what);
     d->failing = 1;
-    if (d->lcall) {
-        d->host->http_cancel(d->lcall);
-        d->lcall = NULL;
-    }
-    if (d->ecall) {
-        d->host->http_cancel(d->ecall);
-        d->ecall = NULL;
-    }
+    dk_cancel_calls(d);
     d->host->timer_stop(d->debounce);
     d->deb_pending = 0;
     d->host->timer_start(d->retry, d->backoff);
@@ -1027,8 +1030,7 @@ static void dk_destroy(void *inst)
     struct dk *d = inst;
 
     if (!d) return;
-    if (d->lcall) d->host->http_cancel(d->lcall);
-    if (d->ecall) d->host->http_cancel(d->ecall);
+    dk_cancel_calls(d);
     d->host->timer_free(d->retry);
     d->host->timer_free(d->debounce);
     for (size_t i = 0; i < d->nwarned; i++) free(d->warned[i]);
@@ -1178,14 +1180,7 @@ static void dk_stop(void *inst)
     struct dk *d = inst;
 
     d->stopped = 1;
-    if (d->lcall) {
-        d->host->http_cancel(d->lcall);
-        d->lcall = NULL;
-    }
-    if (d->ecall) {
-        d->host->http_cancel(d->ecall);
-        d->ecall = NULL;
-    }
+    dk_cancel_calls(d);
     if (d->retry) d->host->timer_stop(d->retry);
     if (d->debounce) d->host->timer_stop(d->debounce);
     d->deb_pending = 0;
