@@ -27,6 +27,7 @@
 #include "message.h"
 #include "netaddr.h"
 #include "stream.h"
+#include "tls.h"
 
 #define HC_MAX_HEAD (64 * 1024)   /* cap on a response head */
 #define HC_MAX_FIELDS 200         /* cap on response header fields */
@@ -49,6 +50,8 @@ struct relais_http_call {
     struct h1_chunk chunk;        /* chunked decoder */
     int depth;                    /* callbacks on the stack */
     int dead;                     /* cancelled or done: free at depth 0 */
+    char *fail;                   /* a setup failure to report from the
+                                     timer (allocated), or NULL */
 };
 
 /* Frees the call for real. */
@@ -56,6 +59,7 @@ static void hc_free(relais_http_call *c)
 {
     if (c->timer) event_free(c->timer);
     st_free(c->st);
+    free(c->fail);
     free(c);
 }
 
@@ -213,6 +217,8 @@ static void hc_on_event(struct stream *s, short what, void *arg)
         int e = errno;
         if (what & ST_EOF)
             snprintf(msg, sizeof(msg), "connection closed before the response ended");
+        else if (*st_tls_error(c->st))
+            snprintf(msg, sizeof(msg), "TLS: %s", st_tls_error(c->st));
         else
             snprintf(msg, sizeof(msg), "%s: %s",
                      c->state == HC_CONNECTING ? "connect" : "connection", strerror(e));
@@ -229,8 +235,28 @@ static void hc_on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     c->depth++;
-    hc_finish(c, -1, "timeout");
+    hc_finish(c, -1, c->fail ? c->fail : "timeout");
     hc_leave(c);
+}
+
+/* Sets up client TLS on the connection.  0, or -1 with err set. */
+static int hc_tls(relais_http_call *c, const relais_http_req *req, const struct na_url *u,
+                  char *err, size_t errlen)
+{
+    struct tls_client_opts o = {req->tls_ca, req->tls_cert, req->tls_key, req->tls_insecure};
+    SSL_CTX *ctx = tls_client_ctx(&o, err, errlen);
+    SSL *ssl;
+
+    if (!ctx) return -1;
+    ssl = tls_client_ssl(ctx, u->host, NULL, 0, err, errlen);
+    SSL_CTX_free(ctx); /* the SSL holds its own reference */
+    if (!ssl) return -1;
+    if (st_tls_connect(c->st, ssl) < 0) {
+        SSL_free(ssl);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Opens the socket and starts connecting.  0 / -1. */
@@ -273,20 +299,26 @@ static int hc_open(relais_http_call *c, struct event_base *base,
     return st_connect(c->st, (struct sockaddr *)&ss, sl);
 }
 
-relais_http_call *hc_request(struct event_base *base, const relais_http_req *req,
+relais_http_call *hc_request(struct event_base *base, const relais_http_req *reqin,
                              const relais_http_callbacks *cb, void *arg)
 {
     relais_http_call *c;
+    relais_http_req rq, *req = &rq;
     struct na_url u;
     const char *path, *q;
     char msg[300];
     struct evbuffer *out;
+    int tls;
 
-    if (!base || !req || !cb || req->size < sizeof(uint32_t) || !req->method ||
-        !req->url || cb->size < sizeof(uint32_t))
+    if (!base || !reqin || !cb || reqin->size < sizeof(uint32_t) || cb->size < sizeof(uint32_t))
         return NULL;
+    /* fields the plugin's (older) struct lacks read as zero */
+    memset(&rq, 0, sizeof(rq));
+    memcpy(&rq, reqin, reqin->size < sizeof(rq) ? reqin->size : sizeof(rq));
+    if (!req->method || !req->url) return NULL;
     if (na_parse_url(req->url, &u, msg, sizeof(msg)) < 0) return NULL;
-    if (strcmp(u.scheme, "http") != 0) return NULL; /* TLS: later */
+    tls = !strcmp(u.scheme, "https");
+    if (!tls && strcmp(u.scheme, "http") != 0) return NULL;
     for (const char *m = req->method; *m; m++)
         if (*m <= ' ' || *m >= 0x7f) return NULL;
     c = calloc(1, sizeof(*c));
@@ -298,6 +330,21 @@ relais_http_call *hc_request(struct event_base *base, const relais_http_req *req
         hc_free(c);
         return NULL;
     }
+    if (tls && hc_tls(c, req, &u, msg, sizeof(msg)) < 0) {
+        /* reported through on_done, from the loop (never from here) */
+        c->fail = strdup(msg);
+        c->timer = evtimer_new(base, hc_on_timeout, c);
+        if (!c->fail || !c->timer) {
+            hc_free(c);
+            return NULL;
+        }
+        st_disable(c->st, ST_WRITE);
+        {
+            struct timeval now = {0, 0};
+            evtimer_add(c->timer, &now);
+        }
+        return c;
+    }
     out = st_output(c->st);
     /* the URL's path and query as written (na_url keeps only the path) */
     path = strstr(req->url, "://");
@@ -305,7 +352,7 @@ relais_http_call *hc_request(struct event_base *base, const relais_http_req *req
     q = path && *path == '?' ? path : NULL;
     evbuffer_add_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n",
                         req->method, q ? "/" : "", path ? path : "/",
-                        u.port == 80 ? u.host : u.hostport);
+                        u.port == (tls ? 443 : 80) && !strchr(u.host, ':') ? u.host : u.hostport);
     for (size_t i = 0; i < req->nheaders; i++) {
         const char *n = req->headers[i].name, *v = req->headers[i].value;
         if (!n || !v || strpbrk(n, "\r\n:") || strpbrk(v, "\r\n")) continue;

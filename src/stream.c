@@ -12,10 +12,15 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "stream.h"
+#include "tls.h"
 
 #define ST_READ_CHUNK (32 * 1024) /* bytes one read may bring in */
+#define ST_TLS_WRITE (16 * 1024)  /* plaintext per SSL_write (one record) */
+#define ST_TLS_DIRECT 4096        /* a first chunk this big is written as is */
 
 /** A stream. */
 struct stream {
@@ -46,16 +51,29 @@ struct stream {
     unsigned flush_pending : 1; /* ev_flush activated */
     unsigned connecting : 1;  /* connect in progress */
     unsigned eof : 1;         /* read side closed */
+    SSL *ssl;                 /* TLS session (owned), or NULL */
+    char *tls_err;            /* why TLS failed (allocated), or NULL */
+    unsigned tls_hs : 1;      /* handshake in progress */
+    unsigned tls_server : 1;  /* server side */
+    unsigned tls_dead : 1;    /* a fatal TLS error: no close_notify */
+    unsigned hs_want_w : 1;   /* the handshake waits for writability */
+    unsigned rd_want_w : 1;   /* SSL_read waits for writability */
+    unsigned wr_want_r : 1;   /* SSL_write waits for readability */
 };
+
+static void st_on_read(evutil_socket_t fd, short what, void *arg);
 
 /* Registers or drops read interest according to the flags. */
 static void st_update_read(struct stream *s)
 {
     int want = s->reading && !s->suspended && !s->eof;
 
+    if (s->ssl && ((s->tls_hs && !s->hs_want_w) || s->wr_want_r)) want = 1;
     if (want && !s->rd_added) {
         event_add(s->ev_read, s->has_rd_tmo ? &s->rd_tmo : NULL);
         s->rd_added = 1;
+        /* plaintext OpenSSL already decrypted makes no socket event */
+        if (s->ssl && !s->tls_hs && SSL_has_pending(s->ssl)) event_active(s->ev_read, EV_READ, 1);
     } else if (!want && s->rd_added) {
         event_del(s->ev_read);
         s->rd_added = 0;
@@ -78,6 +96,66 @@ static void st_drop_write(struct stream *s)
     }
 }
 
+/* Records why TLS failed on s (the OpenSSL error queue is cleared). */
+static void st_tls_fail(struct stream *s)
+{
+    char buf[200];
+
+    tls_describe_error(s->ssl, buf, sizeof(buf));
+    free(s->tls_err);
+    s->tls_err = strdup(buf);
+    s->tls_dead = 1;
+    errno = EPROTO;
+}
+
+/* TLS: writes what it can through SSL_write.  Returns bytes written (>= 0)
+ * or -1 on a failure.  Interest for a retry is registered here. */
+static ssize_t st_tls_write(struct stream *s)
+{
+    ssize_t total = 0;
+    size_t len, n, w;
+    struct evbuffer_iovec v;
+    const void *p;
+    int rc;
+
+    while ((len = evbuffer_get_length(s->out)) > 0) {
+        if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1) break;
+        if (v.iov_len >= ST_TLS_DIRECT || v.iov_len == len) {
+            p = v.iov_base;
+            n = v.iov_len < ST_TLS_WRITE ? v.iov_len : ST_TLS_WRITE;
+        } else {
+            n = len < ST_TLS_WRITE ? len : ST_TLS_WRITE;
+            p = evbuffer_pullup(s->out, (ev_ssize_t)n);
+            if (!p) return -1;
+        }
+        rc = SSL_write_ex(s->ssl, p, n, &w);
+        if (rc == 1) {
+            evbuffer_drain(s->out, w);
+            total += (ssize_t)w;
+            continue;
+        }
+        switch (SSL_get_error(s->ssl, rc)) {
+        case SSL_ERROR_WANT_WRITE:
+            if (!s->wr_added) st_want_write(s);
+            return total;
+        case SSL_ERROR_WANT_READ:
+            s->wr_want_r = 1;
+            st_update_read(s);
+            return total;
+        case SSL_ERROR_SYSCALL:
+            if (errno == EAGAIN || errno == EINTR) {
+                if (!s->wr_added) st_want_write(s);
+                return total;
+            }
+            /* fall through */
+        default:
+            st_tls_fail(s);
+            return -1;
+        }
+    }
+    return total;
+}
+
 /* Writes what it can.  Returns 1 when bytes went out and the output is
  * now at or below the low watermark, 0 otherwise, -1 on a socket error. */
 static int st_do_write(struct stream *s)
@@ -88,6 +166,15 @@ static int st_do_write(struct stream *s)
     if (before == 0) {
         st_drop_write(s);
         return 0;
+    }
+    if (s->ssl) {
+        ssize_t w;
+        if (s->tls_hs) return 0; /* the output waits for the handshake */
+        w = st_tls_write(s);
+        if (w < 0) return -1;
+        after = evbuffer_get_length(s->out);
+        if (after == 0) st_drop_write(s);
+        return (w > 0 && after <= s->wr_low) ? 1 : 0;
     }
     n = evbuffer_write_atmost(s->out, s->fd, -1);
     if (n < 0) {
@@ -108,7 +195,7 @@ static void st_write_notify(struct stream *s)
 {
     int rc;
 
-    if (!s->writing || s->connecting) return;
+    if (!s->writing || s->connecting || s->tls_hs) return;
     rc = st_do_write(s);
     if (rc < 0) {
         st_drop_write(s);
@@ -154,6 +241,123 @@ static void st_on_flush(evutil_socket_t fd, short what, void *arg)
     st_write_notify(s);
 }
 
+/* Schedules the end-of-turn write when output is waiting. */
+static void st_schedule_flush(struct stream *s)
+{
+    if (evbuffer_get_length(s->out) > 0 && !s->flush_pending && s->writing) {
+        s->flush_pending = 1;
+        event_active(s->ev_flush, EV_WRITE, 1);
+    }
+}
+
+/* Runs the TLS handshake as far as the socket allows; reports its end
+ * (client: ST_CONNECTED) or failure.  Last thing: may call back. */
+static void st_tls_handshake(struct stream *s)
+{
+    int rc = SSL_do_handshake(s->ssl);
+
+    if (rc == 1) {
+        s->tls_hs = 0;
+        s->hs_want_w = 0;
+        st_drop_write(s);
+        st_update_read(s);
+        st_schedule_flush(s);
+        if (SSL_has_pending(s->ssl) && s->rd_added) event_active(s->ev_read, EV_READ, 1);
+        if (!s->tls_server && s->eventcb) s->eventcb(s, ST_CONNECTED, s->arg);
+        return;
+    }
+    switch (SSL_get_error(s->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        s->hs_want_w = 0;
+        st_drop_write(s);
+        st_update_read(s);
+        return;
+    case SSL_ERROR_WANT_WRITE:
+        s->hs_want_w = 1;
+        st_update_read(s);
+        if (!s->wr_added) st_want_write(s);
+        return;
+    default:
+        st_tls_fail(s);
+        s->tls_hs = 0;
+        s->eof = 1;
+        st_drop_write(s);
+        st_update_read(s);
+        if (s->eventcb)
+            s->eventcb(s, (s->tls_server ? ST_READING : ST_WRITING) | ST_ERROR, s->arg);
+        return;
+    }
+}
+
+/* TLS: socket readable.  Decrypts up to ST_READ_CHUNK bytes into the
+ * input, then calls back like the plain path.  Last thing: may call back. */
+static void st_tls_read(struct stream *s)
+{
+    struct evbuffer_iovec v[2];
+    size_t got = 0, r;
+    int nv, i, rc = 1, err = SSL_ERROR_NONE;
+
+    if (s->wr_want_r) { /* a write waited for this */
+        s->wr_want_r = 0;
+        st_update_read(s);
+        st_write_notify(s);
+        return; /* level-triggered: a read, if any, comes next turn */
+    }
+    nv = evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
+    if (nv <= 0) {
+        if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
+        return;
+    }
+    for (i = 0; i < nv; i++) {
+        size_t fill = 0;
+        while (rc == 1 && fill < v[i].iov_len) {
+            rc = SSL_read_ex(s->ssl, (char *)v[i].iov_base + fill, v[i].iov_len - fill, &r);
+            if (rc != 1) {
+                err = SSL_get_error(s->ssl, rc);
+                break;
+            }
+            fill += r;
+        }
+        v[i].iov_len = fill;
+        got += fill;
+    }
+    evbuffer_commit_space(s->in, v, nv);
+    if (err == SSL_ERROR_WANT_WRITE) {
+        s->rd_want_w = 1;
+        if (!s->wr_added) st_want_write(s);
+    } else if (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EINTR)) {
+        err = SSL_ERROR_WANT_READ;
+    }
+    if (got > 0) {
+        if (s->rd_high && evbuffer_get_length(s->in) >= s->rd_high) {
+            s->suspended = 1;
+            st_update_read(s);
+        } else if (err == SSL_ERROR_NONE && SSL_has_pending(s->ssl)) {
+            event_active(s->ev_read, EV_READ, 1); /* the chunk was full */
+        }
+        /* an end or error after the data is seen on the next turn */
+        if (err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_READ &&
+            err != SSL_ERROR_WANT_WRITE && s->rd_added)
+            event_active(s->ev_read, EV_READ, 1);
+        ERR_clear_error();
+        if (s->readcb) s->readcb(s, s->arg);
+        return;
+    }
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_NONE)
+        return;
+    s->eof = 1;
+    st_update_read(s);
+    if (err == SSL_ERROR_ZERO_RETURN ||
+        (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        ERR_clear_error();
+        if (err == SSL_ERROR_SYSCALL) s->tls_dead = 1;
+        if (s->eventcb) s->eventcb(s, ST_READING | ST_EOF, s->arg);
+        return;
+    }
+    st_tls_fail(s);
+    if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
+}
+
 /* Socket readable (or read timeout). */
 static void st_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -165,6 +369,11 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
 
     if (what & EV_TIMEOUT) {
         if (s->eventcb) s->eventcb(s, ST_READING | ST_TIMEOUT, s->arg);
+        return;
+    }
+    if (s->ssl) {
+        if (s->tls_hs) st_tls_handshake(s);
+        else st_tls_read(s);
         return;
     }
     nv = evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
@@ -225,11 +434,25 @@ static void st_on_write(evutil_socket_t fd, short what, void *arg)
             return;
         }
         s->connecting = 0;
+        if (s->ssl) {
+            st_tls_handshake(s);
+            return;
+        }
         if (evbuffer_get_length(s->out) > 0 && !s->flush_pending) {
             s->flush_pending = 1;
             event_active(s->ev_flush, EV_WRITE, 1);
         }
         if (s->eventcb) s->eventcb(s, ST_CONNECTED, s->arg);
+        return;
+    }
+    if (s->ssl && s->tls_hs) {
+        st_tls_handshake(s);
+        return;
+    }
+    if (s->ssl && s->rd_want_w) { /* a read waited for this */
+        s->rd_want_w = 0;
+        if (!evbuffer_get_length(s->out)) st_drop_write(s);
+        st_on_read(fd, EV_READ, s);
         return;
     }
     st_write_notify(s);
@@ -272,6 +495,13 @@ void st_free(struct stream *s)
         if (s->out_cb) evbuffer_remove_cb_entry(s->out, s->out_cb);
         evbuffer_free(s->out);
     }
+    if (s->ssl) {
+        /* a courtesy close_notify (never waited for) */
+        if (!s->tls_hs && !s->tls_dead && s->fd >= 0) SSL_shutdown(s->ssl);
+        SSL_free(s->ssl);
+        ERR_clear_error();
+    }
+    free(s->tls_err);
     if (s->fd >= 0) evutil_closesocket(s->fd);
     free(s);
 }
@@ -379,5 +609,64 @@ int st_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
 
 void st_flush(struct stream *s)
 {
-    if (!s->connecting && s->writing && st_do_write(s) < 0) st_drop_write(s);
+    if (!s->connecting && !s->tls_hs && s->writing && st_do_write(s) < 0) st_drop_write(s);
+}
+
+void st_shutdown_write(struct stream *s)
+{
+    st_flush(s);
+    if (s->ssl && !s->tls_hs && !s->tls_dead) {
+        SSL_shutdown(s->ssl);
+        ERR_clear_error();
+    }
+    shutdown(s->fd, SHUT_WR);
+}
+
+/* Attaches ssl to s (either side). */
+static int st_tls_attach(struct stream *s, SSL *ssl, int server)
+{
+    if (s->ssl || !ssl || SSL_set_fd(ssl, s->fd) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    s->ssl = ssl;
+    s->tls_hs = 1;
+    s->tls_server = server ? 1 : 0;
+    if (server) SSL_set_accept_state(ssl);
+    else SSL_set_connect_state(ssl);
+    return 0;
+}
+
+int st_tls_connect(struct stream *s, SSL *ssl)
+{
+    if (st_tls_attach(s, ssl, 0) < 0) return -1;
+    /* not connecting yet or already connected: the handshake starts when
+     * the socket is writable (st_on_write's connect branch or here) */
+    if (!s->connecting) {
+        s->hs_want_w = 1;
+        st_want_write(s);
+    }
+    return 0;
+}
+
+int st_tls_accept(struct stream *s, SSL *ssl)
+{
+    if (st_tls_attach(s, ssl, 1) < 0) return -1;
+    st_update_read(s);
+    return 0;
+}
+
+SSL *st_ssl(const struct stream *s)
+{
+    return s->ssl;
+}
+
+int st_tls_handshaking(const struct stream *s)
+{
+    return s->ssl && s->tls_hs;
+}
+
+const char *st_tls_error(const struct stream *s)
+{
+    return s->tls_err ? s->tls_err : "";
 }

@@ -12,8 +12,14 @@
  *    registered only when the socket would block;
  *  - read interest stays registered while reading is enabled, so a
  *    keep-alive connection costs no epoll_ctl per request.
- * The API follows bufferevent's (callbacks, watermarks, timeouts) so that
- * a TLS transport can slot in later.
+ * The API follows bufferevent's (callbacks, watermarks, timeouts).
+ *
+ * TLS (st_tls_connect / st_tls_accept): the same buffers carry plaintext;
+ * OpenSSL reads and writes the socket itself (SSL_read / SSL_write on the
+ * fd).  The handshake drives its own read and write interest; a client
+ * stream reports ST_CONNECTED once the handshake is done, a server stream
+ * starts delivering plaintext to the read callback.  A TLS failure is an
+ * ST_ERROR event with errno EPROTO; st_tls_error says why.
  *
  * Callbacks run on the loop's thread.  A callback may free the stream
  * (st_free): the stream never touches itself after calling back.
@@ -93,5 +99,31 @@ evutil_socket_t st_fd(const struct stream *s);
 /** Writes what the output holds now, without waiting for the end of the
  *  loop turn (used before a shutdown).  Never calls back. */
 void st_flush(struct stream *s);
+
+/** Half-closes the write side after flushing: TLS sends its close_notify,
+ *  then the socket is shut down for writing.  Never calls back. */
+void st_shutdown_write(struct stream *s);
+
+typedef struct ssl_st SSL;
+
+/** Client TLS on s (call after st_new, before or after st_connect): the
+ *  stream takes ownership of ssl; the handshake runs once the socket is
+ *  connected and ST_CONNECTED is reported after it.  0, or -1 (ssl is
+ *  then still the caller's). */
+int st_tls_connect(struct stream *s, SSL *ssl);
+
+/** Server TLS on an accepted socket: the stream takes ownership of ssl
+ *  and runs the handshake (its interest is its own, whatever reading is
+ *  enabled); plaintext then reaches the read callback.  0 / -1 as above. */
+int st_tls_accept(struct stream *s, SSL *ssl);
+
+/** The TLS object (NULL for plain streams), e.g. for SNI and ALPN. */
+SSL *st_ssl(const struct stream *s);
+
+/** 1 while a TLS handshake is in progress. */
+int st_tls_handshaking(const struct stream *s);
+
+/** Why the last TLS operation failed ("" when none did). */
+const char *st_tls_error(const struct stream *s);
 
 #endif /* RELAIS_STREAM_H */

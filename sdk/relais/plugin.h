@@ -45,7 +45,7 @@ extern "C" {
 #define RELAIS_PLUGIN_MAGIC 0x52504c47u
 /** ABI version this header describes. */
 #define RELAIS_ABI_MAJOR 1
-#define RELAIS_ABI_MINOR 1
+#define RELAIS_ABI_MINOR 2
 /** Name of the one symbol a plugin exports. */
 #define RELAIS_PLUGIN_SYMBOL "relais_plugin_descriptor"
 
@@ -173,6 +173,13 @@ typedef struct relais_http_req {
     const char *body;            /* request body, may be NULL */
     size_t body_len;             /* its length (Content-Length is set) */
     uint64_t timeout_ms;         /* the whole exchange; 0 = none (streams) */
+    /* -- ABI 1.2: TLS for https:// URLs (Traefik's tls block) -- */
+    const char *tls_ca;          /* trusted CAs: a PEM file path or PEM
+                                    text; NULL = the system's store */
+    const char *tls_cert;        /* client certificate (file or PEM), or NULL */
+    const char *tls_key;         /* its private key (file or PEM), or NULL */
+    int tls_insecure;            /* 1 = the server's certificate is not
+                                    verified (insecureSkipVerify) */
 } relais_http_req;
 
 /** What the host calls back with, on the thread that made the request
@@ -451,7 +458,9 @@ struct relais_host {
     /** Starts a request on the calling thread's event loop (one
      *  connection per request).  NULL, with no callback, when the request
      *  is invalid (bad URL, unsupported scheme); otherwise on_done follows
-     *  exactly once unless http_cancel comes first. */
+     *  exactly once unless http_cancel comes first (a TLS setup problem,
+     *  such as an unreadable CA file, arrives there as an error).  Since
+     *  ABI 1.2, https:// URLs are served, with the request's tls_ fields. */
     relais_http_call *(*http_request)(const relais_http_req *req,
                                       const relais_http_callbacks *cb,
                                       void *arg);
@@ -477,6 +486,11 @@ struct relais_host {
     ((host)->size >= offsetof(relais_host, field) + sizeof((host)->field) &&  \
      (host)->field != NULL)
 
+/** True when the host implements at least ABI maj.min (for behaviour that
+ *  a minor version added without a new field, e.g. https:// in 1.2). */
+#define RELAIS_HOST_ABI_AT_LEAST(host, maj, min)                              \
+    ((host)->abi_major == (maj) && (host)->abi_minor >= (min))
+
 /*
  * ABI changelog (newest last).  Every change to a struct or enum above is
  * listed here with the version it introduced.
@@ -486,6 +500,8 @@ struct relais_host {
  * 1.1  Asynchronous HTTP client: relais_http_call, relais_http_req,
  *      relais_http_callbacks; relais_host.http_request, http_cancel.
  *      Key/value sources: relais_kv; relais_host.provider_publish_kv.
+ * 1.2  relais_http_req: tls_ca, tls_cert, tls_key, tls_insecure (the host
+ *      client speaks https://); RELAIS_HOST_ABI_AT_LEAST.
  */
 
 #ifdef __cplusplus

@@ -17,7 +17,6 @@
 
 #include <relais/plugin.h>
 
-#define HP_WHO "provider http"
 #define HP_MAX_HEADERS 64            /* headers option cap */
 #define HP_DEFAULT_CAP (64u << 20)   /* body cap when unlimited: 64 MiB */
 
@@ -29,6 +28,7 @@ struct hp_header {
 
 /** The provider instance. */
 struct hp {
+    char who[96];                 /* "provider NAME", for the log */
     const relais_host *host;      /* host table */
     relais_provider *prov;        /* our handle */
     char *endpoint;               /* URL to poll */
@@ -47,6 +47,10 @@ struct hp {
     int too_big;                  /* body over max_body */
     char *last;                   /* last body published */
     size_t last_len;              /* its length */
+    char *tls_ca;                 /* tls.ca (file or PEM), or NULL */
+    char *tls_cert;               /* tls.cert, or NULL */
+    char *tls_key;                /* tls.key, or NULL */
+    int tls_insecure;             /* tls.insecureSkipVerify */
     int failing;                  /* last poll failed (log once) */
     int stopped;                  /* stop() was called */
 };
@@ -61,7 +65,7 @@ static void hp_schedule(struct hp *p)
 static void hp_fail(struct hp *p, const char *what)
 {
     if (!p->failing)
-        p->host->log(RELAIS_LOG_ERROR, HP_WHO, "%s: %s; the last configuration keeps serving",
+        p->host->log(RELAIS_LOG_ERROR, p->who, "%s: %s; the last configuration keeps serving",
                      p->endpoint, what);
     p->failing = 1;
 }
@@ -131,7 +135,7 @@ static void hp_on_done(void *arg, int error, const char *message)
                 p->last_len = p->len;
             }
             if (p->failing)
-                p->host->log(RELAIS_LOG_INFO, HP_WHO, "%s: reachable again", p->endpoint);
+                p->host->log(RELAIS_LOG_INFO, p->who, "%s: reachable again", p->endpoint);
             p->failing = 0;
         } else {
             /* the host logged where the document is wrong */
@@ -157,6 +161,10 @@ static void hp_poll(void *arg)
     req.headers = p->req_headers;
     req.nheaders = p->nheaders;
     req.timeout_ms = (uint64_t)p->timeout_ms;
+    req.tls_ca = p->tls_ca;
+    req.tls_cert = p->tls_cert;
+    req.tls_key = p->tls_key;
+    req.tls_insecure = p->tls_insecure;
     p->status = 0;
     p->len = 0;
     p->call = p->host->http_request(&req, &cb, p);
@@ -179,9 +187,50 @@ static void hp_destroy(void *inst)
         free(p->headers[i].value);
     }
     free(p->endpoint);
+    free(p->tls_ca);
+    free(p->tls_cert);
+    free(p->tls_key);
     free(p->body);
     free(p->last);
     free(p);
+}
+
+/* Reads the tls block (Traefik's ca, cert, key, insecureSkipVerify).
+ * 0, or -1 after reporting. */
+static int hp_tls_config(struct hp *p, const relais_cfg *cfg)
+{
+    const relais_host *host = p->host;
+    const relais_cfg *t = host->cfg_get(cfg, "tls");
+    static const char *const names[] = {"ca", "cert", "key"};
+    char **dst[] = {&p->tls_ca, &p->tls_cert, &p->tls_key};
+    const char *s;
+    int bad = 0, rc;
+
+    if (!t || host->cfg_type(t) == RELAIS_CFG_NULL) return 0;
+    if (host->cfg_type(t) != RELAIS_CFG_MAP) {
+        host->cfg_error(cfg, "tls", "expected a map (ca, cert, key, insecureSkipVerify)");
+        return -1;
+    }
+    for (size_t i = 0; i < host->cfg_len(t); i++) {
+        const char *k;
+        host->cfg_at(t, i, &k);
+        if (strcmp(k, "ca") && strcmp(k, "cert") && strcmp(k, "key") &&
+            strcmp(k, "insecureSkipVerify")) {
+            host->cfg_error(t, k, "unknown option (expected ca, cert, key, insecureSkipVerify)");
+            bad = 1;
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        rc = host->cfg_string(t, names[i], &s);
+        if (rc == RELAIS_CFG_OK && *s) *dst[i] = strdup(s);
+        else if (rc == RELAIS_CFG_INVALID) bad = 1;
+    }
+    if (host->cfg_bool(t, "insecureSkipVerify", &p->tls_insecure) == RELAIS_CFG_INVALID) bad = 1;
+    if (!p->tls_cert != !p->tls_key) {
+        host->cfg_error(t, p->tls_cert ? "key" : "cert", "cert and key go together");
+        bad = 1;
+    }
+    return bad ? -1 : 0;
 }
 
 static int hp_create(const relais_host *host, const relais_cfg *cfg, relais_provider *prov,
@@ -195,6 +244,8 @@ static int hp_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     if (!p) return -1;
     p->host = host;
     p->prov = prov;
+    snprintf(p->who, sizeof(p->who), "provider %s",
+             host->provider_name(prov) ? host->provider_name(prov) : "http");
     p->interval_ms = 5000;
     p->timeout_ms = 5000;
     p->max_body = -1;
@@ -204,9 +255,11 @@ static int hp_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     }
     switch (host->cfg_string(cfg, "endpoint", &s)) {
     case RELAIS_CFG_OK:
-        if (strncmp(s, "http://", 7) != 0) {
-            host->cfg_error(cfg, "endpoint", "expected an http:// URL, got \"%s\"%s", s,
-                            strncmp(s, "https://", 8) ? "" : " (https is not supported yet)");
+        if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
+            host->cfg_error(cfg, "endpoint", "expected an http:// or https:// URL, got \"%s\"", s);
+            bad = 1;
+        } else if (s[4] == 's' && !RELAIS_HOST_ABI_AT_LEAST(host, 1, 2)) {
+            host->cfg_error(cfg, "endpoint", "https needs a relais with ABI 1.2");
             bad = 1;
         }
         p->endpoint = strdup(s);
@@ -249,6 +302,7 @@ static int hp_create(const relais_host *host, const relais_cfg *cfg, relais_prov
             bad = 1;
         }
     }
+    if (hp_tls_config(p, cfg) < 0) bad = 1;
     if (bad) {
         hp_destroy(p);
         return -1;

@@ -34,7 +34,6 @@
 
 #include <relais/plugin.h>
 
-#define RD_WHO "provider redis"
 #define RD_MAX_ENDPOINTS 32          /* endpoints option cap */
 #define RD_MAX_REPLY (64u << 20)     /* largest reply accepted: 64 MiB */
 #define RD_MAX_OUT (16u << 20)       /* pending output cap */
@@ -212,6 +211,7 @@ struct rd_endpoint {
 
 /** The provider instance. */
 struct rd {
+    char who[96];                 /* "provider NAME", for the log */
     const relais_host *host;    /* host table */
     relais_provider *prov;      /* our handle */
     struct rd_endpoint eps[RD_MAX_ENDPOINTS]; /* endpoints option */
@@ -516,10 +516,10 @@ static void rd_log_mode(struct rd *p)
     if (p->mode_logged == m) return;
     p->mode_logged = m;
     if (m == 1)
-        p->host->log(RELAIS_LOG_INFO, RD_WHO, "%s: watching keyspace notifications of %s",
+        p->host->log(RELAIS_LOG_INFO, p->who, "%s: watching keyspace notifications of %s",
                      p->eps[p->ep].text, p->pattern);
     else
-        p->host->log(RELAIS_LOG_INFO, RD_WHO,
+        p->host->log(RELAIS_LOG_INFO, p->who,
                      "%s: keyspace notifications are off: polling every %lld ms",
                      p->eps[p->ep].text, (long long)p->poll_ms);
 }
@@ -531,7 +531,7 @@ static void rd_source_failed(struct rd *p, const char *what)
     size_t ep = p->ep < p->neps ? p->ep : 0;
 
     if (!p->failing && !p->stopped)
-        p->host->log(RELAIS_LOG_ERROR, RD_WHO,
+        p->host->log(RELAIS_LOG_ERROR, p->who,
                      "%s: %s; the last configuration keeps serving, reconnecting",
                      p->eps[ep].text, what);
     p->failing = 1;
@@ -590,12 +590,12 @@ static void rd_cycle_done(struct rd *p)
         same = !strcmp(p->pairs[i].key, p->last[i].key) &&
                !strcmp(p->pairs[i].value, p->last[i].value);
     if (p->failing) {
-        p->host->log(RELAIS_LOG_INFO, RD_WHO, "%s: reachable again", p->eps[p->ep].text);
+        p->host->log(RELAIS_LOG_INFO, p->who, "%s: reachable again", p->eps[p->ep].text);
         p->failing = 0;
     }
     if (!same && !p->stopped) {
         if (p->host->provider_publish_kv(p->prov, p->pairs, p->npairs, '/', p->root) == 0)
-            p->host->log(RELAIS_LOG_DEBUG, RD_WHO, "published %zu keys", p->npairs);
+            p->host->log(RELAIS_LOG_DEBUG, p->who, "published %zu keys", p->npairs);
         /* on -1 the host logged the key; remember the pairs anyway so an
          * unchanged broken set is not decoded again and again */
         rd_pairs_free(p->last, p->nlast);
@@ -946,6 +946,8 @@ static int rd_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     if (!p) return -1;
     p->main.p = p;
     p->sub.p = p;
+    snprintf(p->who, sizeof(p->who), "provider %s",
+             host->provider_name(prov) ? host->provider_name(prov) : "redis");
     p->main.on_reply = rd_main_reply;
     p->sub.on_reply = rd_sub_reply;
     p->main.fd = p->sub.fd = -1;
