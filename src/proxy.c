@@ -23,8 +23,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include "stream.h"
 #include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "stream.h"
 
 #include "arena.h"
 #include "http1.h"
@@ -35,6 +37,7 @@
 #include "router.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tlsstore.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -75,6 +78,13 @@ struct px_conn {
     int eof;                        /* the client half-closed: answer what
                                        is buffered, then close */
     unsigned nreq;                  /* requests served */
+    int tls;                        /* a TLS connection */
+    struct event *sniff;            /* waits for the first byte (TLS or
+                                       not), or NULL */
+    struct wk_snapref *hs_ref;      /* snapshot held from accept to the end
+                                       of the TLS handshake, or NULL */
+    char tls_opts[96];              /* name of the TLS options the
+                                       handshake used (421 check) */
     struct px_conn *next;           /* worker's list */
     struct px_conn *prev;
 };
@@ -86,6 +96,7 @@ static void px_up_read(struct stream *bev, void *arg);
 static void px_up_write(struct stream *bev, void *arg);
 static void px_up_event(struct stream *bev, short what, void *arg);
 static void px_process(struct px_conn *c);
+static void px_sniff(evutil_socket_t fd, short what, void *arg);
 static void px_run_chain(struct relais_req *r);
 static void px_forward(struct relais_req *r);
 static void px_finish(struct relais_req *r);
@@ -120,6 +131,7 @@ static const char *px_reason(int status)
     case 414: return "Request-URI Too Long";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 421: return "Misdirected Request";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
@@ -135,6 +147,8 @@ static const char *px_error_body(int status)
 {
     switch (status) {
     case 404: return "404 page not found\n";
+    case 414: return "URI Too Long\n";
+    case 421: return "Misdirected Request\n";
     case 503: return "no available server\n";
     default: return NULL;
     }
@@ -151,6 +165,8 @@ static void px_conn_free(struct px_conn *c)
     w->nconns--;
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
+    if (c->sniff) event_free(c->sniff);
+    if (c->hs_ref) wk_release(w, c->hs_ref);
     if (c->bev) st_free(c->bev);
     arena_free(c->arena);
     free(c);
@@ -355,8 +371,77 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
                              (c->epc->write_timeout_ms % 1000) * 1000};
         st_set_timeouts(c->bev, NULL, &tv);
     }
+    {
+        /* an entry point with TLS routers: the first byte tells whether
+         * this connection speaks TLS (Traefik serves both on one port) */
+        struct wk_snapref *ref = wk_acquire(w);
+        if (ref && ep < (int)ref->snap->ntables && ref->snap->ep_tls[ep]) {
+            int64_t ms = c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms : 30000;
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+            c->hs_ref = ref;
+            c->sniff = event_new(w->base, fd, EV_READ, px_sniff, c);
+            if (!c->sniff || event_add(c->sniff, &tv) < 0) {
+                px_conn_free(c);
+            }
+            return;
+        }
+        if (ref) wk_release(w, ref);
+    }
     st_enable(c->bev, ST_READ);
     px_timer(c, c->epc->idle_timeout_ms);
+}
+
+/* The first byte of a connection on an entry point with TLS routers
+ * arrived (or the head timeout): 0x16 starts a TLS handshake with the
+ * snapshot's certificates, anything else is plain HTTP. */
+static void px_sniff(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_conn *c = arg;
+    unsigned char b;
+    ssize_t n;
+
+    event_free(c->sniff);
+    c->sniff = NULL;
+    if (what & EV_TIMEOUT) {
+        px_conn_free(c);
+        return;
+    }
+    n = recv(fd, &b, 1, MSG_PEEK);
+    if (n <= 0) {
+        px_conn_free(c);
+        return;
+    }
+    if (b == 0x16) {
+        const struct snapshot *snap = c->hs_ref->snap;
+        SSL *ssl = snap->tls ? ts_ssl_new(snap->tls, snap->tls_hosts) : NULL;
+        if (!ssl || st_tls_accept(c->bev, ssl) < 0) {
+            SSL_free(ssl);
+            px_conn_free(c);
+            return;
+        }
+        c->tls = 1;
+        st_enable(c->bev, ST_READ);
+        /* the handshake and the first request head: headerTimeout */
+        px_timer(c, c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms
+                                                : c->epc->idle_timeout_ms);
+        return;
+    }
+    wk_release(c->w, c->hs_ref);
+    c->hs_ref = NULL;
+    st_enable(c->bev, ST_READ);
+    px_timer(c, c->epc->idle_timeout_ms);
+}
+
+/* The TLS handshake is over (the first plaintext arrived): remember what
+ * it chose and let the snapshot go. */
+static void px_handshake_done(struct px_conn *c)
+{
+    SSL *ssl = st_ssl(c->bev);
+
+    if (ssl) snprintf(c->tls_opts, sizeof(c->tls_opts), "%s",
+                      ts_options_name(ts_ssl_options(ssl)));
+    wk_release(c->w, c->hs_ref);
+    c->hs_ref = NULL;
 }
 
 /* ------------------------------------------------------------ request head */
@@ -426,7 +511,8 @@ static int px_add_forwarded(struct relais_req *r, struct px_conn *c)
             return -1;
     }
     if (msg_hdrs_find(h, "X-Forwarded-Proto", 17, 0) < 0 &&
-        msg_hdrs_add(h, "X-Forwarded-Proto", 17, "http", 4, 0) < 0)
+        msg_hdrs_add(h, "X-Forwarded-Proto", 17, c->tls ? "https" : "http", c->tls ? 5 : 4,
+                     0) < 0)
         return -1;
     if (msg_hdrs_find(h, "X-Forwarded-Host", 16, 0) < 0 && r->authority_len &&
         msg_hdrs_add(h, "X-Forwarded-Host", 16, r->authority, r->authority_len, 0) < 0)
@@ -442,7 +528,7 @@ static int px_add_forwarded(struct relais_req *r, struct px_conn *c)
             if (colon && strchr(colon, ']')) colon = NULL;
         }
         if (colon) n = snprintf(buf, sizeof(buf), "%s", colon + 1);
-        else n = snprintf(buf, sizeof(buf), "%d", 80);
+        else n = snprintf(buf, sizeof(buf), "%d", c->tls ? 443 : 80);
         if (msg_hdrs_add(h, "X-Forwarded-Port", 16, buf, (size_t)n, 1) < 0) return -1;
     }
     if (msg_hdrs_find(h, "X-Forwarded-Server", 18, 0) < 0 &&
@@ -712,6 +798,66 @@ static const char *px_match_path(struct relais_req *r, size_t *len)
     return out;
 }
 
+/* 1 when the request's method is m. */
+static int px_method_is(const struct relais_req *r, const char *m)
+{
+    return r->method_len == strlen(m) && !memcmp(r->method, m, r->method_len);
+}
+
+/* entryPoints.X.http.redirections.entryPoint: every request on this
+ * entry point goes to scheme://host:port of the target entry point. */
+static void px_redirect_ep(struct relais_req *r)
+{
+    const struct sc_entrypoint *ep = r->conn->epc;
+    const char *scheme = ep->redirect_scheme ? ep->redirect_scheme : "https";
+    char host[300], loc[8192], port[16] = "";
+    relais_header h[1];
+    size_t hl = r->host_len < sizeof(host) - 1 ? r->host_len : sizeof(host) - 1;
+    int status, n;
+
+    memcpy(host, r->host, hl);
+    host[hl] = '\0';
+    if (ep->redirect_port && !((!strcmp(scheme, "https") && ep->redirect_port == 443) ||
+                               (!strcmp(scheme, "http") && ep->redirect_port == 80)))
+        snprintf(port, sizeof(port), ":%d", ep->redirect_port);
+    n = snprintf(loc, sizeof(loc), "%s://%s%s%.*s", scheme, host, port, (int)r->path_len,
+                 r->path);
+    if (r->query_len && n > 0 && (size_t)n < sizeof(loc))
+        n += snprintf(loc + n, sizeof(loc) - (size_t)n, "?%.*s", (int)r->query_len, r->query);
+    if (n <= 0 || (size_t)n >= sizeof(loc)) {
+        px_api_respond(r, 414, NULL, 0, px_error_body(414), strlen(px_error_body(414)));
+        px_finish(r);
+        return;
+    }
+    /* Traefik v3: permanent is 301 for GET/HEAD and 308 otherwise;
+     * temporary is 302 / 307 */
+    if (ep->redirect_permanent)
+        status = px_method_is(r, "GET") || px_method_is(r, "HEAD") ? 301 : 308;
+    else
+        status = px_method_is(r, "GET") || px_method_is(r, "HEAD") ? 302 : 307;
+    h[0].name = "Location";
+    h[0].value = loc;
+    px_api_respond(r, status, h, 1, NULL, 0);
+    px_finish(r);
+}
+
+/* 1 when the Host of a TLS request is served with other TLS options than
+ * the handshake used (Traefik's domain fronting check: 421). */
+static int px_misdirected(struct relais_req *r)
+{
+    const struct ts_options *o;
+    char host[256];
+    size_t hl = r->host_len;
+    const char *want;
+
+    if (!r->snap->tls_hosts || !hl || hl >= sizeof(host)) return 0;
+    memcpy(host, r->host, hl);
+    host[hl] = '\0';
+    o = ts_hosts_lookup(r->snap->tls_hosts, host, strlen(host));
+    want = ts_options_name(o);
+    return strncmp(want, r->conn->tls_opts, sizeof(r->conn->tls_opts) - 1) != 0;
+}
+
 /* Matches the router and runs the chain. */
 static void px_route(struct relais_req *r)
 {
@@ -737,7 +883,18 @@ static void px_route(struct relais_req *r)
     rq.client = (const struct sockaddr *)&c->peer;
     rq.header = px_rule_header;
     rq.header_arg = &r->req_hdrs;
-    rt = (r->ep < (int)r->snap->ntables) ? rt_match(r->snap->tables[r->ep], &rq) : NULL;
+    if (!c->tls && c->epc->redirect_to) {
+        px_redirect_ep(r);
+        return;
+    }
+    if (c->tls && px_misdirected(r)) {
+        px_api_respond(r, 421, NULL, 0, px_error_body(421), strlen(px_error_body(421)));
+        px_finish(r);
+        return;
+    }
+    rt = (r->ep < (int)r->snap->ntables)
+             ? rt_match(c->tls ? r->snap->tls_tables[r->ep] : r->snap->tables[r->ep], &rq)
+             : NULL;
     if (!rt) {
         px_api_respond(r, 404, NULL, 0, px_error_body(404), strlen(px_error_body(404)));
         px_finish(r);
@@ -1558,6 +1715,7 @@ static void px_client_read(struct stream *bev, void *arg)
     struct px_conn *c = arg;
 
     px_enter(c);
+    if (c->hs_ref) px_handshake_done(c);
     if (c->state == PX_TUNNEL && c->r && c->r->up) {
         struct evbuffer *out = st_output(c->r->up->bev);
         evbuffer_add_buffer(out, st_input(bev));

@@ -15,6 +15,7 @@
 #include "router.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tlsstore.h"
 
 static void (*snap_release_hook)(struct snapshot *s); /* control's queue */
 static uint64_t snap_next_gen = 1;                  /* control thread only */
@@ -77,11 +78,18 @@ void snap_free(struct snapshot *s)
         rule_free(r->rule);
         free(r->eps);
         free(r->mws);
+        free(r->cert_resolver);
+        json_decref(r->tls_domains);
         free(r->error);
     }
     free(s->routers);
-    for (i = 0; i < s->ntables; i++) rt_table_free(s->tables[i]);
+    for (i = 0; s->tables && i < s->ntables; i++) rt_table_free(s->tables[i]);
     free(s->tables);
+    for (i = 0; s->tls_tables && i < s->ntables; i++) rt_table_free(s->tls_tables[i]);
+    free(s->tls_tables);
+    free(s->ep_tls);
+    ts_hosts_free(s->tls_hosts);
+    ts_conf_unref(s->tls);
     for (i = 0; i < s->nmws; i++) snap_mw_unref(s->mws[i]);
     free(s->mws);
     for (i = 0; i < s->nservices; i++) snap_svc_unref(s->services[i]);
@@ -359,6 +367,84 @@ static struct snap_service *snap_find_svc(struct snapshot *s, const char *q)
 }
 
 /* Compiles router qname of provider into r (errors make it disabled). */
+/* Reads the router's tls key (true, {} or options / certResolver /
+ * domains), or takes the entry points' http.tls defaults.  Errors go to
+ * the router's session. */
+static void snap_router_tls(struct snapshot *snap, struct snap_router *r,
+                            const relais_cfg *root, const char *provider,
+                            const struct sc_config *sc)
+{
+    const relais_cfg *t = conf_cfg_get(root, "tls"), *d;
+    const char *opts = NULL, *resolver = NULL, *k, *why = NULL;
+    char *q;
+    int b;
+
+    if (t) {
+        switch (conf_cfg_type(t)) {
+        case RELAIS_CFG_BOOL:
+            conf_cfg_bool(t, NULL, &b);
+            r->tls = b;
+            break;
+        case RELAIS_CFG_NULL:
+            r->tls = 1;
+            break;
+        case RELAIS_CFG_MAP:
+            r->tls = 1;
+            for (size_t i = 0; i < conf_cfg_len(t); i++) {
+                conf_cfg_at(t, i, &k);
+                if (strcasecmp(k, "options") && strcasecmp(k, "certResolver") &&
+                    strcasecmp(k, "domains"))
+                    conf_cfg_error(t, k, "unknown key (expected options, certResolver, domains)");
+            }
+            conf_cfg_string(t, "options", &opts);
+            conf_cfg_string(t, "certResolver", &resolver);
+            d = conf_cfg_get(t, "domains");
+            if (d && conf_cfg_type(d) != RELAIS_CFG_LIST)
+                conf_cfg_error(d, NULL, "expected a list of {main, sans}");
+            else if (d)
+                r->tls_domains = json_incref(conf_node_json(d));
+            break;
+        default:
+            conf_cfg_error(t, NULL, "expected a map (options, certResolver, domains)");
+            return;
+        }
+    } else {
+        /* entryPoints.X.http.tls: the defaults of the first such entry point */
+        for (size_t e = 0; e < sc->neps; e++) {
+            const struct sc_entrypoint *ep = &sc->eps[e];
+            if (!r->eps[e] || !ep->http_tls) continue;
+            r->tls = 1;
+            opts = ep->tls_options;
+            resolver = ep->tls_resolver;
+            if (ep->tls_domains) r->tls_domains = json_incref(ep->tls_domains);
+            break;
+        }
+    }
+    if (!r->tls) return;
+    if (opts && *opts) {
+        q = strcmp(opts, "default") ? snap_qualify(opts, provider) : strdup("default");
+        r->tls_opts = q && snap->tls ? ts_conf_options(snap->tls, q, &why) : NULL;
+        if (!r->tls_opts) {
+            if (why)
+                conf_cfg_error(t ? t : root, "options", "TLS options \"%s\" are disabled: %s", q,
+                               why);
+            else
+                conf_cfg_error(t ? t : root, "options", "TLS options \"%s\" do not exist",
+                               q ? q : opts);
+        }
+        free(q);
+    } else if (snap->tls) {
+        r->tls_opts = ts_conf_options(snap->tls, "default", NULL);
+    }
+    if (resolver && *resolver) {
+        if (!sc_resolver(sc, resolver))
+            conf_cfg_error(t ? t : root, "certResolver",
+                           "certificate resolver \"%s\" does not exist (certificatesResolvers "
+                           "in the static configuration)", resolver);
+        r->cert_resolver = strdup(resolver);
+    }
+}
+
 static void snap_router(struct snapshot *snap, struct snap_router *r,
                         const char *qname, const char *provider, json_t *cfg,
                         const char *origin, const struct sc_config *sc)
@@ -438,6 +524,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
             free(q);
         }
     }
+    snap_router_tls(snap, r, root, provider, sc);
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
         q = snap_qualify(str, provider);
@@ -504,6 +591,58 @@ static const char *snap_origin(const struct snap_source *src, const char *sectio
     return json_string_value(json_object_get(src->origins, key));
 }
 
+/** Argument of snap_tls_host. */
+struct snap_hosts_arg {
+    struct ts_hosts *hosts;        /* the map being filled */
+    const struct snap_router *r;   /* the router whose hosts these are */
+};
+
+/* rule_hosts callback: host -> the router's TLS options. */
+static void snap_tls_host(void *arg, const char *host, size_t len, int wildcard)
+{
+    struct snap_hosts_arg *ha = arg;
+
+    ts_hosts_add(ha->hosts, host, len, wildcard, ha->r->tls_opts, ha->r->name);
+}
+
+/* The `tls` object of a provider's tree (case-insensitive), or NULL. */
+static json_t *snap_tls_section(json_t *tree)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(tree, k, v)
+        if (!strcasecmp(k, "tls")) return json_is_object(v) ? v : NULL;
+    return NULL;
+}
+
+static const struct ts_extra_cert *(*snap_extra_fn)(size_t *n); /* resolver certs */
+
+void snap_set_extra_certs(const struct ts_extra_cert *(*fn)(size_t *n))
+{
+    snap_extra_fn = fn;
+}
+
+/* Builds (or reuses) the snapshot's TLS configuration.  0 / -1 (memory). */
+static int snap_build_tls(struct snapshot *snap, const struct snap_source *src, size_t nsrc,
+                          const struct snapshot *prev)
+{
+    struct ts_source *ts = calloc(nsrc ? nsrc : 1, sizeof(*ts));
+    const struct ts_extra_cert *extra = NULL;
+    size_t nextra = 0;
+
+    if (!ts) return -1;
+    for (size_t i = 0; i < nsrc; i++) {
+        ts[i].provider = src[i].provider;
+        ts[i].tls = snap_tls_section(src[i].tree);
+        ts[i].origins = src[i].origins;
+    }
+    if (snap_extra_fn) extra = snap_extra_fn(&nextra);
+    snap->tls = ts_conf_build(ts, nsrc, extra, nextra, prev ? prev->tls : NULL, &snap->nerrors);
+    free(ts);
+    return snap->tls ? 0 : -1;
+}
+
 struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
                             const struct snapshot *prev,
                             const struct sc_config *sc,
@@ -547,6 +686,7 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         sec = snap_section(src[i].tree, "routers");
         nr += json_object_size(sec);
     }
+    if (snap_build_tls(snap, src, nsrc, prev) < 0) goto oom;
     snap->routers = calloc(nr ? nr : 1, sizeof(*snap->routers));
     if (!snap->routers) goto oom;
     for (i = 0; i < nsrc; i++) {
@@ -561,23 +701,40 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
     }
     snap->ntables = sc->neps;
     snap->tables = calloc(sc->neps ? sc->neps : 1, sizeof(*snap->tables));
-    if (!snap->tables) goto oom;
+    snap->tls_tables = calloc(sc->neps ? sc->neps : 1, sizeof(*snap->tls_tables));
+    snap->ep_tls = calloc(sc->neps ? sc->neps : 1, 1);
+    snap->tls_hosts = ts_hosts_new();
+    if (!snap->tables || !snap->tls_tables || !snap->ep_tls || !snap->tls_hosts) goto oom;
     for (e = 0; e < sc->neps; e++) {
-        struct rt_entry *ents = malloc((snap->nrouters ? snap->nrouters : 1) * sizeof(*ents));
-        size_t ne = 0;
-        if (!ents) goto oom;
-        for (i = 0; i < snap->nrouters; i++) {
-            struct snap_router *r = &snap->routers[i];
-            if (r->status == SNAP_DISABLED || !r->eps[e]) continue;
-            ents[ne].rule = r->rule;
-            ents[ne].priority = r->priority;
-            ents[ne].name = r->name;
-            ents[ne].data = r;
-            ne++;
+        for (int tls = 0; tls < 2; tls++) {
+            struct rt_entry *ents = malloc((snap->nrouters ? snap->nrouters : 1) * sizeof(*ents));
+            size_t ne = 0;
+            if (!ents) goto oom;
+            for (i = 0; i < snap->nrouters; i++) {
+                struct snap_router *r = &snap->routers[i];
+                if (r->status == SNAP_DISABLED || !r->eps[e] || r->tls != tls) continue;
+                ents[ne].rule = r->rule;
+                ents[ne].priority = r->priority;
+                ents[ne].name = r->name;
+                ents[ne].data = r;
+                ne++;
+            }
+            if (tls) {
+                snap->ep_tls[e] = ne > 0;
+                snap->tls_tables[e] = rt_table_new(ents, ne);
+            } else {
+                snap->tables[e] = rt_table_new(ents, ne);
+            }
+            free(ents);
+            if (!(tls ? snap->tls_tables[e] : snap->tables[e])) goto oom;
         }
-        snap->tables[e] = rt_table_new(ents, ne);
-        free(ents);
-        if (!snap->tables[e]) goto oom;
+    }
+    /* which TLS options each host name gets at the handshake */
+    for (i = 0; i < snap->nrouters; i++) {
+        struct snap_router *r = &snap->routers[i];
+        struct snap_hosts_arg ha = {snap->tls_hosts, r};
+        if (r->status == SNAP_DISABLED || !r->tls || !r->rule || !r->tls_opts) continue;
+        rule_hosts(r->rule, snap_tls_host, &ha);
     }
     return snap;
 oom:
@@ -605,6 +762,19 @@ static void snap_merge_into(json_t *dst, json_t *src, const char *source,
         }
         json_object_foreach(tv, secname, sv) {
             json_t *dsec = json_object_get(dtop, secname);
+            if (json_is_array(sv)) {
+                /* lists (tls.certificates) add up across documents */
+                size_t base = json_is_array(dsec) ? json_array_size(dsec) : 0;
+                if (!dsec) json_object_set_new(dtop, secname, dsec = json_array());
+                if (!json_is_array(dsec)) continue;
+                json_array_extend(dsec, sv);
+                for (size_t j = 0; origins && source && j < json_array_size(sv); j++) {
+                    char key[600];
+                    snprintf(key, sizeof(key), "%s[%zu]", secname, base + j);
+                    json_object_set_new(origins, key, json_string(source));
+                }
+                continue;
+            }
             if (!json_is_object(sv)) {
                 if (!dsec) json_object_set(dtop, secname, sv);
                 continue;

@@ -31,6 +31,9 @@ struct pl_set;
 struct pl_plugin;
 struct sc_config;
 struct rt_table;
+struct ts_conf;
+struct ts_hosts;
+struct ts_options;
 
 /** Object states as the API reports them. */
 enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
@@ -92,6 +95,12 @@ struct snap_router {
     struct snap_middleware **mws;  /* chain in the router's order */
     size_t nmws;                   /* chain length */
     struct snap_service *service;  /* target */
+    int tls;                       /* served on TLS connections only (the
+                                      router's tls key or the entry
+                                      point's http.tls) */
+    const struct ts_options *tls_opts; /* its TLS options (default: NULL) */
+    char *cert_resolver;           /* tls.certResolver, or NULL */
+    json_t *tls_domains;           /* tls.domains (new reference), or NULL */
     int status;                    /* enum snap_status */
     char *error;                   /* why disabled */
 };
@@ -106,8 +115,15 @@ struct snapshot {
     size_t nservices;               /* how many */
     struct snap_middleware **mws;   /* every middleware */
     size_t nmws;                    /* how many */
-    struct rt_table **tables;       /* per entry point (static config order) */
+    struct rt_table **tables;       /* per entry point (static config order):
+                                       routers for plain connections */
+    struct rt_table **tls_tables;   /* per entry point: routers for TLS
+                                       connections */
+    unsigned char *ep_tls;          /* ep_tls[i] = 1 when entry point i has
+                                       TLS routers (connections are sniffed) */
     size_t ntables;                 /* = number of entry points */
+    struct ts_conf *tls;            /* certificates and TLS options */
+    struct ts_hosts *tls_hosts;     /* host -> TLS options */
     size_t nerrors;                 /* objects disabled */
 };
 
@@ -130,6 +146,11 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
                             const struct sc_config *sc,
                             const struct pl_set *plugins,
                             const relais_host *host);
+
+struct ts_extra_cert;
+/** Sets where snap_build finds the certificates resolvers (ACME) hold
+ *  (fn returns an array valid until the next call; control thread). */
+void snap_set_extra_certs(const struct ts_extra_cert *(*fn)(size_t *n));
 
 /** Takes a reference.  Any thread. */
 void snap_ref(struct snapshot *s);

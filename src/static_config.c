@@ -57,6 +57,72 @@ static void sc_warn_unknown(const char *file, const relais_cfg *node,
     }
 }
 
+/* Reads entryPoints.X.http.tls (true, {} or options / certResolver /
+ * domains).  Errors go to the session. */
+static void sc_ep_http_tls(const relais_cfg *http, struct sc_entrypoint *ep)
+{
+    const relais_cfg *t = conf_cfg_get(http, "tls"), *d;
+    const char *s, *k;
+    int b;
+
+    if (!t) return;
+    switch (conf_cfg_type(t)) {
+    case RELAIS_CFG_BOOL:
+        conf_cfg_bool(t, NULL, &b);
+        ep->http_tls = b;
+        return;
+    case RELAIS_CFG_NULL:
+        ep->http_tls = 1;
+        return;
+    case RELAIS_CFG_MAP:
+        break;
+    default:
+        conf_cfg_error(t, NULL, "expected a map (options, certResolver, domains)");
+        return;
+    }
+    ep->http_tls = 1;
+    for (size_t i = 0; i < conf_cfg_len(t); i++) {
+        conf_cfg_at(t, i, &k);
+        if (strcasecmp(k, "options") && strcasecmp(k, "certResolver") && strcasecmp(k, "domains"))
+            conf_cfg_error(t, k, "unknown key (expected options, certResolver, domains)");
+    }
+    if (conf_cfg_string(t, "options", &s) == RELAIS_CFG_OK) ep->tls_options = strdup(s);
+    if (conf_cfg_string(t, "certResolver", &s) == RELAIS_CFG_OK) ep->tls_resolver = strdup(s);
+    d = conf_cfg_get(t, "domains");
+    if (d && conf_cfg_type(d) != RELAIS_CFG_LIST)
+        conf_cfg_error(d, NULL, "expected a list of {main, sans}");
+    else if (d)
+        ep->tls_domains = conf_node_json(d);
+}
+
+/* Reads entryPoints.X.http.redirections.entryPoint.  The target port is
+ * resolved once every entry point is known (sc_resolve_redirects). */
+static void sc_ep_redirect(const relais_cfg *http, struct sc_entrypoint *ep)
+{
+    const relais_cfg *r = conf_cfg_get(conf_cfg_get(http, "redirections"), "entryPoint");
+    const char *s;
+
+    if (!r) return;
+    if (conf_cfg_type(r) != RELAIS_CFG_MAP) {
+        conf_cfg_error(r, NULL, "expected a map (to, scheme, permanent)");
+        return;
+    }
+    switch (conf_cfg_string(r, "to", &s)) {
+    case RELAIS_CFG_OK:
+        ep->redirect_to = strdup(s);
+        break;
+    case RELAIS_CFG_MISSING:
+        conf_cfg_error(r, "to", "missing: expected an entry point name or a port");
+        break;
+    default:
+        break;
+    }
+    ep->redirect_permanent = 1;
+    conf_cfg_bool(r, "permanent", &ep->redirect_permanent);
+    if (conf_cfg_string(r, "scheme", &s) == RELAIS_CFG_OK) ep->redirect_scheme = strdup(s);
+    else ep->redirect_scheme = strdup("https");
+}
+
 /* Parses one entry point.  Errors go to the session. */
 static void sc_entrypoint(const relais_cfg *node, const char *name,
                           struct sc_entrypoint *ep)
@@ -114,6 +180,8 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
         }
     }
     http = conf_cfg_get(node, "http");
+    sc_ep_http_tls(http, ep);
+    sc_ep_redirect(http, ep);
     sc_size(http, "maxHeaderBytes", 1024, 1024 * 1024, &ep->max_head);
     sc_size(http, "maxHeaderCount", 8, 10000, &ep->max_fields);
     sc_size(http, "maxURILength", 64, 1024 * 1024, &ep->max_target);
@@ -124,6 +192,46 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
             else ep->max_body = v;
         }
     }
+}
+
+/* Resolves every entry point's redirection target to a port: "to" is
+ * another entry point's name, or a port (":443" or "443"). */
+static void sc_resolve_redirects(struct sc_config *c, const relais_cfg *eps)
+{
+    for (size_t i = 0; i < c->neps; i++) {
+        struct sc_entrypoint *ep = &c->eps[i];
+        const char *to = ep->redirect_to, *num;
+        char *end;
+        long port;
+        int idx;
+
+        if (!to) continue;
+        num = to[0] == ':' ? to + 1 : to;
+        port = strtol(num, &end, 10);
+        if (*num && !*end && port > 0 && port < 65536) {
+            ep->redirect_port = (int)port;
+            continue;
+        }
+        idx = sc_entrypoint_index(c, to);
+        if (idx < 0) {
+            const relais_cfg *r = conf_cfg_get(
+                conf_cfg_get(conf_cfg_get(conf_cfg_get(eps, ep->name), "http"), "redirections"),
+                "entryPoint");
+            conf_cfg_error(r, "to", "entry point \"%s\" does not exist", to);
+            continue;
+        }
+        ep->redirect_port = na_port((const struct sockaddr *)&c->eps[idx].addr);
+    }
+}
+
+json_t *sc_resolver(const struct sc_config *c, const char *name)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(c->resolvers, k, v)
+        if (!strcmp(k, name)) return v;
+    return NULL;
 }
 
 /* qsort comparator of entry points by name. */
@@ -199,7 +307,7 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
 {
     static const char *const top_known[] = {
         "entryPoints", "providers", "log", "plugins", "workers",
-        "serversTransport", "global", NULL};
+        "serversTransport", "global", "certificatesResolvers", NULL};
     struct conf_error cerr;
     struct conf_session *s = NULL;
     struct sc_config *c = calloc(1, sizeof(*c));
@@ -260,8 +368,15 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
             sc_entrypoint(ep, name, &c->eps[i]);
         }
         qsort(c->eps, c->neps, sizeof(*c->eps), sc_ep_cmp);
+        sc_resolve_redirects(c, eps);
     }
 
+    c->resolvers = conf_node_json(conf_cfg_get(root, "certificatesResolvers"));
+    if (c->resolvers && !json_is_object(c->resolvers)) {
+        conf_cfg_error(conf_cfg_get(root, "certificatesResolvers"), NULL,
+                       "expected a map of resolver names");
+        c->resolvers = NULL;
+    }
     c->throttle_ms = 2000;
     c->providers = json_object_get(c->root, "providers");
     if (!c->providers) {
@@ -343,6 +458,10 @@ void sc_free(struct sc_config *c)
         free(c->eps[i].name);
         free(c->eps[i].address);
         free(c->eps[i].trusted);
+        free(c->eps[i].tls_options);
+        free(c->eps[i].tls_resolver);
+        free(c->eps[i].redirect_to);
+        free(c->eps[i].redirect_scheme);
     }
     free(c->eps);
     for (i = 0; i < c->nplugin_load; i++) free(c->plugin_load[i]);

@@ -34,6 +34,14 @@ struct sc_entrypoint {
     size_t max_fields;            /* relais: http.maxHeaderCount (431) */
     size_t max_target;            /* relais: http.maxURILength (414) */
     int64_t max_body;             /* relais: http.maxBodyBytes (413, 0=none) */
+    int http_tls;                 /* http.tls set: every router here is TLS */
+    char *tls_options;            /* http.tls.options, or NULL */
+    char *tls_resolver;           /* http.tls.certResolver, or NULL */
+    json_t *tls_domains;          /* http.tls.domains (borrowed), or NULL */
+    char *redirect_to;            /* http.redirections.entryPoint.to, or NULL */
+    char *redirect_scheme;        /* ...scheme (default "https") */
+    int redirect_permanent;       /* ...permanent (default true) */
+    int redirect_port;            /* the port redirected to (from "to") */
 };
 
 /** Default transport towards servers (serversTransport in Traefik). */
@@ -60,6 +68,7 @@ struct sc_config {
     size_t nplugin_load;              /* how many names */
     unsigned workers;                 /* worker threads */
     struct sc_transport transport;    /* serversTransport defaults */
+    json_t *resolvers;                /* certificatesResolvers (borrowed), or NULL */
 };
 
 /**
@@ -74,6 +83,9 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
 
 /** Frees; NULL is a no-op. */
 void sc_free(struct sc_config *c);
+
+/** The certificatesResolvers.NAME map, or NULL when there is none. */
+json_t *sc_resolver(const struct sc_config *c, const char *name);
 
 /** Index of the entry point called name, or -1. */
 int sc_entrypoint_index(const struct sc_config *c, const char *name);

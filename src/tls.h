@@ -55,4 +55,37 @@ const char *tls_describe_error(const SSL *ssl, char *buf, size_t len);
 /** Drops every cached client context (at exit, for leak checkers). */
 void tls_cache_clear(void);
 
+/* ---- building blocks of the server side (tlsstore.c) -------------------- */
+
+/**
+ * Loads a certificate chain and its key from file-or-content values: the
+ * leaf, the rest of the chain (possibly empty) and the key, which must
+ * match.  New references on success (0); -1 with err set ("certFile:
+ * /x.pem: No such file or directory", "keyFile: does not match ...").
+ */
+int tls_load_cert(const char *cert, const char *key, X509 **leaf,
+                  STACK_OF(X509) **chain, EVP_PKEY **pkey, char *err, size_t errlen);
+
+/**
+ * The self-signed certificate served when no other applies and no default
+ * certificate is configured (Traefik's generated default), made once per
+ * process (EC P-256, CN "RELAIS DEFAULT CERT").  Borrowed references,
+ * valid until exit; 0, or -1 when it cannot be made.
+ */
+int tls_generated_cert(X509 **leaf, EVP_PKEY **pkey);
+
+/**
+ * Prepares a server context: session tickets encrypted with the process'
+ * shared key ring (every worker, every context, across reloads), no
+ * server-side session cache, partial writes.  Any thread.
+ */
+void tls_server_ctx_setup(SSL_CTX *ctx);
+
+/** Rotates the ticket keys: a new key encrypts, the previous two still
+ *  decrypt.  Called by the control thread every 12 hours. */
+void tls_tickets_rotate(void);
+
+/** Frees the generated certificate and the ticket keys (at exit). */
+void tls_global_free(void);
+
 #endif /* RELAIS_TLS_H */
