@@ -1,30 +1,42 @@
 /*
  * docker — provider plugin reading the dynamic configuration from the
- * labels of running Docker containers (Traefik's docker provider, a
+ * labels of running Docker containers (Traefik v3's docker provider, a
  * subset: config key "docker"; options endpoint (unix:// only),
  * exposedByDefault, defaultRule ({{ normalize .Name }} / {{ .Name }}),
- * network and useBindPortIP (accepted, unused with host networking),
- * watch, and relais' labelPrefix).  Module prefix: dk_.
+ * constraints, network, useBindPortIP, watch, and relais' labelPrefix).
+ * Module prefix: dk_.
  *
  * Protocol: the Engine API over its unix socket through the host's
  * asynchronous HTTP client.  GET /containers/json lists the running
- * containers; their labels become label pairs ("traefik.http....") that are
- * published with provider_publish_kv('.', "traefik") in one call, only when
- * they changed.  With host networking a container has no address of its
- * own: a service's `loadbalancer.server.port` label becomes
- * `loadbalancer.servers.0.url=http://127.0.0.1:PORT` (the port label is
- * required; a container without one is skipped with one warning).  A
- * container without a router gets one named after it with defaultRule.
+ * containers, then GET /containers/{id}/json inspects each of them, one
+ * after the other.  Their labels become label pairs ("traefik.http....")
+ * that are published with provider_publish_kv('.', "traefik") in one call,
+ * only when they changed.
+ *
+ * Per container: traefik.enable (else exposedByDefault) and the
+ * constraints expression (constraints.c, over all its labels) decide
+ * whether it is routed.  Every HTTP service of the container gets one
+ * server: its `loadbalancer.server.url` label as it is, else
+ * scheme://ADDRESS:PORT where target.c chooses the address (network label
+ * or option, host networking → 127.0.0.1, container:<id>, first network;
+ * useBindPortIP) and the port (the service's port label, else the one
+ * exposed TCP port).  A container whose server cannot be built (no port,
+ * several ports, no address, url with port) is skipped with one warning
+ * naming it (again only when the reason changes).  A container without a
+ * service gets one named after it; without a router, one named after it
+ * with defaultRule.
+ *
  * With watch, GET /events (a stream of JSON objects) is followed: a
  * container event lists again 100 ms later.  When the engine goes away the
  * failure is logged once, the last configuration keeps serving, and both
  * calls are retried with a backoff 100 ms → 5 s; a successful list ends
  * the outage.
  *
- * Everything runs on the control thread; nothing blocks.  Built only
- * against the SDK header; the JSON reader is local.
+ * Everything runs on the control thread; nothing blocks.  Built against
+ * the SDK header, jansson and PCRE2 (constraints).
  */
 #define _GNU_SOURCE
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,313 +45,21 @@
 
 #include <relais/plugin.h>
 
+#include "constraints.h"
+#include "target.h"
+
 #define DK_WHO "provider docker"
 #define DK_MAX_BODY (64u << 20)        /* response / event message cap */
-#define DK_MAX_NODES (16u << 20)       /* JSON nodes per document */
-#define DK_MAX_DEPTH 64                /* JSON nesting cap */
 #define DK_MAX_PAIRS 200000u           /* label pairs published */
-#define DK_MAX_WARNED 1024u            /* containers remembered as warned */
+#define DK_MAX_WARNED 4096u            /* warnings remembered (not repeated) */
+#define DK_MAX_CONTAINERS 10000u       /* running containers inspected */
+#define DK_MAX_OBJS 64                 /* routers / services per container */
 #define DK_BACKOFF_MIN 100             /* first retry delay, ms */
 #define DK_BACKOFF_MAX 5000            /* longest retry delay, ms */
 #define DK_DEBOUNCE_MS 100             /* event burst → one list */
-#define DK_CALL_TIMEOUT 5000           /* list call timeout, ms */
+#define DK_CALL_TIMEOUT 5000           /* list / inspect call timeout, ms */
 #define DK_TPL_NORM "{{ normalize .Name }}" /* defaultRule template forms */
 #define DK_TPL_NAME "{{ .Name }}"
-
-/* ======================================================================
- * Minimal strict JSON reader: parses a whole document into a flat node
- * array (objects and arrays link their children).  Bounded by DK_MAX_NODES
- * and DK_MAX_DEPTH.
- * ==================================================================== */
-
-/** JSON node types. */
-enum dk_jtype { DK_J_NULL, DK_J_BOOL, DK_J_NUM, DK_J_STR, DK_J_ARR, DK_J_OBJ };
-
-/** One JSON value (for object members: the value; key holds the name). */
-struct dk_jnode {
-    int type;       /* enum dk_jtype */
-    size_t off;     /* start in the text (strings: after the quote) */
-    size_t len;     /* length in the text (strings: raw, without quotes) */
-    size_t key_off; /* object member: raw key start (after the quote) */
-    size_t key_len; /* object member: raw key length; 0 otherwise */
-    int first;      /* first child index, -1 when none */
-    int next;       /* next sibling index, -1 when none */
-};
-
-/** A parsed document. */
-struct dk_json {
-    const char *s;          /* the text (not owned) */
-    size_t n;               /* its length */
-    size_t pos;             /* parse position */
-    struct dk_jnode *nodes; /* node array; nodes[0] is the root */
-    size_t count;           /* nodes used */
-    size_t cap;             /* nodes allocated */
-};
-
-/* Skips JSON whitespace. */
-static void dk_j_ws(struct dk_json *j)
-{
-    while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' ||
-                             j->s[j->pos] == '\n' || j->s[j->pos] == '\r'))
-        j->pos++;
-}
-
-/* Appends a node; its index, or -1 when the cap is reached / no memory. */
-static int dk_j_node(struct dk_json *j, int type)
-{
-    if (j->count >= j->cap) {
-        size_t nc = j->cap ? j->cap * 2 : 64;
-        struct dk_jnode *nn;
-        if (nc > DK_MAX_NODES) nc = DK_MAX_NODES;
-        if (j->count >= nc) return -1;
-        nn = realloc(j->nodes, nc * sizeof(*nn));
-        if (!nn) return -1;
-        j->nodes = nn;
-        j->cap = nc;
-    }
-    memset(&j->nodes[j->count], 0, sizeof(j->nodes[0]));
-    j->nodes[j->count].type = type;
-    j->nodes[j->count].first = -1;
-    j->nodes[j->count].next = -1;
-    return (int)j->count++;
-}
-
-/* Scans a string at pos (on the quote); sets raw offset/length.  Validates
- * escapes and rejects control characters.  0 or -1. */
-static int dk_j_string(struct dk_json *j, size_t *off, size_t *len)
-{
-    size_t p = j->pos + 1;
-
-    *off = p;
-    while (p < j->n) {
-        unsigned char c = (unsigned char)j->s[p];
-        if (c == '"') {
-            *len = p - *off;
-            j->pos = p + 1;
-            return 0;
-        }
-        if (c < 0x20) return -1;
-        if (c == '\\') {
-            if (p + 1 >= j->n) return -1;
-            c = (unsigned char)j->s[p + 1];
-            if (c == 'u') {
-                for (int k = 2; k < 6; k++) {
-                    char h = p + (size_t)k < j->n ? j->s[p + (size_t)k] : 0;
-                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
-                        return -1;
-                }
-                p += 6;
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", c) || c == 0) return -1;
-            p += 2;
-            continue;
-        }
-        p++;
-    }
-    return -1;
-}
-
-/* Parses one value at pos (depth for the nesting cap); its node index or
- * -1 on a syntax error / cap. */
-static int dk_j_value(struct dk_json *j, int depth)
-{
-    int idx, prev = -1;
-    char c;
-
-    if (depth > DK_MAX_DEPTH) return -1;
-    dk_j_ws(j);
-    if (j->pos >= j->n) return -1;
-    c = j->s[j->pos];
-    if (c == '{' || c == '[') {
-        int obj = c == '{';
-        idx = dk_j_node(j, obj ? DK_J_OBJ : DK_J_ARR);
-        if (idx < 0) return -1;
-        j->nodes[idx].off = j->pos++;
-        dk_j_ws(j);
-        if (j->pos < j->n && j->s[j->pos] == (obj ? '}' : ']')) {
-            j->pos++;
-            return idx;
-        }
-        for (;;) {
-            size_t koff = 0, klen = 0;
-            int child;
-            dk_j_ws(j);
-            if (obj) {
-                if (j->pos >= j->n || j->s[j->pos] != '"') return -1;
-                if (dk_j_string(j, &koff, &klen) < 0) return -1;
-                dk_j_ws(j);
-                if (j->pos >= j->n || j->s[j->pos] != ':') return -1;
-                j->pos++;
-            }
-            child = dk_j_value(j, depth + 1);
-            if (child < 0) return -1;
-            j->nodes[child].key_off = koff;
-            j->nodes[child].key_len = klen;
-            if (prev < 0) j->nodes[idx].first = child;
-            else j->nodes[prev].next = child;
-            prev = child;
-            dk_j_ws(j);
-            if (j->pos >= j->n) return -1;
-            if (j->s[j->pos] == ',') {
-                j->pos++;
-                continue;
-            }
-            if (j->s[j->pos] == (obj ? '}' : ']')) {
-                j->pos++;
-                return idx;
-            }
-            return -1;
-        }
-    }
-    if (c == '"') {
-        idx = dk_j_node(j, DK_J_STR);
-        if (idx < 0) return -1;
-        if (dk_j_string(j, &j->nodes[idx].off, &j->nodes[idx].len) < 0) return -1;
-        return idx;
-    }
-    if (c == 't' || c == 'f' || c == 'n') {
-        const char *w = c == 't' ? "true" : c == 'f' ? "false" : "null";
-        size_t wl = strlen(w);
-        if (j->n - j->pos < wl || memcmp(j->s + j->pos, w, wl)) return -1;
-        idx = dk_j_node(j, c == 'n' ? DK_J_NULL : DK_J_BOOL);
-        if (idx < 0) return -1;
-        j->nodes[idx].off = j->pos;
-        j->nodes[idx].len = wl;
-        j->pos += wl;
-        return idx;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        size_t p = j->pos;
-        if (j->s[p] == '-') p++;
-        if (p >= j->n || j->s[p] < '0' || j->s[p] > '9') return -1;
-        if (j->s[p] == '0') p++;
-        else while (p < j->n && j->s[p] >= '0' && j->s[p] <= '9') p++;
-        if (p < j->n && j->s[p] == '.') {
-            p++;
-            if (p >= j->n || j->s[p] < '0' || j->s[p] > '9') return -1;
-            while (p < j->n && j->s[p] >= '0' && j->s[p] <= '9') p++;
-        }
-        if (p < j->n && (j->s[p] == 'e' || j->s[p] == 'E')) {
-            p++;
-            if (p < j->n && (j->s[p] == '+' || j->s[p] == '-')) p++;
-            if (p >= j->n || j->s[p] < '0' || j->s[p] > '9') return -1;
-            while (p < j->n && j->s[p] >= '0' && j->s[p] <= '9') p++;
-        }
-        idx = dk_j_node(j, DK_J_NUM);
-        if (idx < 0) return -1;
-        j->nodes[idx].off = j->pos;
-        j->nodes[idx].len = p - j->pos;
-        j->pos = p;
-        return idx;
-    }
-    return -1;
-}
-
-/* Parses s[0..n) into j (j->nodes owned by j: dk_json_free).  The whole text
- * must be one value.  0, or -1 with nothing left to free. */
-static int dk_json_parse(struct dk_json *j, const char *s, size_t n)
-{
-    memset(j, 0, sizeof(*j));
-    if (n > DK_MAX_BODY) return -1;
-    j->s = s;
-    j->n = n;
-    if (dk_j_value(j, 0) == 0) {
-        dk_j_ws(j);
-        if (j->pos == j->n) return 0;
-    }
-    free(j->nodes);
-    j->nodes = NULL;
-    return -1;
-}
-
-/* Frees the node array of a parsed document. */
-static void dk_json_free(struct dk_json *j)
-{
-    free(j->nodes);
-    j->nodes = NULL;
-}
-
-/* Member `key` of object node idx (raw key compare: our keys need no
- * escapes), or -1. */
-static int dk_j_get(const struct dk_json *j, int idx, const char *key)
-{
-    size_t kl = strlen(key);
-
-    if (idx < 0 || j->nodes[idx].type != DK_J_OBJ) return -1;
-    for (int c = j->nodes[idx].first; c >= 0; c = j->nodes[c].next)
-        if (j->nodes[c].key_len == kl && !memcmp(j->s + j->nodes[c].key_off, key, kl)) return c;
-    return -1;
-}
-
-/* Value of a hex digit (validated by the parser). */
-static unsigned dk_hex(char c)
-{
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-}
-
-/* Decodes the raw JSON string text s[0..len) (escapes validated by the
- * parser; \u to UTF-8) into a new NUL-terminated string (caller frees), or
- * NULL when out of memory. */
-static char *dk_j_dec(const char *s, size_t len)
-{
-    char *out;
-    size_t o = 0;
-
-    out = malloc(len + 1);
-    if (!out) return NULL;
-    for (size_t i = 0; i < len;) {
-        const char *p = s + i;
-        if (*p != '\\') {
-            out[o++] = *p;
-            i++;
-            continue;
-        }
-        if (p[1] != 'u') {
-            const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
-            out[o++] = to[strchr(from, p[1]) - from];
-            i += 2;
-            continue;
-        }
-        {
-            unsigned cp = dk_hex(p[2]) << 12 | dk_hex(p[3]) << 8 | dk_hex(p[4]) << 4 | dk_hex(p[5]);
-            i += 6;
-            if (cp >= 0xd800 && cp < 0xdc00 && i + 6 <= len && p[6] == '\\' && p[7] == 'u') {
-                unsigned lo = dk_hex(p[8]) << 12 | dk_hex(p[9]) << 8 | dk_hex(p[10]) << 4 | dk_hex(p[11]);
-                if (lo >= 0xdc00 && lo < 0xe000) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                }
-            }
-            /* 6 raw bytes always hold the UTF-8 form (at most 4 bytes) */
-            if (cp < 0x80) out[o++] = (char)cp;
-            else if (cp < 0x800) {
-                out[o++] = (char)(0xc0 | cp >> 6);
-                out[o++] = (char)(0x80 | (cp & 0x3f));
-            } else if (cp < 0x10000) {
-                out[o++] = (char)(0xe0 | cp >> 12);
-                out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                out[o++] = (char)(0x80 | (cp & 0x3f));
-            } else {
-                out[o++] = (char)(0xf0 | cp >> 18);
-                out[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-                out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                out[o++] = (char)(0x80 | (cp & 0x3f));
-            }
-        }
-    }
-    out[o] = 0;
-    return out;
-}
-
-
-/* Decodes string node idx into a new string (caller frees), or NULL when
- * not a string / no memory. */
-static char *dk_j_str(const struct dk_json *j, int idx)
-{
-    if (idx < 0 || j->nodes[idx].type != DK_J_STR) return NULL;
-    return dk_j_dec(j->s + j->nodes[idx].off, j->nodes[idx].len);
-}
 
 /* ======================================================================
  * Growing buffers and pair lists
@@ -433,6 +153,13 @@ static int dk_pair_cmp(const void *a, const void *b)
  * The provider
  * ==================================================================== */
 
+/** A set of remembered warnings ("id\tmessage"), so that each is logged
+ *  once while it stays true. */
+struct dk_seen {
+    char *v[DK_MAX_WARNED]; /* the entries */
+    size_t n;               /* how many */
+};
+
 /** The provider instance. */
 struct dk {
     const relais_host *host;  /* host table */
@@ -441,10 +168,22 @@ struct dk {
     int exposed;              /* exposedByDefault */
     char *rule_tpl;           /* defaultRule template */
     char *prefix;             /* labelPrefix ("traefik") */
+    char *network;            /* option network, or NULL */
+    int use_bind_ip;          /* option useBindPortIP */
+    dkcon *cons;              /* option constraints, or NULL (keep all) */
     int watch;                /* follow /events */
     relais_http_call *lcall;  /* list call in flight, or NULL */
     int lstatus;              /* its HTTP status */
     struct dk_buf lbuf;       /* its body */
+    relais_http_call *icall;  /* inspect call in flight, or NULL */
+    int istatus;              /* its HTTP status */
+    struct dk_buf ibuf;       /* its body */
+    char **ids;               /* scan: ids of the running containers listed */
+    size_t nids;              /* how many */
+    size_t inext;             /* scan: index of the id inspected now */
+    json_t **docs;            /* scan: inspect documents received */
+    size_t ndocs;             /* how many */
+    size_t nlisted;           /* scan: containers in the list (any state) */
     relais_http_call *ecall;  /* event stream in flight, or NULL */
     int estatus;              /* its HTTP status */
     struct dk_buf ebuf;       /* stream bytes not yet handled */
@@ -456,27 +195,73 @@ struct dk {
     relais_timer *debounce;   /* list-again timer */
     int deb_pending;          /* debounce armed */
     char *last;               /* serialized pairs last published, or NULL */
-    char *warned[DK_MAX_WARNED]; /* container ids already warned about */
-    size_t nwarned;           /* how many */
+    struct dk_seen *warned;   /* warnings logged during the last build */
+    struct dk_seen *warning;  /* warnings of the build in progress */
     uint64_t backoff;         /* next retry delay, ms */
     int failing;              /* an outage was logged */
     int stopped;              /* stop() was called */
 };
 
 static void dk_connect(struct dk *d);
+static void dk_inspect_next(struct dk *d);
 
-/* Cancels the listing and the event stream in flight, if any (no
- * callback follows). */
+/* Empties a warning set (stays usable). */
+static void dk_seen_clear(struct dk_seen *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    s->n = 0;
+}
+
+/* Logs "container NAME: MSG" at level unless the last build or this one
+ * logged it for the same container id already; remembers it for the next
+ * build (so a warning comes again only after its cause went away). */
+static void dk_warn(struct dk *d, int level, const char *id, const char *name, const char *msg)
+{
+    char *key = NULL;
+    int seen = 0;
+
+    if (asprintf(&key, "%s\t%s", id, msg) < 0) key = NULL;
+    if (key) {
+        for (size_t i = 0; i < d->warning->n; i++)
+            if (!strcmp(d->warning->v[i], key)) {
+                free(key); /* already said during this build */
+                return;
+            }
+        for (size_t i = 0; i < d->warned->n && !seen; i++)
+            if (!strcmp(d->warned->v[i], key)) seen = 1;
+    }
+    if (!seen) d->host->log(level, DK_WHO, "container %s: %s", name, msg);
+    if (key && d->warning->n < DK_MAX_WARNED) d->warning->v[d->warning->n++] = key;
+    else free(key);
+}
+
+/* Drops the scan in progress: ids and inspect documents. */
+static void dk_scan_clear(struct dk *d)
+{
+    for (size_t i = 0; i < d->nids; i++) free(d->ids[i]);
+    free(d->ids);
+    d->ids = NULL;
+    d->nids = d->inext = 0;
+    for (size_t i = 0; i < d->ndocs; i++) json_decref(d->docs[i]);
+    free(d->docs);
+    d->docs = NULL;
+    d->ndocs = 0;
+}
+
+/* Cancels the listing, the inspection and the event stream in flight, if
+ * any (no callback follows). */
 static void dk_cancel_calls(struct dk *d)
 {
     d->host->http_cancel(d->lcall); /* NULL is a no-op */
+    d->host->http_cancel(d->icall);
     d->host->http_cancel(d->ecall);
     d->lcall = NULL;
+    d->icall = NULL;
     d->ecall = NULL;
 }
 
 /* Notes that the engine failed (what: why): logs once per outage, cancels
- * both calls and schedules a reconnect with exponential backoff. */
+ * every call and schedules a reconnect with exponential backoff. */
 static void dk_fail(struct dk *d, const char *what)
 {
     if (d->stopped) return;
@@ -488,6 +273,7 @@ static void dk_fail(struct dk *d, const char *what)
         d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "unix://%s: %s", d->sock, what);
     d->failing = 1;
     dk_cancel_calls(d);
+    dk_scan_clear(d);
     d->host->timer_stop(d->debounce);
     d->deb_pending = 0;
     d->host->timer_start(d->retry, d->backoff);
@@ -539,259 +325,338 @@ static char *dk_rule(const struct dk *d, const char *name)
     return out;
 }
 
-/* Warns once per container id (id, name) about a missing port label. */
-static void dk_warn_port(struct dk *d, const char *id, const char *name)
+/* Name of the object a key names under pre ("traefik.http.routers.") as a
+ * new string, with *rest set to what follows its name ("rule", "" when
+ * nothing); NULL when the key is not under pre or has no name. */
+static char *dk_obj_name(const char *key, const char *pre, const char **rest)
 {
-    for (size_t i = 0; i < d->nwarned; i++)
-        if (!strcmp(d->warned[i], id)) return;
-    d->host->log(RELAIS_LOG_WARN, DK_WHO,
-                 "container %s: no traefik.http.services.<name>.loadbalancer.server.port label "
-                 "(required with host networking); skipped",
-                 name);
-    if (d->nwarned < DK_MAX_WARNED) {
-        char *c = strdup(id);
-        if (c) d->warned[d->nwarned++] = c;
-    }
-}
-
-/* If key (already rewritten to "traefik.") is "traefik.http.services.SVC.
- * loadbalancer.server.FIELD", returns FIELD and sets *svc (a new string);
- * else NULL. */
-static const char *dk_server_field(const char *key, char **svc)
-{
-    static const char pre[] = "traefik.http.services.";
-    static const char mid[] = ".loadbalancer.server.";
-    const char *s, *m;
-
-    if (strncasecmp(key, pre, sizeof(pre) - 1)) return NULL;
-    s = key + sizeof(pre) - 1;
-    m = strchr(s, '.');
-    if (!m || m == s || strncasecmp(m, mid, sizeof(mid) - 1)) return NULL;
-    if (strchr(m + sizeof(mid) - 1, '.')) return NULL;
-    *svc = strndup(s, (size_t)(m - s));
-    return *svc ? m + sizeof(mid) - 1 : NULL;
-}
-
-/* Name of the http router or service a key names (kind "routers" or
- * "services") as a new string, or NULL when the key is not one. */
-static char *dk_obj_name(const char *key, const char *kind)
-{
-    char pre[64];
+    size_t pl = strlen(pre);
     const char *s, *e;
 
-    snprintf(pre, sizeof(pre), "traefik.http.%s.", kind);
-    if (strncasecmp(key, pre, strlen(pre))) return NULL;
-    s = key + strlen(pre);
+    if (strncasecmp(key, pre, pl)) return NULL;
+    s = key + pl;
     e = strchr(s, '.');
-    if (!e || e == s) return NULL;
+    if (e == s || !*s) return NULL;
+    if (!e) e = s + strlen(s);
+    *rest = *e ? e + 1 : e;
     return strndup(s, (size_t)(e - s));
 }
 
-/* 1 when list (n strings) holds s. */
-static int dk_has(char **list, size_t n, const char *s)
+/** One HTTP service of a container while its pairs are built. */
+struct dk_svc {
+    char *name;         /* service name */
+    const char *port;   /* loadbalancer.server.port label, or NULL */
+    const char *scheme; /* loadbalancer.server.scheme label, or NULL */
+    const char *url;    /* loadbalancer.server.url label, or NULL */
+    int nolb;           /* a weighted / mirroring / failover service */
+};
+
+/** The routers and services of one container. */
+struct dk_objs {
+    struct dk_svc svc[DK_MAX_OBJS]; /* HTTP services */
+    size_t ns;                      /* how many */
+    char *routers[DK_MAX_OBJS];     /* HTTP router names */
+    int routed[DK_MAX_OBJS];        /* router i has a service label */
+    size_t nr;                      /* how many */
+    int http;                       /* some traefik.http.* label */
+    int tcpudp;                     /* some tcp/udp router or service label */
+};
+
+/* The service called name in o (added when new, name taken over in every
+ * case), or NULL when over the cap / name is NULL. */
+static struct dk_svc *dk_svc_get(struct dk_objs *o, char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(list[i], s)) return 1;
+    if (!name) return NULL;
+    for (size_t i = 0; i < o->ns; i++)
+        if (!strcmp(o->svc[i].name, name)) {
+            free(name);
+            return &o->svc[i];
+        }
+    if (o->ns >= DK_MAX_OBJS) {
+        free(name);
+        return NULL;
+    }
+    memset(&o->svc[o->ns], 0, sizeof(o->svc[0]));
+    o->svc[o->ns].name = name;
+    return &o->svc[o->ns++];
+}
+
+/* Notes router name (taken over) in o; routed when the key was its
+ * "service". */
+static void dk_router_note(struct dk_objs *o, char *name, int routed)
+{
+    size_t i;
+
+    if (!name) return;
+    for (i = 0; i < o->nr && strcmp(o->routers[i], name); i++) {}
+    if (i == o->nr) {
+        if (o->nr >= DK_MAX_OBJS) {
+            free(name);
+            return;
+        }
+        o->routers[o->nr] = name;
+        o->routed[o->nr++] = 0;
+    } else {
+        free(name);
+    }
+    if (routed) o->routed[i] = 1;
+}
+
+/* Frees what o holds. */
+static void dk_objs_free(struct dk_objs *o)
+{
+    for (size_t i = 0; i < o->ns; i++) free(o->svc[i].name);
+    for (size_t i = 0; i < o->nr; i++) free(o->routers[i]);
+}
+
+/* Sorts one label (k, v) of a container into own (pairs to publish) and o
+ * (routers, services, server fields).  v stays owned by the inspect
+ * document, which outlives the build.  0, or -1 when out of memory / over
+ * the pair cap. */
+static int dk_label(struct dk *d, const char *k, const char *v, struct dk_pairs *own,
+                    struct dk_objs *o)
+{
+    size_t plen = strlen(d->prefix);
+    const char *rest = NULL, *sub;
+    char *nk = NULL, *name;
+
+    if (!strncmp(k, d->prefix, plen) && k[plen] == '.') rest = k + plen + 1;
+    else if (!strcmp(d->prefix, "relais") && !strncmp(k, "traefik.", 8)) rest = k + 8;
+    if (!rest) return 0;
+    if (strncasecmp(rest, "http.", 5) && strncasecmp(rest, "tcp.", 4) &&
+        strncasecmp(rest, "udp.", 4) && strncasecmp(rest, "tls.", 4))
+        return 0; /* enable, docker.network, ...: read elsewhere */
+    if (asprintf(&nk, "traefik.%s", rest) < 0) return -1;
+    if (!strncasecmp(rest, "http.", 5)) o->http = 1;
+    if (!strncasecmp(rest, "tcp.routers.", 12) || !strncasecmp(rest, "tcp.services.", 13) ||
+        !strncasecmp(rest, "udp.routers.", 12) || !strncasecmp(rest, "udp.services.", 13))
+        o->tcpudp = 1;
+    if ((name = dk_obj_name(nk, "traefik.http.services.", &sub)) != NULL) {
+        struct dk_svc *s = dk_svc_get(o, name);
+        const char *field = NULL;
+        char *sk = NULL;
+        int other = 0;
+        if (!s) {
+            free(nk); /* over the cap of services per container */
+            return 0;
+        }
+        if (!strncasecmp(sub, "weighted.", 9) || !strncasecmp(sub, "mirroring.", 10) ||
+            !strncasecmp(sub, "failover.", 9))
+            s->nolb = 1;
+        if (!strncasecmp(sub, "loadbalancer.server.", 20) && !strchr(sub + 20, '.'))
+            field = sub + 20;
+        if (!field) return dk_pairs_add(own, nk, strdup(v));
+        if (!strcasecmp(field, "port")) s->port = v;
+        else if (!strcasecmp(field, "scheme")) s->scheme = v;
+        else if (!strcasecmp(field, "url")) s->url = v;
+        else other = 1; /* weight, preservePath...: a field of the one server */
+        if (other && asprintf(&sk, "traefik.http.services.%s.loadbalancer.servers.0.%s", s->name,
+                              field) < 0)
+            sk = NULL;
+        free(nk); /* field pointed into it */
+        return other ? dk_pairs_add(own, sk, strdup(v)) : 0;
+    } else if ((name = dk_obj_name(nk, "traefik.http.routers.", &sub)) != NULL) {
+        dk_router_note(o, name, !strcasecmp(sub, "service"));
+    }
+    return dk_pairs_add(own, nk, strdup(v));
+}
+
+/** What a constraint lookup reads: the container's labels. */
+struct dk_lk {
+    const json_t *labels; /* Config.Labels object (may be NULL) */
+};
+
+/* dkcon_lookup_fn over Config.Labels. */
+static const char *dk_lookup(void *arg, const char *key)
+{
+    const struct dk_lk *l = arg;
+
+    return json_string_value(json_object_get(l->labels, key));
+}
+
+/* dkt_find_fn over the documents of the current scan. */
+static const json_t *dk_find(void *arg, const char *ref)
+{
+    struct dk *d = arg;
+
+    for (size_t i = 0; i < d->ndocs; i++)
+        if (dkt_is(d->docs[i], ref)) return d->docs[i];
+    return NULL;
+}
+
+/* Adds the server of every load-balancer service of o, the default
+ * service and router, and the service of routers without one, to own, for
+ * the container (insp, id, name; norm: its normalized name).  0; 1 when
+ * the container must be skipped (warned); -1 when out of memory / over
+ * the cap. */
+static int dk_http_defaults(struct dk *d, const json_t *insp, const char *id, const char *name,
+                            const char *norm, struct dk_objs *o, struct dk_pairs *own)
+{
+    struct dkt_opts to = {d->prefix, d->network, d->use_bind_ip};
+    char why[DKT_MSG_LEN + 120], note[DKT_MSG_LEN], hp[DKT_MSG_LEN];
+
+    if (o->ns == 0 && !dk_svc_get(o, strdup(norm))) return -1;
+    /* one server per load-balancer service */
+    for (size_t i = 0; i < o->ns; i++) {
+        struct dk_svc *s = &o->svc[i];
+        char *k = NULL, *v = NULL;
+        if (s->nolb) continue;
+        if (s->url && (s->port || s->scheme)) {
+            snprintf(why, sizeof(why),
+                     "service %.80s: a server url label excludes the port and scheme labels; "
+                     "skipped",
+                     s->name);
+            dk_warn(d, RELAIS_LOG_WARN, id, name, why);
+            return 1;
+        }
+        if (s->url) {
+            v = strdup(s->url);
+        } else {
+            if (dkt_server(insp, s->port, &to, dk_find, d, hp, sizeof(hp), note, sizeof(note)) <
+                0) {
+                snprintf(why, sizeof(why), "%s; skipped", hp);
+                dk_warn(d, RELAIS_LOG_WARN, id, name, why);
+                return 1;
+            }
+            if (note[0])
+                dk_warn(d, strncmp(note, "network", 7) ? RELAIS_LOG_INFO : RELAIS_LOG_WARN, id,
+                        name, note);
+            if (asprintf(&v, "%s://%s", s->scheme ? s->scheme : "http", hp) < 0) v = NULL;
+        }
+        if (asprintf(&k, "traefik.http.services.%s.loadbalancer.servers.0.url", s->name) < 0)
+            k = NULL;
+        if (dk_pairs_add(own, k, v) < 0) return -1;
+    }
+    if (o->nr == 0 && o->ns != 1) {
+        dk_warn(d, RELAIS_LOG_WARN, id, name, "several services and no router: no default router");
+    } else if (o->nr == 0) {
+        /* no router: one named after the container, with defaultRule */
+        char *k1 = NULL, *k2 = NULL;
+        if (asprintf(&k1, "traefik.http.routers.%s.rule", norm) < 0) k1 = NULL;
+        if (asprintf(&k2, "traefik.http.routers.%s.service", norm) < 0) k2 = NULL;
+        if (dk_pairs_add(own, k1, dk_rule(d, name)) < 0) {
+            free(k2);
+            return -1;
+        }
+        if (dk_pairs_add(own, k2, strdup(o->svc[0].name)) < 0) return -1;
+    } else if (o->ns == 1) {
+        /* routers without a service use the container's only service */
+        for (size_t i = 0; i < o->nr; i++) {
+            char *k = NULL;
+            if (o->routed[i]) continue;
+            if (asprintf(&k, "traefik.http.routers.%s.service", o->routers[i]) < 0) k = NULL;
+            if (dk_pairs_add(own, k, strdup(o->svc[0].name)) < 0) return -1;
+        }
+    }
     return 0;
 }
 
-#define DK_MAX_OBJS 64 /* routers / services per container */
+/* Moves every pair of from to the end of to (from ends up empty).  0, or
+ * -1 at the cap / out of memory (the pairs not moved are freed). */
+static int dk_pairs_move(struct dk_pairs *to, struct dk_pairs *from)
+{
+    int rc = 0;
 
-/* Adds the pairs of one container (node c of the list) to out.  Skips
- * containers that are not running, disabled, or lack a port label.
- * 0, or -1 when out of memory / over the cap. */
-static int dk_container(struct dk *d, const struct dk_json *j, int c, struct dk_pairs *out)
+    for (size_t i = 0; i < from->n; i++) {
+        if (rc == 0 && dk_pairs_add(to, from->v[i].key, from->v[i].val) < 0) {
+            rc = -1; /* dk_pairs_add freed this pair */
+            continue;
+        }
+        if (rc < 0) {
+            free(from->v[i].key);
+            free(from->v[i].val);
+        }
+    }
+    free(from->v);
+    memset(from, 0, sizeof(*from));
+    return rc;
+}
+
+/* Adds the pairs of one container (its inspect document) to out.  Skips
+ * containers that are not running, disabled, filtered out by the
+ * constraints, or whose server cannot be built (warned).  0, or -1 when
+ * out of memory / over the cap. */
+static int dk_container(struct dk *d, const json_t *insp, struct dk_pairs *out)
 {
     struct dk_pairs own = {0};
-    char *id = NULL, *state = NULL, *name = NULL, *enable = NULL;
-    char *routers[DK_MAX_OBJS], *svcs[DK_MAX_OBJS], *ports[DK_MAX_OBJS], *schemes[DK_MAX_OBJS];
-    char *routed_svc[DK_MAX_OBJS];
-    size_t nr = 0, ns = 0, nrs = 0;
-    int names, labels, rc = 0, enabled;
-    size_t plen = strlen(d->prefix);
+    struct dk_objs o;
+    const json_t *state = json_object_get(insp, "State"), *labels, *lv;
+    const char *id = json_string_value(json_object_get(insp, "Id"));
+    const char *name = json_string_value(json_object_get(insp, "Name"));
+    const char *enable, *lk;
+    char *norm = NULL;
+    int rc = 0, r;
 
-    memset(ports, 0, sizeof(ports));
-    memset(schemes, 0, sizeof(schemes));
-    id = dk_j_str(j, dk_j_get(j, c, "Id"));
-    state = dk_j_str(j, dk_j_get(j, c, "State"));
-    names = dk_j_get(j, c, "Names");
-    if (names >= 0 && j->nodes[names].type == DK_J_ARR) name = dk_j_str(j, j->nodes[names].first);
-    if (!id || !state || !name) goto done; /* not a container we understand */
-    if (strcmp(state, "running")) goto done;
-    if (name[0] == '/') memmove(name, name + 1, strlen(name));
-    labels = dk_j_get(j, c, "Labels");
-    for (int l = labels >= 0 && j->nodes[labels].type == DK_J_OBJ ? j->nodes[labels].first : -1;
-         l >= 0; l = j->nodes[l].next) {
-        char *k = dk_j_dec(j->s + j->nodes[l].key_off, j->nodes[l].key_len);
-        char *v = dk_j_str(j, l), *nk = NULL, *svc = NULL;
-        const char *rest = NULL, *field;
-
-        if (k && !strncmp(k, d->prefix, plen) && k[plen] == '.') rest = k + plen + 1;
-        else if (k && !strcmp(d->prefix, "relais") && !strncmp(k, "traefik.", 8)) rest = k + 8;
-        if (!rest || !v || asprintf(&nk, "traefik.%s", rest) < 0) {
-            free(k);
-            free(v);
-            continue;
-        }
-        free(k);
-        if (!strcasecmp(nk, "traefik.enable")) {
-            free(enable);
-            enable = v;
-            free(nk);
-            continue;
-        }
-        if (strncasecmp(nk, "traefik.http.", 13) && strncasecmp(nk, "traefik.tcp.", 12) &&
-            strncasecmp(nk, "traefik.udp.", 12) && strncasecmp(nk, "traefik.tls.", 12)) {
-            free(nk);
-            free(v);
-            continue;
-        }
-        field = dk_server_field(nk, &svc);
-        if (field && (!strcasecmp(field, "port") || !strcasecmp(field, "scheme"))) {
-            size_t i;
-            for (i = 0; i < ns && strcmp(svcs[i], svc); i++) {}
-            if (i == ns && ns < DK_MAX_OBJS) {
-                svcs[ns] = svc;
-                ports[ns] = schemes[ns] = NULL;
-                ns++;
-                svc = NULL;
-            }
-            if (i < ns) {
-                char **slot = !strcasecmp(field, "port") ? &ports[i] : &schemes[i];
-                free(*slot);
-                *slot = v;
-                v = NULL;
-            }
-            free(svc);
-            free(v);
-            free(nk);
-            continue;
-        }
-        free(svc);
-        if (dk_pairs_add(&own, nk, v) < 0) {
-            rc = -1;
+    memset(&o, 0, sizeof(o));
+    if (!id || !name) goto done; /* not a container we understand */
+    if (name[0] == '/') name++;
+    if (!json_is_true(json_object_get(state, "Running")) ||
+        json_is_true(json_object_get(state, "Paused")) ||
+        json_is_true(json_object_get(state, "Restarting")))
+        goto done;
+    labels = json_object_get(json_object_get(insp, "Config"), "Labels");
+    if (!json_is_object(labels)) labels = NULL;
+    enable = dkt_label(insp, d->prefix, "enable");
+    if (!(enable ? !strcasecmp(enable, "true") : d->exposed)) goto done;
+    if (d->cons) {
+        struct dk_lk l = {labels};
+        if (!dkcon_match(d->cons, dk_lookup, &l)) {
+            d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "container %s: left out by the constraints",
+                         name);
             goto done;
         }
     }
-    enabled = enable ? !strcasecmp(enable, "true") : d->exposed;
-    if (!enabled) goto done;
-    {
-        size_t withport = 0;
-        for (size_t i = 0; i < ns; i++)
-            if (ports[i]) withport++;
-        if (!withport) {
-            dk_warn_port(d, id, name);
-            goto done;
-        }
-    }
-    /* routers and which of them name a service */
-    for (size_t i = 0; i < own.n; i++) {
-        char *r = dk_obj_name(own.v[i].key, "routers");
-        const char *dot;
-        if (!r) continue;
-        dot = own.v[i].key + strlen("traefik.http.routers.") + strlen(r);
-        if (!strcasecmp(dot, ".service") && nrs < DK_MAX_OBJS && (routed_svc[nrs] = strdup(r)))
-            nrs++;
-        if (!dk_has(routers, nr, r) && nr < DK_MAX_OBJS) routers[nr++] = r;
-        else free(r);
-    }
-    /* services named only by other labels also count */
-    for (size_t i = 0; i < own.n && ns < DK_MAX_OBJS; i++) {
-        char *s = dk_obj_name(own.v[i].key, "services");
-        if (s && !dk_has(svcs, ns, s)) {
-            svcs[ns] = s;
-            ports[ns] = schemes[ns] = NULL;
-            ns++;
-        } else {
-            free(s);
-        }
-    }
-    /* servers from the port labels */
-    for (size_t i = 0; i < ns; i++) {
-        char *k = NULL, *v = NULL;
-        if (!ports[i]) continue;
-        if (asprintf(&k, "traefik.http.services.%s.loadbalancer.servers.0.url", svcs[i]) < 0)
-            k = NULL;
-        if (asprintf(&v, "%s://127.0.0.1:%s", schemes[i] ? schemes[i] : "http", ports[i]) < 0)
-            v = NULL;
-        if (dk_pairs_add(&own, k, v) < 0) {
-            rc = -1;
-            goto done;
-        }
-    }
-    if (nr == 0) {
-        /* no router: one named after the container, with defaultRule */
-        char *norm = dk_normalize(name), *k1 = NULL, *k2 = NULL;
-        if (norm && asprintf(&k1, "traefik.http.routers.%s.rule", norm) < 0) k1 = NULL;
-        if (norm && asprintf(&k2, "traefik.http.routers.%s.service", norm) < 0) k2 = NULL;
-        if (dk_pairs_add(&own, k1, dk_rule(d, name)) < 0 ||
-            dk_pairs_add(&own, k2, strdup(svcs[0])) < 0)
-            rc = -1;
-        free(norm);
-        if (rc < 0) goto done;
-    } else if (ns == 1) {
-        /* routers without a service use the container's only service */
-        for (size_t i = 0; i < nr; i++) {
-            char *k = NULL;
-            if (dk_has(routed_svc, nrs, routers[i])) continue;
-            if (asprintf(&k, "traefik.http.routers.%s.service", routers[i]) < 0) k = NULL;
-            if (dk_pairs_add(&own, k, strdup(svcs[0])) < 0) {
+    if (labels)
+        json_object_foreach((json_t *)labels, lk, lv) {
+            const char *v = json_string_value(lv);
+            if (v && dk_label(d, lk, v, &own, &o) < 0) {
                 rc = -1;
                 goto done;
             }
         }
-    }
-    for (size_t i = 0; i < own.n; i++) {
-        if (dk_pairs_add(out, own.v[i].key, own.v[i].val) < 0) {
-            own.v[i].key = own.v[i].val = NULL;
-            for (size_t k = i + 1; k < own.n; k++) own.v[k - i - 1] = own.v[k];
-            own.n -= i + 1;
+    /* TCP/UDP only: no HTTP defaults, as Traefik */
+    if (o.http || !o.tcpudp) {
+        if (!(norm = dk_normalize(name))) {
             rc = -1;
             goto done;
         }
+        r = dk_http_defaults(d, insp, id, name, norm, &o, &own);
+        if (r != 0) {
+            rc = r < 0 ? -1 : 0;
+            goto done;
+        }
     }
-    free(own.v);
-    memset(&own, 0, sizeof(own));
+    rc = dk_pairs_move(out, &own);
 done:
     dk_pairs_clear(&own);
-    for (size_t i = 0; i < nr; i++) free(routers[i]);
-    for (size_t i = 0; i < nrs; i++) free(routed_svc[i]);
-    for (size_t i = 0; i < ns; i++) {
-        free(svcs[i]);
-        free(ports[i]);
-        free(schemes[i]);
-    }
-    free(id);
-    free(state);
-    free(name);
-    free(enable);
+    dk_objs_free(&o);
+    free(norm);
     return rc;
 }
 
-/* Handles a finished container list: builds the pairs of every enabled
- * running container and publishes them when they changed. */
-static void dk_list_done(struct dk *d)
+/* Builds the pairs of every inspected container and publishes them when
+ * they changed; ends the scan. */
+static void dk_build(struct dk *d)
 {
-    struct dk_json j;
     struct dk_pairs all = {0};
+    struct dk_seen *sw;
     relais_kv *kv = NULL;
     char *ser = NULL;
-    size_t sz = 0, ncont = 0;
+    size_t sz = 0;
     FILE *f;
 
-    if (d->lbuf.too_big || dk_json_parse(&j, d->lbuf.p, d->lbuf.len) < 0 ||
-        j.nodes[0].type != DK_J_ARR) {
-        if (!d->lbuf.too_big) dk_json_free(&j);
-        dk_fail(d, "containers/json: malformed response");
-        return;
-    }
-    for (int c = j.nodes[0].first; c >= 0; c = j.nodes[c].next, ncont++) {
-        if (dk_container(d, &j, c, &all) < 0) {
+    dk_seen_clear(d->warning);
+    for (size_t i = 0; i < d->ndocs; i++) {
+        if (dk_container(d, d->docs[i], &all) < 0) {
             d->host->log(RELAIS_LOG_ERROR, DK_WHO, "too many labels (cap %u) or out of memory",
                          DK_MAX_PAIRS);
             goto done;
         }
     }
+    /* the warnings of this build are the ones not to repeat next time */
+    sw = d->warned;
+    d->warned = d->warning;
+    d->warning = sw;
     if (d->failing)
         d->host->log(RELAIS_LOG_INFO, DK_WHO, "unix://%s: reachable again", d->sock);
     d->failing = 0;
@@ -803,7 +668,7 @@ static void dk_list_done(struct dk *d)
     fclose(f);
     if (!ser) goto done;
     if (d->last && !strcmp(d->last, ser)) {
-        d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "%zu containers, nothing changed", ncont);
+        d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "%zu containers, nothing changed", d->nlisted);
         goto done;
     }
     kv = malloc((all.n ? all.n : 1) * sizeof(*kv));
@@ -812,8 +677,8 @@ static void dk_list_done(struct dk *d)
         kv[i].key = all.v[i].key;
         kv[i].value = all.v[i].val;
     }
-    d->host->log(RELAIS_LOG_INFO, DK_WHO, "%zu running containers: publishing %zu labels", ncont,
-                 all.n);
+    d->host->log(RELAIS_LOG_INFO, DK_WHO, "%zu running containers: publishing %zu labels",
+                 d->ndocs, all.n);
     if (d->host->provider_publish_kv(d->prov, kv, all.n, '.', "traefik") == 0) {
         free(d->last);
         d->last = ser;
@@ -823,7 +688,61 @@ done:
     free(kv);
     free(ser);
     dk_pairs_clear(&all);
-    dk_json_free(&j);
+    dk_scan_clear(d);
+}
+
+/* 1 when id looks like an Engine API container id (hex). */
+static int dk_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* Handles a finished container list: remembers the ids of the running
+ * containers and starts inspecting them. */
+static void dk_list_done(struct dk *d)
+{
+    json_error_t err;
+    json_t *arr, *c;
+    size_t i;
+
+    dk_scan_clear(d);
+    /* JSON_ALLOW_NUL: a \u0000 ends the C string, as the former reader did */
+    arr = d->lbuf.too_big
+              ? NULL
+              : json_loadb(d->lbuf.p ? d->lbuf.p : "", d->lbuf.len, JSON_ALLOW_NUL, &err);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        dk_fail(d, "containers/json: malformed response");
+        return;
+    }
+    d->nlisted = json_array_size(arr);
+    d->ids = calloc(d->nlisted ? d->nlisted : 1, sizeof(*d->ids));
+    d->docs = calloc(d->nlisted ? d->nlisted : 1, sizeof(*d->docs));
+    if (!d->ids || !d->docs) {
+        json_decref(arr);
+        dk_scan_clear(d);
+        d->host->log(RELAIS_LOG_ERROR, DK_WHO, "out of memory");
+        return;
+    }
+    json_array_foreach(arr, i, c) {
+        const char *id = json_string_value(json_object_get(c, "Id"));
+        const char *st = json_string_value(json_object_get(c, "State"));
+        if (!id || !st || strcmp(st, "running") || !dk_id_ok(id)) continue;
+        if (d->nids >= DK_MAX_CONTAINERS) {
+            d->host->log(RELAIS_LOG_WARN, DK_WHO, "more than %u running containers: the rest "
+                         "is left out", DK_MAX_CONTAINERS);
+            break;
+        }
+        if (!(d->ids[d->nids] = strdup(id))) break;
+        d->nids++;
+    }
+    json_decref(arr);
+    dk_inspect_next(d);
 }
 
 /* List call: response head. */
@@ -831,6 +750,7 @@ static void dk_l_on_response(void *arg, int status, relais_hdrs *headers)
 {
     struct dk *d = arg;
 
+    (void)headers;
     d->lstatus = status;
     d->lbuf.len = 0;
     d->lbuf.too_big = 0;
@@ -863,7 +783,94 @@ static void dk_l_on_done(void *arg, int error, const char *message)
     }
 }
 
-/* Starts the container list call (cancelling one in flight). */
+/* Inspect call: response head. */
+static void dk_i_on_response(void *arg, int status, relais_hdrs *headers)
+{
+    struct dk *d = arg;
+
+    (void)headers;
+    d->istatus = status;
+    d->ibuf.len = 0;
+    d->ibuf.too_big = 0;
+}
+
+/* Inspect call: body bytes. */
+static void dk_i_on_data(void *arg, const char *data, size_t len)
+{
+    struct dk *d = arg;
+
+    dk_buf_add(&d->ibuf, data, len);
+}
+
+/* Inspect call: end.  A container gone meanwhile (404) is left out; any
+ * other failure fails the whole scan. */
+static void dk_i_on_done(void *arg, int error, const char *message)
+{
+    struct dk *d = arg;
+    char what[300];
+    json_error_t err;
+    json_t *doc;
+
+    d->icall = NULL;
+    if (d->stopped) return;
+    if (error) {
+        snprintf(what, sizeof(what), "containers/%.12s/json: %.200s", d->ids[d->inext],
+                 message ? message : "failed");
+        dk_fail(d, what);
+        return;
+    }
+    if (d->istatus == 200) {
+        doc = d->ibuf.too_big ? NULL
+                              : json_loadb(d->ibuf.p ? d->ibuf.p : "", d->ibuf.len,
+                                           JSON_ALLOW_NUL, &err);
+        if (!json_is_object(doc)) {
+            json_decref(doc);
+            snprintf(what, sizeof(what), "containers/%.12s/json: malformed response",
+                     d->ids[d->inext]);
+            dk_fail(d, what);
+            return;
+        }
+        d->docs[d->ndocs++] = doc;
+    } else if (d->istatus != 404) {
+        snprintf(what, sizeof(what), "containers/%.12s/json: status %d", d->ids[d->inext],
+                 d->istatus);
+        dk_fail(d, what);
+        return;
+    }
+    d->inext++;
+    dk_inspect_next(d);
+}
+
+/* Inspects the next listed container, or builds the configuration when
+ * every one was inspected. */
+static void dk_inspect_next(struct dk *d)
+{
+    static const relais_http_callbacks cb = {sizeof(relais_http_callbacks), dk_i_on_response,
+                                             dk_i_on_data, dk_i_on_done};
+    relais_http_req req;
+    char url[128];
+
+    if (d->stopped) return;
+    if (d->inext >= d->nids) {
+        dk_build(d);
+        return;
+    }
+    snprintf(url, sizeof(url), "http://docker/containers/%s/json", d->ids[d->inext]);
+    memset(&req, 0, sizeof(req));
+    req.size = sizeof(req);
+    req.method = "GET";
+    req.url = url;
+    req.unix_socket = d->sock;
+    req.timeout_ms = DK_CALL_TIMEOUT;
+    d->istatus = 0;
+    d->ibuf.len = 0;
+    d->ibuf.too_big = 0;
+    d->icall = d->host->http_request(&req, &cb, d);
+    if (!d->icall) dk_fail(d, "cannot start a request");
+}
+
+/* Starts the container list call (cancelling a list or a scan in
+ * flight). */
 static void dk_list(struct dk *d)
 {
     static const relais_http_callbacks cb = {sizeof(relais_http_callbacks), dk_l_on_response,
@@ -871,7 +878,10 @@ static void dk_list(struct dk *d)
     relais_http_req req;
 
     if (d->stopped) return;
-    if (d->lcall) d->host->http_cancel(d->lcall);
+    d->host->http_cancel(d->lcall);
+    d->host->http_cancel(d->icall);
+    d->lcall = d->icall = NULL;
+    dk_scan_clear(d);
     memset(&req, 0, sizeof(req));
     req.size = sizeof(req);
     req.method = "GET";
@@ -900,21 +910,27 @@ static void dk_event_msg(struct dk *d, const char *s, size_t n)
 {
     static const char *const actions[] = {"start", "die", "stop", "pause", "unpause",
                                           "destroy", "kill", "restart", "rename", "update",
-                                          "oom", NULL};
-    struct dk_json j;
-    char *type, *action;
+                                          "oom", "health_status", NULL};
+    json_error_t err;
+    json_t *j = json_loadb(s, n, JSON_ALLOW_NUL, &err);
+    const char *type, *action;
     int hit = 0;
 
-    if (dk_json_parse(&j, s, n) < 0) {
+    if (!json_is_object(j)) {
+        json_decref(j);
         d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "a malformed event is ignored");
         return;
     }
-    type = dk_j_str(&j, dk_j_get(&j, 0, "Type"));
-    action = dk_j_str(&j, dk_j_get(&j, 0, "Action"));
-    if (!action) action = dk_j_str(&j, dk_j_get(&j, 0, "status"));
+    type = json_string_value(json_object_get(j, "Type"));
+    action = json_string_value(json_object_get(j, "Action"));
+    if (!action) action = json_string_value(json_object_get(j, "status"));
     if (action && (!type || !strcmp(type, "container")))
-        for (size_t i = 0; actions[i]; i++)
-            if (!strcmp(action, actions[i])) hit = 1;
+        for (size_t i = 0; actions[i]; i++) {
+            size_t al = strlen(actions[i]);
+            /* "health_status: healthy" carries its value after a colon */
+            if (!strncmp(action, actions[i], al) && (action[al] == 0 || action[al] == ':'))
+                hit = 1;
+        }
     if (hit) {
         d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "container event %s", action);
         if (!d->deb_pending) {
@@ -922,9 +938,7 @@ static void dk_event_msg(struct dk *d, const char *s, size_t n)
             d->host->timer_start(d->debounce, DK_DEBOUNCE_MS);
         }
     }
-    free(type);
-    free(action);
-    dk_json_free(&j);
+    json_decref(j);
 }
 
 /* Event stream: response head. */
@@ -932,6 +946,7 @@ static void dk_e_on_response(void *arg, int status, relais_hdrs *headers)
 {
     struct dk *d = arg;
 
+    (void)headers;
     d->estatus = status;
 }
 
@@ -1031,13 +1046,20 @@ static void dk_destroy(void *inst)
 
     if (!d) return;
     dk_cancel_calls(d);
+    dk_scan_clear(d);
     d->host->timer_free(d->retry);
     d->host->timer_free(d->debounce);
-    for (size_t i = 0; i < d->nwarned; i++) free(d->warned[i]);
+    if (d->warned) dk_seen_clear(d->warned);
+    if (d->warning) dk_seen_clear(d->warning);
+    free(d->warned);
+    free(d->warning);
+    dkcon_free(d->cons);
+    free(d->network);
     free(d->sock);
     free(d->rule_tpl);
     free(d->prefix);
     free(d->lbuf.p);
+    free(d->ibuf.p);
     free(d->ebuf.p);
     free(d->last);
     free(d);
@@ -1062,13 +1084,17 @@ static int dk_tpl_ok(const char *t)
 static int dk_create(const relais_host *host, const relais_cfg *cfg, relais_provider *prov,
                      void **inst)
 {
-    static const char *const known[] = {"endpoint", "exposedByDefault", "defaultRule", "network",
-                                        "useBindPortIP", "watch", "labelPrefix", "tls", NULL};
+    static const char *const known[] = {"endpoint",      "exposedByDefault", "defaultRule",
+                                        "network",       "useBindPortIP",    "watch",
+                                        "labelPrefix",   "constraints",      "tls",
+                                        NULL};
     struct dk *d = calloc(1, sizeof(*d));
     const char *s;
     int bad = 0, rc, b;
 
     if (!d) return -1;
+    d->warned = calloc(1, sizeof(*d->warned));
+    d->warning = calloc(1, sizeof(*d->warning));
     d->host = host;
     d->prov = prov;
     d->backoff = DK_BACKOFF_MIN;
@@ -1099,9 +1125,23 @@ static int dk_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     if (rc == RELAIS_CFG_OK) d->watch = b;
     else if (rc == RELAIS_CFG_INVALID) bad = 1;
     rc = host->cfg_bool(cfg, "useBindPortIP", &b);
-    if (rc == RELAIS_CFG_INVALID) bad = 1;
+    if (rc == RELAIS_CFG_OK) d->use_bind_ip = b;
+    else if (rc == RELAIS_CFG_INVALID) bad = 1;
     rc = host->cfg_string(cfg, "network", &s);
     if (rc == RELAIS_CFG_INVALID) bad = 1;
+    else if (rc == RELAIS_CFG_OK && *s && !(d->network = strdup(s))) bad = 1;
+    rc = host->cfg_string(cfg, "constraints", &s);
+    if (rc == RELAIS_CFG_INVALID) {
+        bad = 1;
+    } else if (rc == RELAIS_CFG_OK && s[strspn(s, " \t\r\n")]) {
+        char err[300];
+        size_t col = 0;
+        d->cons = dkcon_parse(s, &col, err, sizeof(err));
+        if (!d->cons) {
+            host->cfg_error(cfg, "constraints", "column %zu: %s", col, err);
+            bad = 1;
+        }
+    }
     rc = host->cfg_string(cfg, "defaultRule", &s);
     if (rc == RELAIS_CFG_MISSING) s = "Host(`" DK_TPL_NORM "`)";
     if (rc == RELAIS_CFG_INVALID) {
@@ -1140,7 +1180,7 @@ static int dk_create(const relais_host *host, const relais_cfg *cfg, relais_prov
             bad = 1;
         }
     }
-    if (!bad && (!d->sock || !d->rule_tpl || !d->prefix)) bad = 1;
+    if (!bad && (!d->sock || !d->rule_tpl || !d->prefix || !d->warned || !d->warning)) bad = 1;
     if (bad) {
         dk_destroy(d);
         return -1;
@@ -1159,7 +1199,8 @@ static int dk_start(void *inst)
     d->retry = d->host->timer_new(dk_retry_cb, d);
     d->debounce = d->host->timer_new(dk_debounce_cb, d);
     if (!d->retry || !d->debounce) return -1;
-    d->host->log(RELAIS_LOG_INFO, DK_WHO, "watching unix://%s (labels %s.*)", d->sock, d->prefix);
+    d->host->log(RELAIS_LOG_INFO, DK_WHO, "watching unix://%s (labels %s.*%s)", d->sock, d->prefix,
+                 d->cons ? ", with constraints" : "");
     dk_connect(d);
     return 0;
 }
@@ -1194,7 +1235,7 @@ RELAIS_PLUGIN_DECLARE = {
     RELAIS_PLUGIN_HEAD,
     RELAIS_KIND_PROVIDER,
     "docker",
-    "0.1.0",
+    "0.2.0",
     "docker",
     "routes running Docker containers from their labels (watched)",
     NULL,
