@@ -65,15 +65,10 @@ if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
   PX=(taskset -c 0); LD=(taskset -c "$(( $(nproc) - 1 ))")
 fi
 
-# free_port: a loopback TCP port nobody listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
+# free_port: a loopback port no socket uses, below the ephemeral range and
+# reserved against concurrent runs (the tests' helper, tests/servers/common.sh).
+. "$HERE/../tests/servers/common.sh"
+free_port() { rt_free_port; }
 
 # wait_200 PORT HOST: waits until GET / with Host HOST answers 200.
 wait_200() {

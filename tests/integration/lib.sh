@@ -74,27 +74,31 @@ t_done() {
   exit $?
 }
 
-# free_port: prints a loopback TCP port nobody listens on, below the
-# kernel's range for outgoing connections (32768-60999 by default) so that
-# no client socket can take it meanwhile.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((15000 + RANDOM % 17700))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
+# Port helpers (rt_free_port, rt_pick_port, rt_wait_port) shared with the
+# server helpers in tests/servers/ and bench/routers.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/../servers/common.sh"
+
+# free_port: prints a loopback TCP port that no socket (TCP or UDP, any
+# state) uses per /proc/net, that nothing answers on, below the kernel's
+# range for outgoing connections (so no client socket can take it
+# meanwhile), and reserved against concurrent tests: rt_free_port.
+free_port() { rt_free_port; }
 
 # wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
-wait_port() {
-  local i n=$(( ${2:-10} * 20 ))
-  for ((i = 0; i < n; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
+wait_port() { rt_wait_port "$@"; }
+
+# plugin_dir_own [SO...]: a plugin directory of this test's own, $T/plugins,
+# holding symlinks to every staged plugin ($RELAIS_PLUGIN_DIR/*.so) and to
+# each extra SO given (which replaces a staged one of the same name);
+# sets and exports PLUGIN_DIR (used by start_relais).
+plugin_dir_own() {
+  local f
+  PLUGIN_DIR=$T/plugins
+  mkdir -p "$PLUGIN_DIR"
+  for f in "$RELAIS_PLUGIN_DIR"/*.so "$@"; do
+    [ -e "$f" ] && ln -sfn "$f" "$PLUGIN_DIR/"
   done
-  echo "# nothing listens on 127.0.0.1:$1" >&2
-  return 1
+  export PLUGIN_DIR
 }
 
 # start_whoami NAME [ARGS...]: starts a whoami named NAME on a free port;

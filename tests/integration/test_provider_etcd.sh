@@ -16,25 +16,7 @@ fi
 [ -f "$RELAIS_PLUGIN_DIR/etcd.so" ] || { echo "Bail out! etcd.so not built"; exit 1; }
 trap 'etcd_stop >/dev/null 2>&1; t_cleanup' EXIT
 
-# free_port (overrides lib.sh's): a loopback port below the ephemeral range
-# that no socket uses at all (connect-probing misses ports held by client
-# sockets, which then make bind fail)
-free_port() {
-  local p hex
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    hex=$(printf '%04X' "$p")
-    grep -qE "^ *[0-9]+: [0-9A-F]+:$hex " /proc/net/tcp /proc/net/tcp6 2>/dev/null && continue
-    echo "$p"; return 0
-  done
-  return 1
-}
-
-# a plugin dir of our own (symlinks to the staged plugins)
-PLUGIN_DIR=$T/plugins
-mkdir -p "$PLUGIN_DIR"
-for f in "$RELAIS_PLUGIN_DIR"/*.so; do ln -s "$f" "$PLUGIN_DIR/"; done
-export PLUGIN_DIR
+plugin_dir_own   # $T/plugins: symlinks to the staged plugins
 
 start_whoami w1; P1=$WHOAMI_PORT
 start_whoami w2; P2=$WHOAMI_PORT

@@ -2,7 +2,9 @@
 # The http provider against a real HTTP server (python3 -m http.server):
 # routes from the endpoint, changes followed, the endpoint going away keeps
 # the last configuration serving, updates resume when it is back; a broken
-# document keeps the previous one; bad options are refused by --check.
+# document keeps the previous one; no failed request on a stable route
+# under a bounded load while another route is added, changed and removed
+# at the endpoint; bad options are refused by --check.
 . "$(dirname "$0")/lib.sh"
 
 start_whoami w1; P1=$WHOAMI_PORT
@@ -24,6 +26,18 @@ publish() {
   cat >"$WWW/.cfg.tmp" <<EOF
 {"http": {"routers": {"r": {"rule": "Host(\`$1\`)", "service": "s"}},
           "services": {"s": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:$2"}]}}}}}
+EOF
+  mv "$WWW/.cfg.tmp" "$WWW/config.json"
+}
+# publish_two STABLE-PORT [HOST PORT]: the endpoint routes stable.test to
+# the whoami on STABLE-PORT and, when given, HOST to the whoami on PORT
+publish_two() {
+  local other=""
+  [ $# -ge 3 ] && other=", \"o\": {\"rule\": \"Host(\`$2\`)\", \"service\": \"so\"}"
+  cat >"$WWW/.cfg.tmp" <<EOF
+{"http": {"routers": {"st": {"rule": "Host(\`stable.test\`)", "service": "ss"}$other},
+          "services": {"ss": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:$1"}]}},
+                       "so": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:${3:-$1}"}]}}}}}
 EOF
   mv "$WWW/.cfg.tmp" "$WWW/config.json"
 }
@@ -79,6 +93,58 @@ ok "a broken document is reported with its source" wait_log "127.0.0.1:$HP/confi
 is "previous configuration still serves" "w1" "$(name one.test)"
 publish two.test "$P2"
 ok "a fixed document is applied" until_eq w2 name two.test
+
+# bounded load on a stable route (at most 3000 requests and 3 s, paced at
+# about one request per ms on one keep-alive connection, reopened when
+# relais closes it) while another route is added, changed and removed at
+# the endpoint; the load is stopped once the last change has been seen
+publish_two "$P1"
+ok "the stable route is served" until_eq w1 name stable.test
+rm -f "$T/load.stop" "$T/load.ready"
+python3 - "$RP" "$T/load.stop" "$T/load.ready" >"$T/load.out" 2>"$T/load.err" <<'PY' &
+import http.client, os, sys, time
+port, stop, ready = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ok = bad = 0
+t0 = time.monotonic(); end = t0 + 3; conn = None
+open(ready, "w").close()
+while time.monotonic() < end and ok + bad < 3000 and not os.path.exists(stop):
+    try:
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/", headers={"Host": "stable.test"})
+        r = conn.getresponse(); r.read()
+        if r.status == 200 and r.getheader("X-Whoami-Name") == "w1":
+            ok += 1
+        else:
+            bad += 1
+            if bad <= 5: print("answer %d from %s" % (r.status, r.getheader("X-Whoami-Name")), file=sys.stderr)
+        if r.will_close:
+            conn.close(); conn = None
+    except Exception as e:
+        bad += 1
+        if bad <= 5: print("error %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        if conn is not None: conn.close()
+        conn = None
+    time.sleep(0.001)
+print(ok, bad, "stopped" if os.path.exists(stop) else "bounded", "%.1f" % (time.monotonic() - t0))
+PY
+LOADPID=$!
+PIDS+=($LOADPID)
+for _ in $(seq 1 100); do [ -e "$T/load.ready" ] && break; sleep 0.02; done
+publish_two "$P1" other.test "$P1"
+ok "under load: a route added at the endpoint is served" until_eq w1 name other.test
+publish_two "$P1" other.test "$P2"
+ok "under load: a route changed at the endpoint is followed" until_eq w2 name other.test
+publish_two "$P1"
+ok "under load: a route removed at the endpoint answers 404" until_eq 404 code other.test
+touch "$T/load.stop"
+wait "$LOADPID"
+read -r nok nbad how secs <"$T/load.out"
+sed 's/^/# /' "$T/load.err"
+echo "# load: ${nok:-?} ok, ${nbad:-?} failed, ${how:-?} after ${secs:-?} s"
+ok "load on the stable route: requests served (${nok:-0})" test "${nok:-0}" -gt 50
+is "load on the stable route: zero failed requests" "0" "${nbad:-none}"
+is "the load lasted through the three changes" "stopped" "${how:-}"
 
 # options are validated
 cat >"$T/bad.yaml" <<EOF

@@ -11,18 +11,7 @@
 
 trap 'redis_stop; t_cleanup' EXIT
 
-# lib.sh's free_port draws from 20000-60000, which overlaps the kernel's
-# ephemeral range (32768-60999): a port held by an outgoing connection is
-# then "free" but cannot be bound.  Draw below it, skipping every port any
-# socket uses (redis.sh's check of /proc/net/tcp).
-free_port() { _redis_free_port; }
-
-# plugin dir: every staged plugin, plus redis.so when it is staged
-PLUGIN_DIR=$T/plugins
-mkdir -p "$PLUGIN_DIR"
-for so in "$RELAIS_PLUGIN_DIR"/*.so; do ln -sf "$so" "$PLUGIN_DIR/"; done
-[ -e "$RELAIS_PLUGIN_DIR/redis.so" ] && ln -sf "$RELAIS_PLUGIN_DIR/redis.so" "$PLUGIN_DIR/redis.so"
-export PLUGIN_DIR
+plugin_dir_own   # $T/plugins: symlinks to the staged plugins
 
 start_whoami w1; P1=$WHOAMI_PORT
 start_whoami w2; P2=$WHOAMI_PORT

@@ -16,32 +16,11 @@
 #   ETCD_PIDS            space-separated PIDs, in member order (0 = not running)
 #   ETCD_DIR             the DIR given to the start function
 #   ETCDCTL_API=3
-# Logs: DIR/mI/etcd.log.  Ports are picked free from 15000-32767.
+# Logs: DIR/mI/etcd.log.  Ports: rt_pick_port (tests/servers/common.sh).
 # Returns non-zero (and prints the log tail) if a member does not answer
 # /health within ETCD_START_TIMEOUT seconds (default 30).
 
-_etcd_port_used() {
-    # True if TCP port $1 appears as a local port in /proc/net/tcp{,6}.
-    local hex
-    hex=$(printf '%04X' "$1")
-    grep -qE "^ *[0-9]+: [0-9A-F]+:${hex} " /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
-_etcd_free_port() {
-    # Print a TCP port free on loopback and not already handed out by us.
-    local p i
-    for i in $(seq 1 200); do
-        p=$((15000 + RANDOM % 17768))
-        case " ${_ETCD_TAKEN:-} " in *" $p "*) continue ;; esac
-        if ! _etcd_port_used "$p"; then
-            _ETCD_TAKEN="${_ETCD_TAKEN:-} $p"
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "etcd.sh: no free port found" >&2
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"   # rt_pick_port
 
 _etcd_launch() {
     # Start member $1 in the background with the recorded config.
@@ -109,9 +88,8 @@ etcd_cluster_start() {
     rm -rf "${ETCD_DIR}"/m[1-9]
     _ETCD_N=$n; _ETCD_CPORT=(); _ETCD_PPORT=(); _ETCD_PID=(); _ETCD_ICLUSTER=""
     for i in $(seq 1 "$n"); do
-        _ETCD_CPORT[$i]=$(_etcd_free_port) || return 1
-        _ETCD_PPORT[$i]=$(_etcd_free_port) || return 1
-        _ETCD_TAKEN="${_ETCD_TAKEN:-} ${_ETCD_CPORT[$i]} ${_ETCD_PPORT[$i]}"
+        rt_pick_port "_ETCD_CPORT[$i]" || return 1
+        rt_pick_port "_ETCD_PPORT[$i]" || return 1
         _ETCD_ICLUSTER="${_ETCD_ICLUSTER},m$i=http://127.0.0.1:${_ETCD_PPORT[$i]}"
     done
     _ETCD_ICLUSTER=${_ETCD_ICLUSTER#,}

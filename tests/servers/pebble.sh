@@ -31,33 +31,19 @@
 #   PEBBLE_PID CHALLTESTSRV_PID PEBBLE_DIR
 # Logs: DIR/pebble.log, DIR/challtestsrv.log.  Needs openssl.
 
-_pebble_port_used() {
-    local hex
-    hex=$(printf '%04X' "$1")
-    grep -qE "^ *[0-9]+: [0-9A-F]+:${hex} " /proc/net/tcp /proc/net/tcp6 \
-        /proc/net/udp /proc/net/udp6 2>/dev/null
-}
-
-_pebble_free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((15000 + RANDOM % 17768))
-        case " ${_PEBBLE_TAKEN:-} " in *" $p "*) continue ;; esac
-        _pebble_port_used "$p" || { echo "$p"; return 0; }
-    done
-    echo "pebble.sh: no free port found" >&2
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"   # rt_pick_port, rt_port_reserve
 
 _pebble_port() {
-    # _pebble_port VAR: set VAR to a fresh free port unless already set.
+    # _pebble_port VAR: set VAR to a fresh free port unless already set (a
+    # caller's port is reserved so that no later draw hands it out).
     local v
     eval "v=\${$1:-}"
     if [ -z "$v" ]; then
-        v=$(_pebble_free_port) || return 1
+        rt_pick_port v || return 1
         _PEBBLE_PICKED="${_PEBBLE_PICKED:-} $1"
+    else
+        rt_port_reserve "$v" || true
     fi
-    _PEBBLE_TAKEN="${_PEBBLE_TAKEN} $v"
     eval "$1=\$v"
     export "$1"
 }
@@ -100,13 +86,11 @@ pebble_start() {
     mkdir -p "$dir" || return 1
     PEBBLE_DIR=$(cd "$dir" && pwd); export PEBBLE_DIR
     rm -f "$PEBBLE_DIR/pebble.log" "$PEBBLE_DIR/challtestsrv.log"
-    _PEBBLE_TAKEN=""; _PEBBLE_PICKED=""
+    _PEBBLE_PICKED=""
     _pebble_port PEBBLE_HTTP01_PORT || return 1
     _pebble_port PEBBLE_TLSALPN01_PORT || return 1
-    p_acme=$(_pebble_free_port) && _PEBBLE_TAKEN="$_PEBBLE_TAKEN $p_acme" || return 1
-    p_mgmt=$(_pebble_free_port) && _PEBBLE_TAKEN="$_PEBBLE_TAKEN $p_mgmt" || return 1
-    p_dns=$(_pebble_free_port) && _PEBBLE_TAKEN="$_PEBBLE_TAKEN $p_dns" || return 1
-    p_cts=$(_pebble_free_port) && _PEBBLE_TAKEN="$_PEBBLE_TAKEN $p_cts" || return 1
+    rt_pick_port p_acme && rt_pick_port p_mgmt && rt_pick_port p_dns && rt_pick_port p_cts \
+        || return 1
     _pebble_certs "$PEBBLE_DIR" || { echo "pebble.sh: openssl failed" >&2; return 1; }
     cat >"$PEBBLE_DIR/pebble-config.json" <<EOF
 {

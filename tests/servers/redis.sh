@@ -17,23 +17,10 @@
 # Exports after a start:
 #   REDIS_HOST=127.0.0.1  REDIS_PORT  REDIS_ADDR=127.0.0.1:PORT
 #   REDIS_URL=redis://127.0.0.1:PORT  REDIS_PID  REDIS_DIR
-# Config: DIR/redis.conf (no persistence); log: DIR/redis.log.
+# Config: DIR/redis.conf (no persistence); log: DIR/redis.log.  The port:
+# rt_pick_port (tests/servers/common.sh).
 
-_redis_port_used() {
-    local hex
-    hex=$(printf '%04X' "$1")
-    grep -qE "^ *[0-9]+: [0-9A-F]+:${hex} " /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
-_redis_free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((15000 + RANDOM % 17768))
-        _redis_port_used "$p" || { echo "$p"; return 0; }
-    done
-    echo "redis.sh: no free port found" >&2
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"   # rt_pick_port
 
 _redis_launch() {
     # Write DIR/redis.conf from the recorded settings and start the server.
@@ -85,7 +72,7 @@ redis_start() {
     mkdir -p "$dir" || return 1
     REDIS_DIR=$(cd "$dir" && pwd)
     rm -f "$REDIS_DIR/redis.log" "$REDIS_DIR/dump.rdb"
-    REDIS_PORT=$(_redis_free_port) || return 1
+    rt_pick_port REDIS_PORT || return 1
     if [ -n "${REDIS_REQUIREPASS:-}" ]; then REDIS_PASSWORD=$REDIS_REQUIREPASS; else unset REDIS_PASSWORD; fi
     export REDIS_DIR REDIS_PORT REDIS_HOST=127.0.0.1 REDIS_ADDR="127.0.0.1:${REDIS_PORT}"
     export REDIS_URL="redis://127.0.0.1:${REDIS_PORT}"

@@ -21,8 +21,9 @@
  * /v3/auth/authenticate goes in the Authorization header (renewed when the
  * server calls it invalid).
  *
- * Everything runs on the control thread; nothing blocks.  Built only
- * against the SDK header; the JSON reader and base64 decoder are local.
+ * Everything runs on the control thread; nothing blocks.  Built against
+ * the SDK header and jansson (JSON documents; links -ljansson); the watch
+ * stream's message splitter and the base64 codec are local.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -31,13 +32,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
 #include <relais/plugin.h>
 
 #define EC_WHO "provider etcd"
 #define EC_MAX_ENDPOINTS 32            /* endpoints option cap */
 #define EC_MAX_BODY (64u << 20)        /* response / message cap: 64 MiB */
 #define EC_MAX_KEYS 1000000u           /* keys kept in memory */
-#define EC_MAX_NODES (16u << 20)       /* JSON nodes per document */
+#define EC_MAX_NODES (16u << 20)       /* JSON values per document */
 #define EC_MAX_DEPTH 64                /* JSON nesting cap */
 #define EC_BACKOFF_MIN 100             /* first retry delay, ms */
 #define EC_BACKOFF_MAX 5000            /* longest retry delay, ms */
@@ -47,316 +49,85 @@
 #define EC_HEALTH_TIMEOUT 2000         /* liveness check timeout, ms */
 
 /* ======================================================================
- * Minimal strict JSON reader: parses a whole document into a flat node
- * array (objects and arrays link their children).  Bounded by EC_MAX_NODES
- * and EC_MAX_DEPTH.
+ * JSON (jansson) helpers
  * ==================================================================== */
 
-/** JSON node types. */
-enum ec_jtype { EC_J_NULL, EC_J_BOOL, EC_J_NUM, EC_J_STR, EC_J_ARR, EC_J_OBJ };
-
-/** One JSON value (for object members: the value; key holds the name). */
-struct ec_jnode {
-    int type;       /* enum ec_jtype */
-    size_t off;     /* start in the text (strings: after the quote) */
-    size_t len;     /* length in the text (strings: raw, without quotes) */
-    size_t key_off; /* object member: raw key start (after the quote) */
-    size_t key_len; /* object member: raw key length; 0 otherwise */
-    int first;      /* first child index, -1 when none */
-    int next;       /* next sibling index, -1 when none */
-};
-
-/** A parsed document. */
-struct ec_json {
-    const char *s;          /* the text (not owned) */
-    size_t n;               /* its length */
-    size_t pos;             /* parse position */
-    struct ec_jnode *nodes; /* node array; nodes[0] is the root */
-    size_t count;           /* nodes used */
-    size_t cap;             /* nodes allocated */
-};
-
-/* Skips JSON whitespace. */
-static void ec_j_ws(struct ec_json *j)
+/* Checks, before parsing, that the text s[0..n) stays under EC_MAX_NODES
+ * values and EC_MAX_DEPTH nesting levels (jansson caps neither the value
+ * count, and a 64 MiB "[1,1,...]" would take gigabytes, nor the depth
+ * below 2048).  Every value is the root, the
+ * first item of a container or follows a comma, so 1 + commas + opening
+ * brackets bounds the count.  Strings are skipped.  0, or -1 over a cap. */
+static int ec_json_bounded(const char *s, size_t n)
 {
-    while (j->pos < j->n && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' ||
-                             j->s[j->pos] == '\n' || j->s[j->pos] == '\r'))
-        j->pos++;
-}
+    size_t values = 1;
+    int depth = 0, in_str = 0, esc = 0;
 
-/* Appends a node; its index, or -1 when the cap is reached / no memory. */
-static int ec_j_node(struct ec_json *j, int type)
-{
-    if (j->count >= j->cap) {
-        size_t nc = j->cap ? j->cap * 2 : 64;
-        struct ec_jnode *nn;
-        if (nc > EC_MAX_NODES) nc = EC_MAX_NODES;
-        if (j->count >= nc) return -1;
-        nn = realloc(j->nodes, nc * sizeof(*nn));
-        if (!nn) return -1;
-        j->nodes = nn;
-        j->cap = nc;
-    }
-    memset(&j->nodes[j->count], 0, sizeof(j->nodes[0]));
-    j->nodes[j->count].type = type;
-    j->nodes[j->count].first = -1;
-    j->nodes[j->count].next = -1;
-    return (int)j->count++;
-}
-
-/* Scans a string at pos (on the quote); sets raw offset/length.  Validates
- * escapes and rejects control characters.  0 or -1. */
-static int ec_j_string(struct ec_json *j, size_t *off, size_t *len)
-{
-    size_t p = j->pos + 1;
-
-    *off = p;
-    while (p < j->n) {
-        unsigned char c = (unsigned char)j->s[p];
-        if (c == '"') {
-            *len = p - *off;
-            j->pos = p + 1;
-            return 0;
-        }
-        if (c < 0x20) return -1;
-        if (c == '\\') {
-            if (p + 1 >= j->n) return -1;
-            c = (unsigned char)j->s[p + 1];
-            if (c == 'u') {
-                for (int k = 2; k < 6; k++) {
-                    char h = p + (size_t)k < j->n ? j->s[p + (size_t)k] : 0;
-                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
-                        return -1;
-                }
-                p += 6;
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", c) || c == 0) return -1;
-            p += 2;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (esc) esc = 0;
+            else if (c == '\\') esc = 1;
+            else if (c == '"') in_str = 0;
             continue;
         }
-        p++;
-    }
-    return -1;
-}
-
-/* Parses one value at pos (depth for the nesting cap); its node index or
- * -1 on a syntax error / cap. */
-static int ec_j_value(struct ec_json *j, int depth)
-{
-    int idx, prev = -1;
-    char c;
-
-    if (depth > EC_MAX_DEPTH) return -1;
-    ec_j_ws(j);
-    if (j->pos >= j->n) return -1;
-    c = j->s[j->pos];
-    if (c == '{' || c == '[') {
-        int obj = c == '{';
-        idx = ec_j_node(j, obj ? EC_J_OBJ : EC_J_ARR);
-        if (idx < 0) return -1;
-        j->nodes[idx].off = j->pos++;
-        ec_j_ws(j);
-        if (j->pos < j->n && j->s[j->pos] == (obj ? '}' : ']')) {
-            j->pos++;
-            return idx;
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > EC_MAX_DEPTH + 1) return -1;
+            values++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            values++;
         }
-        for (;;) {
-            size_t koff = 0, klen = 0;
-            int child;
-            ec_j_ws(j);
-            if (obj) {
-                if (j->pos >= j->n || j->s[j->pos] != '"') return -1;
-                if (ec_j_string(j, &koff, &klen) < 0) return -1;
-                ec_j_ws(j);
-                if (j->pos >= j->n || j->s[j->pos] != ':') return -1;
-                j->pos++;
-            }
-            child = ec_j_value(j, depth + 1);
-            if (child < 0) return -1;
-            j->nodes[child].key_off = koff;
-            j->nodes[child].key_len = klen;
-            if (prev < 0) j->nodes[idx].first = child;
-            else j->nodes[prev].next = child;
-            prev = child;
-            ec_j_ws(j);
-            if (j->pos >= j->n) return -1;
-            if (j->s[j->pos] == ',') {
-                j->pos++;
-                continue;
-            }
-            if (j->s[j->pos] == (obj ? '}' : ']')) {
-                j->pos++;
-                return idx;
-            }
-            return -1;
-        }
+        if (values > EC_MAX_NODES) return -1;
     }
-    if (c == '"') {
-        idx = ec_j_node(j, EC_J_STR);
-        if (idx < 0) return -1;
-        if (ec_j_string(j, &j->nodes[idx].off, &j->nodes[idx].len) < 0) return -1;
-        return idx;
-    }
-    if (c == 't' || c == 'f' || c == 'n') {
-        const char *w = c == 't' ? "true" : c == 'f' ? "false" : "null";
-        size_t wl = strlen(w);
-        if (j->n - j->pos < wl || memcmp(j->s + j->pos, w, wl)) return -1;
-        idx = ec_j_node(j, c == 'n' ? EC_J_NULL : EC_J_BOOL);
-        if (idx < 0) return -1;
-        j->nodes[idx].off = j->pos;
-        j->nodes[idx].len = wl;
-        j->pos += wl;
-        return idx;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        size_t p = j->pos;
-        if (j->s[p] == '-') p++;
-        if (p >= j->n || j->s[p] < '0' || j->s[p] > '9') return -1;
-        if (j->s[p] == '0') p++;
-        else while (p < j->n && j->s[p] >= '0' && j->s[p] <= '9') p++;
-        if (p < j->n && j->s[p] == '.') {
-            p++;
-            if (p >= j->n || j->s[p] < '0' || j->s[p] > '9') return -1;
-            while (p < j->n && j->s[p] >= '0' && j->s[p] <= '9') p++;
-        }
-        if (p < j->n && (j->s[p] == 'e' || j->s[p] == 'E')) {
-            p++;
-            if (p < j->n && (j->s[p] == '+' || j->s[p] == '-')) p++;
-            if (p >= j->n || j->s[p] < '0' || j->s[p] > '9') return -1;
-            while (p < j->n && j->s[p] >= '0' && j->s[p] <= '9') p++;
-        }
-        idx = ec_j_node(j, EC_J_NUM);
-        if (idx < 0) return -1;
-        j->nodes[idx].off = j->pos;
-        j->nodes[idx].len = p - j->pos;
-        j->pos = p;
-        return idx;
-    }
-    return -1;
-}
-
-/* Parses s[0..n) into j (j->nodes owned by j: ec_json_free).  The whole text
- * must be one value.  0, or -1 with nothing left to free. */
-static int ec_json_parse(struct ec_json *j, const char *s, size_t n)
-{
-    memset(j, 0, sizeof(*j));
-    if (n > EC_MAX_BODY) return -1;
-    j->s = s;
-    j->n = n;
-    if (ec_j_value(j, 0) == 0) {
-        ec_j_ws(j);
-        if (j->pos == j->n) return 0;
-    }
-    free(j->nodes);
-    j->nodes = NULL;
-    return -1;
-}
-
-/* Frees the node array of a parsed document. */
-static void ec_json_free(struct ec_json *j)
-{
-    free(j->nodes);
-    j->nodes = NULL;
-}
-
-/* Member `key` of object node idx (raw key compare: our keys need no
- * escapes), or -1. */
-static int ec_j_get(const struct ec_json *j, int idx, const char *key)
-{
-    size_t kl = strlen(key);
-
-    if (idx < 0 || j->nodes[idx].type != EC_J_OBJ) return -1;
-    for (int c = j->nodes[idx].first; c >= 0; c = j->nodes[c].next)
-        if (j->nodes[c].key_len == kl && !memcmp(j->s + j->nodes[c].key_off, key, kl)) return c;
-    return -1;
-}
-
-/* Integer value of node idx: a JSON number or a string of digits (etcd
- * writes int64 as strings).  0 or -1. */
-static int ec_j_int(const struct ec_json *j, int idx, int64_t *out)
-{
-    const struct ec_jnode *nd;
-    int64_t v = 0;
-
-    if (idx < 0) return -1;
-    nd = &j->nodes[idx];
-    if ((nd->type != EC_J_NUM && nd->type != EC_J_STR) || nd->len == 0 || nd->len > 18) return -1;
-    for (size_t i = 0; i < nd->len; i++) {
-        char c = j->s[nd->off + i];
-        if (c < '0' || c > '9') return -1;
-        v = v * 10 + (c - '0');
-    }
-    *out = v;
     return 0;
 }
 
-/* 1 when node idx is the literal true. */
-static int ec_j_true(const struct ec_json *j, int idx)
+/* Parses s[0..n) (one JSON value of any type, nothing after it; NUL
+ * escapes allowed) into a new jansson value (caller: json_decref), or
+ * NULL when malformed, over a cap or out of memory. */
+static json_t *ec_json_parse(const char *s, size_t n)
 {
-    return idx >= 0 && j->nodes[idx].type == EC_J_BOOL && j->s[j->nodes[idx].off] == 't';
+    json_error_t err;
+
+    if (n > EC_MAX_BODY || ec_json_bounded(s, n) < 0) return NULL;
+    return json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 }
 
-/* Value of a hex digit (validated by the parser). */
-static unsigned ec_hex(char c)
+/* Integer value of v: a non-negative JSON integer, or a string of 1 to 18
+ * decimal digits (etcd's gateway writes int64 as strings).  0 or -1 (v NULL
+ * or anything else). */
+static int ec_j_int(const json_t *v, int64_t *out)
 {
-    return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-}
-
-/* Decodes string node idx (escapes, \u to UTF-8) into a new NUL-terminated
- * string (caller frees), or NULL when not a string / no memory. */
-static char *ec_j_str(const struct ec_json *j, int idx)
-{
-    const struct ec_jnode *nd;
-    char *out;
-    size_t o = 0;
-
-    if (idx < 0 || j->nodes[idx].type != EC_J_STR) return NULL;
-    nd = &j->nodes[idx];
-    out = malloc(nd->len + 1);
-    if (!out) return NULL;
-    for (size_t i = 0; i < nd->len;) {
-        const char *p = j->s + nd->off + i;
-        if (*p != '\\') {
-            out[o++] = *p;
-            i++;
-            continue;
-        }
-        if (p[1] != 'u') {
-            const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
-            out[o++] = to[strchr(from, p[1]) - from];
-            i += 2;
-            continue;
-        }
-        {
-            unsigned cp = ec_hex(p[2]) << 12 | ec_hex(p[3]) << 8 | ec_hex(p[4]) << 4 | ec_hex(p[5]);
-            i += 6;
-            if (cp >= 0xd800 && cp < 0xdc00 && i + 6 <= nd->len && p[6] == '\\' && p[7] == 'u') {
-                unsigned lo = ec_hex(p[8]) << 12 | ec_hex(p[9]) << 8 | ec_hex(p[10]) << 4 | ec_hex(p[11]);
-                if (lo >= 0xdc00 && lo < 0xe000) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                }
-            }
-            /* 6 raw bytes always hold the UTF-8 form (at most 4 bytes) */
-            if (cp < 0x80) out[o++] = (char)cp;
-            else if (cp < 0x800) {
-                out[o++] = (char)(0xc0 | cp >> 6);
-                out[o++] = (char)(0x80 | (cp & 0x3f));
-            } else if (cp < 0x10000) {
-                out[o++] = (char)(0xe0 | cp >> 12);
-                out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                out[o++] = (char)(0x80 | (cp & 0x3f));
-            } else {
-                out[o++] = (char)(0xf0 | cp >> 18);
-                out[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-                out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                out[o++] = (char)(0x80 | (cp & 0x3f));
-            }
-        }
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        if (x < 0 || x > 999999999999999999LL) return -1;
+        *out = (int64_t)x;
+        return 0;
     }
-    out[o] = 0;
-    return out;
+    if (json_is_string(v)) {
+        const char *t = json_string_value(v);
+        size_t len = json_string_length(v);
+        int64_t x = 0;
+        if (len == 0 || len > 18) return -1;
+        for (size_t i = 0; i < len; i++) {
+            if (t[i] < '0' || t[i] > '9') return -1;
+            x = x * 10 + (t[i] - '0');
+        }
+        *out = x;
+        return 0;
+    }
+    return -1;
+}
+
+/* A copy of string value v (caller frees; it ends at a decoded NUL, if
+ * any), or NULL when v is NULL / not a string / no memory. */
+static char *ec_j_str(const json_t *v)
+{
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
 }
 
 /* ======================================================================
@@ -433,27 +204,15 @@ static char *ec_b64enc(const char *s, size_t len)
     return out;
 }
 
-/* Writes s as a JSON string literal (quotes, escapes) into a new string. */
-static char *ec_jquote(const char *s)
+/* The body of an auth/authenticate call, {"name":..,"password":..}, as a
+ * new string (caller frees), or NULL when a field is not valid UTF-8 or
+ * on no memory. */
+static char *ec_auth_body(const char *user, const char *password)
 {
-    size_t n = strlen(s), o = 0;
-    char *out = malloc(n * 6 + 3);
+    json_t *o = json_pack("{s:s, s:s}", "name", user, "password", password);
+    char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
-    if (!out) return NULL;
-    out[o++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)sprintf(out + o, "\\u%04x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o++] = '"';
-    out[o] = 0;
+    json_decref(o);
     return out;
 }
 
@@ -684,63 +443,82 @@ static void ec_success(struct ec *e)
 /* Describes an error body ({"error":..,"message":..}) into out. */
 static void ec_err_text(struct ec *e, char *out, size_t outlen)
 {
-    struct ec_json j;
+    json_t *j;
     char *msg = NULL;
 
     snprintf(out, outlen, "status %d", e->status);
-    if (e->too_big || ec_json_parse(&j, e->buf, e->len) < 0) return;
-    msg = ec_j_str(&j, ec_j_get(&j, 0, "message"));
-    if (!msg) msg = ec_j_str(&j, ec_j_get(&j, 0, "error"));
+    if (e->too_big || !(j = ec_json_parse(e->buf, e->len))) return;
+    msg = ec_j_str(json_object_get(j, "message"));
+    if (!msg) msg = ec_j_str(json_object_get(j, "error"));
     if (msg) snprintf(out, outlen, "status %d: %.200s", e->status, msg);
     free(msg);
-    ec_json_free(&j);
+    json_decref(j);
 }
 
-/* Applies a kv list (array node) from a range response or events.  For
- * events (is_events) handles "type":"DELETE".  Tracks the revision.
- * 0, or -1 on malformed content. */
-static int ec_apply_kvs(struct ec *e, const struct ec_json *j, int arr, int is_events)
+/* Applies one item of a kv list: a kv object (range) or an event
+ * ({"type":..,"kv":{..}}, is_events; "type":"DELETE" deletes).  Tracks the
+ * revision of events.  0 (applied or skipped with a warning), or -1 on
+ * malformed content or when the map is full. */
+static int ec_apply_kv(struct ec *e, const json_t *item, int is_events)
 {
-    for (int c = arr >= 0 ? j->nodes[arr].first : -1; c >= 0; c = j->nodes[c].next) {
-        int kvn = is_events ? ec_j_get(j, c, "kv") : c;
-        int del = 0;
-        int64_t mr;
-        char *kb, *key, *vb, *val;
+    const json_t *kv = is_events ? json_object_get(item, "kv") : item;
+    int del = 0;
+    int64_t mr;
+    char *kb, *key, *vb, *val;
 
-        if (is_events) {
-            char *type = ec_j_str(j, ec_j_get(j, c, "type"));
-            del = type && !strcmp(type, "DELETE");
-            free(type);
-        }
-        if (kvn < 0) return -1;
-        if (ec_j_int(j, ec_j_get(j, kvn, "mod_revision"), &mr) == 0 && mr > e->rev && is_events)
-            e->rev = mr;
-        kb = ec_j_str(j, ec_j_get(j, kvn, "key"));
-        if (!kb) return -1;
-        key = ec_b64dec(kb);
-        free(kb);
-        if (!key) {
-            e->host->log(RELAIS_LOG_WARN, EC_WHO, "a key that is not valid base64 text is ignored");
-            continue;
-        }
-        if (del) {
-            ec_map_del(e, key);
-            free(key);
-            continue;
-        }
-        vb = ec_j_str(j, ec_j_get(j, kvn, "value"));
-        val = vb ? ec_b64dec(vb) : strdup(""); /* an empty value is omitted */
-        free(vb);
-        if (!val) {
-            e->host->log(RELAIS_LOG_WARN, EC_WHO, "%s: value is not text, ignored", key);
-            free(key);
-            continue;
-        }
-        if (ec_map_put(e, key, val) < 0) {
-            e->host->log(RELAIS_LOG_ERROR, EC_WHO, "too many keys (cap %u) or out of memory",
-                         EC_MAX_KEYS);
-            return -1;
-        }
+    if (is_events) {
+        char *type = ec_j_str(json_object_get(item, "type"));
+        del = type && !strcmp(type, "DELETE");
+        free(type);
+    }
+    if (!json_is_object(kv)) return -1;
+    if (ec_j_int(json_object_get(kv, "mod_revision"), &mr) == 0 && mr > e->rev && is_events)
+        e->rev = mr;
+    kb = ec_j_str(json_object_get(kv, "key"));
+    if (!kb) return -1;
+    key = ec_b64dec(kb);
+    free(kb);
+    if (!key) {
+        e->host->log(RELAIS_LOG_WARN, EC_WHO, "a key that is not valid base64 text is ignored");
+        return 0;
+    }
+    if (del) {
+        ec_map_del(e, key);
+        free(key);
+        return 0;
+    }
+    vb = ec_j_str(json_object_get(kv, "value"));
+    val = vb ? ec_b64dec(vb) : strdup(""); /* an empty value is omitted */
+    free(vb);
+    if (!val) {
+        e->host->log(RELAIS_LOG_WARN, EC_WHO, "%s: value is not text, ignored", key);
+        free(key);
+        return 0;
+    }
+    if (ec_map_put(e, key, val) < 0) {
+        e->host->log(RELAIS_LOG_ERROR, EC_WHO, "too many keys (cap %u) or out of memory",
+                     EC_MAX_KEYS);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies a kv list from a range response ("kvs") or a watch message
+ * ("events"): the items of an array, or the values of an object, in order;
+ * NULL or a scalar is an empty list.  0, or -1 at the first item
+ * ec_apply_kv refuses (the items before it stay applied). */
+static int ec_apply_kvs(struct ec *e, const json_t *list, int is_events)
+{
+    const char *k;
+    json_t *item;
+    size_t i;
+
+    if (json_is_array(list)) {
+        json_array_foreach(list, i, item)
+            if (ec_apply_kv(e, item, is_events) < 0) return -1;
+    } else if (json_is_object(list)) {
+        json_object_foreach((json_t *)list, k, item)
+            if (ec_apply_kv(e, item, is_events) < 0) return -1;
     }
     return 0;
 }
@@ -749,17 +527,17 @@ static int ec_apply_kvs(struct ec *e, const struct ec_json *j, int arr, int is_e
  * stream must be dropped (e->need_list set when a re-list is needed). */
 static int ec_watch_msg(struct ec *e, const char *s, size_t n)
 {
-    struct ec_json j;
-    int res, rc = -1;
+    json_t *j, *res, *evs;
+    int rc = -1;
     int64_t v;
 
-    if (ec_json_parse(&j, s, n) < 0) {
+    if (!(j = ec_json_parse(s, n))) {
         ec_fail(e, "watch: malformed message");
         return -1;
     }
-    res = ec_j_get(&j, 0, "result");
-    if (res < 0) {
-        char *msg = ec_j_str(&j, ec_j_get(&j, ec_j_get(&j, 0, "error"), "message"));
+    res = json_object_get(j, "result");
+    if (!res) {
+        char *msg = ec_j_str(json_object_get(json_object_get(j, "error"), "message"));
         char what[300];
         snprintf(what, sizeof(what), "watch error: %.200s", msg ? msg : "(no result)");
         free(msg);
@@ -770,7 +548,7 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
         ec_fail(e, what);
         goto done;
     }
-    if (ec_j_int(&j, ec_j_get(&j, res, "compact_revision"), &v) == 0 && v > 0) {
+    if (ec_j_int(json_object_get(res, "compact_revision"), &v) == 0 && v > 0) {
         e->host->log(RELAIS_LOG_WARN, EC_WHO,
                      "revision %lld was compacted (oldest %lld): listing again",
                      (long long)e->rev + 1, (long long)v);
@@ -779,8 +557,8 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
         e->host->timer_start(e->retry, 0);
         goto done;
     }
-    if (ec_j_true(&j, ec_j_get(&j, res, "canceled"))) {
-        char *why = ec_j_str(&j, ec_j_get(&j, res, "cancel_reason"));
+    if (json_is_true(json_object_get(res, "canceled"))) {
+        char *why = ec_j_str(json_object_get(res, "cancel_reason"));
         char what[300];
         snprintf(what, sizeof(what), "watch canceled by the server: %.200s",
                  why ? why : "no reason given");
@@ -792,30 +570,28 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
         ec_fail(e, what);
         goto done;
     }
-    if (ec_j_true(&j, ec_j_get(&j, res, "created"))) {
+    if (json_is_true(json_object_get(res, "created"))) {
         e->watch_ok = 1;
         ec_success(e);
         e->host->timer_start(e->health, EC_HEALTH_MS);
         e->host->log(RELAIS_LOG_DEBUG, EC_WHO, "%s: watching from revision %lld",
                      e->endpoints[e->cur], (long long)e->rev + 1);
     }
-    {
-        int evs = ec_j_get(&j, res, "events");
-        if (evs >= 0 && j.nodes[evs].first >= 0) {
-            if (ec_apply_kvs(e, &j, evs, 1) < 0) {
-                e->need_list = 1;
-                ec_fail(e, "watch: bad event");
-                goto done;
-            }
-            if (!e->pub_pending) {
-                e->pub_pending = 1;
-                e->host->timer_start(e->debounce, EC_DEBOUNCE_MS);
-            }
+    evs = json_object_get(res, "events");
+    if (json_array_size(evs) > 0 || json_object_size(evs) > 0) {
+        if (ec_apply_kvs(e, evs, 1) < 0) {
+            e->need_list = 1;
+            ec_fail(e, "watch: bad event");
+            goto done;
+        }
+        if (!e->pub_pending) {
+            e->pub_pending = 1;
+            e->host->timer_start(e->debounce, EC_DEBOUNCE_MS);
         }
     }
     rc = 0;
 done:
-    ec_json_free(&j);
+    json_decref(j);
     return rc;
 }
 
@@ -878,28 +654,25 @@ static void ec_on_data(void *arg, const char *data, size_t len)
 /* Handles a finished kv/range response. */
 static void ec_list_done(struct ec *e)
 {
-    struct ec_json j;
-    int hdr;
+    json_t *j;
     int64_t rev = 0;
 
-    if (ec_json_parse(&j, e->buf, e->len) < 0) {
-        ec_json_free(&j);
+    if (!(j = ec_json_parse(e->buf, e->len))) {
         ec_fail(e, "range: malformed response");
         return;
     }
-    hdr = ec_j_get(&j, 0, "header");
-    if (ec_j_int(&j, ec_j_get(&j, hdr, "revision"), &rev) < 0) {
-        ec_json_free(&j);
+    if (ec_j_int(json_object_get(json_object_get(j, "header"), "revision"), &rev) < 0) {
+        json_decref(j);
         ec_fail(e, "range: no revision in the response");
         return;
     }
     ec_map_clear(e);
-    if (ec_apply_kvs(e, &j, ec_j_get(&j, 0, "kvs"), 0) < 0) {
-        ec_json_free(&j);
+    if (ec_apply_kvs(e, json_object_get(j, "kvs"), 0) < 0) {
+        json_decref(j);
         ec_fail(e, "range: bad key/value");
         return;
     }
-    ec_json_free(&j);
+    json_decref(j);
     e->rev = rev;
     e->need_list = 0;
     ec_success(e);
@@ -914,16 +687,15 @@ static void ec_list_done(struct ec *e)
 /* Handles a finished auth/authenticate response. */
 static void ec_auth_done(struct ec *e)
 {
-    struct ec_json j;
+    json_t *j;
 
-    if (ec_json_parse(&j, e->buf, e->len) < 0) {
-        ec_json_free(&j);
+    if (!(j = ec_json_parse(e->buf, e->len))) {
         ec_fail(e, "authenticate: malformed response");
         return;
     }
     free(e->token);
-    e->token = ec_j_str(&j, ec_j_get(&j, 0, "token"));
-    ec_json_free(&j);
+    e->token = ec_j_str(json_object_get(j, "token"));
+    json_decref(j);
     if (!e->token) {
         ec_fail(e, "authenticate: no token in the response");
         return;
@@ -1061,10 +833,7 @@ static void ec_connect(struct ec *e)
     req.method = "POST";
     req.timeout_ms = EC_CALL_TIMEOUT;
     if (e->phase == EC_AUTH) {
-        char *u = ec_jquote(e->username), *p = ec_jquote(e->password ? e->password : "");
-        if (u && p && asprintf(&body, "{\"name\":%s,\"password\":%s}", u, p) < 0) body = NULL;
-        free(u);
-        free(p);
+        body = ec_auth_body(e->username, e->password ? e->password : "");
         path = "/v3/auth/authenticate";
     } else if (e->phase == EC_LIST) {
         if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\"}", e->key_b64, e->end_b64) < 0)
@@ -1080,7 +849,8 @@ static void ec_connect(struct ec *e)
         req.timeout_ms = 0; /* a stream */
     }
     if (!body) {
-        ec_fail(e, "out of memory");
+        ec_fail(e, e->phase == EC_AUTH ? "authenticate: username or password not UTF-8 text"
+                                       : "out of memory");
         return;
     }
     snprintf(url, sizeof(url), "%s%s", e->endpoints[e->cur], path);
