@@ -21,6 +21,8 @@
 #include "plugin_loader.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tls.h"
+#include "tlsstore.h"
 #include "worker.h"
 
 /** A configured provider (the SDK's opaque relais_provider). */
@@ -323,6 +325,18 @@ static void ctl_free_providers(int started)
     ctl_nprovs = 0;
 }
 
+#define CTL_TICKET_ROTATE_S (12 * 3600) /* TLS session ticket key lifetime */
+static struct event *ctl_ticket_ev; /* rotates the ticket keys */
+
+/* Timer: a new TLS session ticket key (the previous two still decrypt). */
+static void ctl_ticket_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    tls_tickets_rotate();
+}
+
 /* Common set-up of ctl_run and ctl_check. */
 static int ctl_setup(struct sc_config *sc, struct pl_set *plugins)
 {
@@ -336,7 +350,12 @@ static int ctl_setup(struct sc_config *sc, struct pl_set *plugins)
     snap_set_release_hook(ctl_release);
     ctl_release_ev = event_new(ctl_base, -1, 0, ctl_release_run, NULL);
     ctl_apply_ev = evtimer_new(ctl_base, ctl_apply_run, NULL);
-    return (ctl_release_ev && ctl_apply_ev) ? 0 : -1;
+    ctl_ticket_ev = event_new(ctl_base, -1, EV_PERSIST, ctl_ticket_run, NULL);
+    if (ctl_ticket_ev) {
+        struct timeval tv = {CTL_TICKET_ROTATE_S, 0};
+        event_add(ctl_ticket_ev, &tv);
+    }
+    return (ctl_release_ev && ctl_apply_ev && ctl_ticket_ev) ? 0 : -1;
 }
 
 /* Frees what ctl_setup made. */
@@ -348,7 +367,10 @@ static void ctl_teardown(void)
     ctl_release_run(-1, 0, NULL);
     if (ctl_apply_ev) event_free(ctl_apply_ev);
     if (ctl_release_ev) event_free(ctl_release_ev);
-    ctl_apply_ev = ctl_release_ev = NULL;
+    if (ctl_ticket_ev) event_free(ctl_ticket_ev);
+    ctl_apply_ev = ctl_release_ev = ctl_ticket_ev = NULL;
+    ts_global_free();
+    tls_global_free();
     host_set_control_base(NULL);
     if (ctl_base) event_base_free(ctl_base);
     ctl_base = NULL;

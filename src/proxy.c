@@ -1779,6 +1779,9 @@ static void px_client_event(struct stream *bev, short what, void *arg)
         c->eof = 1;
         if (c->state == PX_HEAD) px_process(c);
     } else if (what & (ST_EOF | ST_ERROR | ST_TIMEOUT)) {
+        if ((what & ST_ERROR) && c->tls && *st_tls_error(bev))
+            log_debug("tls", "%s: TLS %s: %s", c->peer_ip,
+                      c->hs_ref ? "handshake failed" : "error", st_tls_error(bev));
         px_conn_close(c);
     }
     px_leave(c);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -680,10 +681,12 @@ static struct ts_options *ts_read_options(const char *name, json_t *v, const cha
     }
 build:
     if (!conf_session_nerrors(cs)) {
-        if (o->ciphers && SSL_CTX_set_cipher_list(o->ctx, o->ciphers) != 1)
+        if (!o->ciphers) /* Go's defaults: AEAD suites, CBC ones below 1.2 */
+            o->ciphers = strdup(o->min_version < TLS1_2_VERSION
+                                    ? "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES+SHA1"
+                                    : "ECDHE+AESGCM:ECDHE+CHACHA20");
+        if (!o->ciphers || SSL_CTX_set_cipher_list(o->ctx, o->ciphers) != 1)
             conf_cfg_error(root, "cipherSuites", "refused by OpenSSL");
-        else if (!o->ciphers)
-            SSL_CTX_set_cipher_list(o->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
         if (o->groups && SSL_CTX_set1_groups_list(o->ctx, o->groups) != 1)
             conf_cfg_error(root, "curvePreferences", "refused by OpenSSL");
         SSL_CTX_set_min_proto_version(o->ctx, o->min_version);
@@ -729,15 +732,42 @@ static json_t *ts_child(json_t *tls, const char *key)
 
 /* ---------------------------------------------------------------- build */
 
-/* The reuse key: every source's tls section and the extra certificates. */
+/* Adds "path@mtime" to files for every string in v that names a regular
+ * file (certificates, keys, CA files), so that a file replaced on disk
+ * makes the next build load it again. */
+static void ts_key_files(json_t *v, json_t *files, int depth)
+{
+    struct stat st;
+    const char *k, *str;
+    json_t *c;
+    size_t i;
+
+    if (depth > 8) return;
+    if (json_is_object(v)) {
+        json_object_foreach(v, k, c) ts_key_files(c, files, depth + 1);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, c) ts_key_files(c, files, depth + 1);
+    } else if ((str = json_string_value(v)) != NULL && str[0] == '/' &&
+               stat(str, &st) == 0 && S_ISREG(st.st_mode)) {
+        json_array_append_new(files, json_sprintf("%s@%lld.%09ld", str,
+                                                  (long long)st.st_mtim.tv_sec,
+                                                  (long)st.st_mtim.tv_nsec));
+    }
+}
+
+/* The reuse key: every source's tls section (with the times of the files
+ * it names) and the extra certificates. */
 static json_t *ts_key(const struct ts_source *src, size_t nsrc,
                       const struct ts_extra_cert *extra, size_t nextra)
 {
     json_t *k = json_array();
 
-    for (size_t i = 0; k && i < nsrc; i++)
-        json_array_append_new(k, json_pack("{s:s, s:O?}", "p", src[i].provider, "t",
-                                           src[i].tls));
+    for (size_t i = 0; k && i < nsrc; i++) {
+        json_t *files = json_array();
+        ts_key_files(src[i].tls, files, 0);
+        json_array_append_new(k, json_pack("{s:s, s:O?, s:o}", "p", src[i].provider, "t",
+                                           src[i].tls, "f", files));
+    }
     for (size_t i = 0; k && i < nextra; i++)
         json_array_append_new(k, json_pack("{s:s, s:s}", "c", extra[i].chain_pem, "k",
                                            extra[i].key_pem));
@@ -1119,7 +1149,7 @@ static int ts_client_hello(SSL *ssl, int *alert, void *arg)
         SSL_set_min_proto_version(ssl, o->min_version);
         SSL_set_max_proto_version(ssl, o->max_version);
         if (o->min_version < TLS1_2_VERSION) SSL_set_security_level(ssl, 0);
-        SSL_set_cipher_list(ssl, o->ciphers ? o->ciphers : "ECDHE+AESGCM:ECDHE+CHACHA20");
+        SSL_set_cipher_list(ssl, o->ciphers);
         if (o->groups) SSL_set1_groups_list(ssl, o->groups);
     }
     switch (o->auth) {
