@@ -19,6 +19,7 @@
 #include "kvconf.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "resolvers.h"
 #include "snapshot.h"
 #include "static_config.h"
 #include "tls.h"
@@ -123,6 +124,14 @@ static void ctl_apply(void)
     snap_ref(s);
     wk_publish(s);
     ctl_last_apply_ms = wk_now_ms();
+    rs_sync(s); /* certificates the routers need */
+}
+
+/* A resolver's certificate set changed: rebuild at once (certificates
+ * are not throttled: a challenge or a renewal waits for them). */
+static void ctl_certs_changed(void)
+{
+    if (ctl_live) ctl_apply();
 }
 
 /* Throttle timer: apply the latest configuration. */
@@ -369,6 +378,7 @@ static void ctl_teardown(void)
     if (ctl_release_ev) event_free(ctl_release_ev);
     if (ctl_ticket_ev) event_free(ctl_ticket_ev);
     ctl_apply_ev = ctl_release_ev = ctl_ticket_ev = NULL;
+    rs_stop();
     ts_global_free();
     tls_global_free();
     host_set_control_base(NULL);
@@ -382,6 +392,7 @@ int ctl_check(struct sc_config *sc, struct pl_set *plugins)
 
     if (ctl_setup(sc, plugins) < 0) return 1;
     if (ctl_create_providers() < 0) bad = 1;
+    if (rs_check(sc) < 0) bad = 1;
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (!p->ops->load_once) continue;
@@ -443,6 +454,8 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     signal(SIGPIPE, SIG_IGN);
     if (ctl_setup(sc, plugins) < 0) goto out;
     if (ctl_create_providers() < 0) goto out;
+    if (rs_start(ctl_base, sc, ctl_certs_changed) < 0)
+        log_error("control", "a certificate resolver is left out (see above)");
     /* an empty configuration first: workers always have a snapshot */
     ctl_live = 1;
     ctl_apply();

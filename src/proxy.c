@@ -34,6 +34,7 @@
 #include "netaddr.h"
 #include "proxy.h"
 #include "relais.h"
+#include "resolvers.h"
 #include "router.h"
 #include "snapshot.h"
 #include "static_config.h"
@@ -798,6 +799,28 @@ static const char *px_match_path(struct relais_req *r, size_t *len)
     return out;
 }
 
+/* ACME http-01: GET /.well-known/acme-challenge/TOKEN on the resolver's
+ * entry point is answered before any router (Traefik's acme-http@internal
+ * has the highest priority).  1 when answered. */
+static int px_acme_http01(struct relais_req *r)
+{
+    static const char pfx[] = "/.well-known/acme-challenge/";
+    char ka[512];
+    int n;
+    relais_header h[1] = {{"Content-Type", "text/plain"}};
+
+    if (r->path_len <= sizeof(pfx) - 1 || memcmp(r->path, pfx, sizeof(pfx) - 1) != 0) return 0;
+    if (!(r->method_len == 3 && !memcmp(r->method, "GET", 3)) &&
+        !(r->method_len == 4 && !memcmp(r->method, "HEAD", 4)))
+        return 0;
+    n = rs_http01_answer(r->ep, r->path + sizeof(pfx) - 1, r->path_len - (sizeof(pfx) - 1), ka,
+                         sizeof(ka));
+    if (n < 0) return 0;
+    px_api_respond(r, 200, h, 1, ka, (size_t)n);
+    px_finish(r);
+    return 1;
+}
+
 /* 1 when the request's method is m. */
 static int px_method_is(const struct relais_req *r, const char *m)
 {
@@ -883,6 +906,7 @@ static void px_route(struct relais_req *r)
     rq.client = (const struct sockaddr *)&c->peer;
     rq.header = px_rule_header;
     rq.header_arg = &r->req_hdrs;
+    if (px_acme_http01(r)) return;
     if (!c->tls && c->epc->redirect_to) {
         px_redirect_ep(r);
         return;
