@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "arena.h"
 #include "conf.h"
@@ -128,8 +130,38 @@ static int host_req_client_port(relais_req *r)
 
 static int host_req_is_tls(relais_req *r)
 {
-    (void)r;
-    return 0;
+    return r->tls != NULL && r->conn != NULL;
+}
+
+/* The client's certificate chain, element idx, as DER in request memory
+ * (leaf first; OpenSSL's server side keeps the chain without the leaf). */
+static const unsigned char *host_req_tls_peer_cert(relais_req *r, size_t idx, size_t *len)
+{
+    SSL *ssl = r->conn ? r->tls : NULL;
+    X509 *x = NULL;
+    unsigned char *der = NULL, *p;
+    int n;
+
+    *len = 0;
+    if (!ssl) return NULL;
+    if (idx == 0) {
+        x = SSL_get1_peer_certificate(ssl);
+    } else {
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+        if (chain && (int)idx < sk_X509_num(chain)) {
+            x = sk_X509_value(chain, (int)idx);
+            X509_up_ref(x);
+        }
+    }
+    if (!x) return NULL;
+    n = i2d_X509(x, NULL);
+    if (n > 0 && (der = arena_alloc(r->arena, (size_t)n)) != NULL) {
+        p = der;
+        i2d_X509(x, &p);
+        *len = (size_t)n;
+    }
+    X509_free(x);
+    return der;
 }
 
 static const char *host_req_entrypoint(relais_req *r)
@@ -344,6 +376,7 @@ static const relais_host host_tbl = {
     .req_client_ip = host_req_client_ip,
     .req_client_port = host_req_client_port,
     .req_is_tls = host_req_is_tls,
+    .req_tls_peer_cert = host_req_tls_peer_cert,
     .req_entrypoint = host_req_entrypoint,
     .req_router = host_req_router,
     .req_service = host_req_service,

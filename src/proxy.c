@@ -690,6 +690,7 @@ static int px_parse_head(struct px_conn *c)
     r->ep_name = ep->name;
     memcpy(r->client_ip, c->peer_ip, sizeof(r->client_ip));
     r->client_port = c->peer_port;
+    r->tls = c->tls ? st_ssl(c->bev) : NULL;
     r->start_ms = wk_now_ms();
     c->r = r;
     c->state = PX_BUSY;

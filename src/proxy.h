@@ -46,6 +46,9 @@ struct relais_req {
     const char *ep_name;           /* entry point name */
     char client_ip[48];            /* client address text */
     int client_port;               /* client port */
+    void *tls;                     /* the client connection's SSL (borrowed;
+                                      NULL on plain connections), for
+                                      req_is_tls and req_tls_peer_cert */
     /* request model (version-independent) */
     const char *method;  size_t method_len;   /* method */
     const char *scheme;  size_t scheme_len;   /* "http" / "https" */

@@ -45,7 +45,7 @@ extern "C" {
 #define RELAIS_PLUGIN_MAGIC 0x52504c47u
 /** ABI version this header describes. */
 #define RELAIS_ABI_MAJOR 1
-#define RELAIS_ABI_MINOR 2
+#define RELAIS_ABI_MINOR 3
 /** Name of the one symbol a plugin exports. */
 #define RELAIS_PLUGIN_SYMBOL "relais_plugin_descriptor"
 
@@ -478,6 +478,13 @@ struct relais_host {
      *  configuration stays). */
     int (*provider_publish_kv)(relais_provider *prov, const relais_kv *pairs,
                                size_t n, int sep, const char *root);
+
+    /* -- ABI 1.3: the client's TLS certificate -- */
+    /** The certificate chain the client presented, element idx (0 = its
+     *  certificate, then the intermediates it sent), as DER bytes valid as
+     *  long as req; NULL with *len = 0 on a plain connection, without a
+     *  client certificate, or past the end.  Worker thread. */
+    const unsigned char *(*req_tls_peer_cert)(relais_req *req, size_t idx, size_t *len);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -502,6 +509,8 @@ struct relais_host {
  *      Key/value sources: relais_kv; relais_host.provider_publish_kv.
  * 1.2  relais_http_req: tls_ca, tls_cert, tls_key, tls_insecure (the host
  *      client speaks https://); RELAIS_HOST_ABI_AT_LEAST.
+ * 1.3  relais_host.req_tls_peer_cert (passTLSClientCert and other
+ *      client-certificate middlewares).
  */
 
 #ifdef __cplusplus
