@@ -77,6 +77,7 @@ void snap_free(struct snapshot *s)
         free(r->rule_text);
         rule_free(r->rule);
         free(r->eps);
+        free(r->tls_on);
         free(r->mws);
         free(r->cert_resolver);
         json_decref(r->tls_domains);
@@ -379,6 +380,11 @@ static void snap_router_tls(struct snapshot *snap, struct snap_router *r,
     char *q;
     int b;
 
+    r->tls_on = calloc(sc->neps ? sc->neps : 1, 1);
+    if (!r->tls_on) {
+        conf_cfg_error(root, NULL, "out of memory");
+        return;
+    }
     if (t) {
         switch (conf_cfg_type(t)) {
         case RELAIS_CFG_BOOL:
@@ -409,17 +415,20 @@ static void snap_router_tls(struct snapshot *snap, struct snap_router *r,
             return;
         }
     } else {
-        /* entryPoints.X.http.tls: the defaults of the first such entry point */
+        /* entryPoints.X.http.tls: TLS on those entry points only, with
+         * the defaults of the first of them */
         for (size_t e = 0; e < sc->neps; e++) {
             const struct sc_entrypoint *ep = &sc->eps[e];
             if (!r->eps[e] || !ep->http_tls) continue;
+            r->tls_on[e] = 1;
+            if (r->tls) continue;
             r->tls = 1;
             opts = ep->tls_options;
             resolver = ep->tls_resolver;
             if (ep->tls_domains) r->tls_domains = json_incref(ep->tls_domains);
-            break;
         }
     }
+    if (t && r->tls) memcpy(r->tls_on, r->eps, sc->neps);
     if (!r->tls) return;
     if (opts && *opts) {
         q = strcmp(opts, "default") ? snap_qualify(opts, provider) : strdup("default");
@@ -712,7 +721,8 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
             if (!ents) goto oom;
             for (i = 0; i < snap->nrouters; i++) {
                 struct snap_router *r = &snap->routers[i];
-                if (r->status == SNAP_DISABLED || !r->eps[e] || r->tls != tls) continue;
+                if (r->status == SNAP_DISABLED || !r->eps[e] || !r->tls_on || r->tls_on[e] != tls)
+                    continue;
                 ents[ne].rule = r->rule;
                 ents[ne].priority = r->priority;
                 ents[ne].name = r->name;

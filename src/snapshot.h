@@ -95,9 +95,11 @@ struct snap_router {
     struct snap_middleware **mws;  /* chain in the router's order */
     size_t nmws;                   /* chain length */
     struct snap_service *service;  /* target */
-    int tls;                       /* served on TLS connections only (the
-                                      router's tls key or the entry
-                                      point's http.tls) */
+    int tls;                       /* TLS on at least one entry point */
+    unsigned char *tls_on;         /* tls_on[i] = 1: on entry point i the
+                                      router serves TLS connections only
+                                      (its tls key, or that entry point's
+                                      http.tls when it has none) */
     const struct ts_options *tls_opts; /* its TLS options (default: NULL) */
     char *cert_resolver;           /* tls.certResolver, or NULL */
     json_t *tls_domains;           /* tls.domains (new reference), or NULL */

@@ -39,7 +39,7 @@ leaf() {
 ) >"$T/pki.log" 2>&1 || { echo "Bail out! openssl could not make the test PKI"; exit 1; }
 
 start_whoami w1; P1=$WHOAMI_PORT
-WS=$(free_port); WEB=$(free_port)
+WS=$(free_port); WEB=$(free_port); TO=$(free_port)
 DYN=$T/dyn.yaml
 # write_dyn [EXTRA-DEFAULT-OPTIONS]: the dynamic configuration
 write_dyn() {
@@ -72,6 +72,10 @@ http:
     m3: {rule: Host(\`m3.test\`), service: s, tls: {options: m3}}
     m4: {rule: Host(\`m4.test\`), service: s, tls: {options: m4}}
     m5: {rule: Host(\`m5.test\`), service: s, tls: {options: m5}}
+    epdefault:
+      rule: Host(\`ep.test\`)
+      entryPoints: [tlsonly]
+      service: s
     badopts:
       rule: Host(\`bad.test\`)
       service: s
@@ -115,6 +119,11 @@ cat >"$T/relais.yaml" <<EOF
 entryPoints:
   websecure:
     address: "127.0.0.1:$WS"
+  tlsonly:
+    address: "127.0.0.1:$TO"
+    http:
+      tls:
+        options: modern
   web:
     address: "127.0.0.1:$WEB"
     http:
@@ -208,6 +217,13 @@ ok "unknown TLS options: router disabled with its key path" \
 is "its host is not served" 404 "$(get bad.test -k)"
 ok "a missing certificate file is reported with its key path" \
   wait_log "dyn.yaml: tls.certificates\[3\].certFile: $K/missing.pem: No such file or directory"
+# ---- entryPoints.X.http.tls: routers without tls become TLS routers there
+is "entry point http.tls: a router without tls served over TLS" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -k --resolve "ep.test:$TO:127.0.0.1" "https://ep.test:$TO/")"
+is "entry point http.tls options (modern): TLS 1.2 refused" 000 \
+  "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -k --tls-max 1.2 --resolve "ep.test:$TO:127.0.0.1" "https://ep.test:$TO/")"
+is "entry point http.tls: no plain router there" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: ep.test' "http://127.0.0.1:$TO/")"
 # ---- entry point redirection
 loc=$(curl -s -D- -o /dev/null -H 'Host: a.test' "http://127.0.0.1:$WEB/p/q?x=1" | tr -d '\r')
 like "redirection: 301" "^HTTP/1.1 301" "$loc"
