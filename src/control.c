@@ -259,6 +259,7 @@ static int ctl_create_providers(void)
         struct relais_provider *p;
         struct conf_session *s;
         char path[300];
+        json_t *opts;
         const struct pl_plugin *pl;
 
         if (!strcasecmp(key, "providersThrottleDuration")) continue;
@@ -299,7 +300,17 @@ static int ctl_create_providers(void)
         p->ops = pl->desc->ops;
         snprintf(path, sizeof(path), "providers.%s", key);
         s = conf_session_new(path);
-        if (p->ops->create(host_table(), conf_session_root(s, val), p, &p->inst) != 0 ||
+        /* the plugin sees its own options only: "type" is the host's */
+        opts = json_is_object(val) ? json_copy(val) : json_incref(val);
+        if (json_is_object(opts)) {
+            const char *k2;
+            json_t *v2;
+            void *tmp;
+            json_object_foreach_safe(opts, tmp, k2, v2)
+                if (!strcasecmp(k2, "type") && pl != pl_find(ctl_plugins, RELAIS_KIND_PROVIDER, key))
+                    json_object_del(opts, k2);
+        }
+        if (p->ops->create(host_table(), conf_session_root(s, opts), p, &p->inst) != 0 ||
             conf_session_nerrors(s)) {
             for (size_t i = 0; i < conf_session_nerrors(s); i++)
                 log_error("config", "%s: %s", ctl_sc->path, conf_session_error(s, i));
@@ -314,6 +325,7 @@ static int ctl_create_providers(void)
             ctl_nprovs++;
         }
         conf_session_free(s);
+        json_decref(opts);
     }
     return errors ? -1 : 0;
 }

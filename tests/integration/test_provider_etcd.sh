@@ -202,17 +202,18 @@ entryPoints:
     address: "127.0.0.1:$RP"
 providers:
   etcd:
-    endpoints: ["https://127.0.0.1:2379", "a/b"]
+    endpoints: ["https://127.0.0.1:2379/v3", "a/b"]
     rootKey: ""
     tls:
       insecureSkipVerify: true
+      cafile: x
     bogus: 1
 EOF
 out=$("$RELAIS" --config "$T/bad.yaml" --plugin-dir "$PLUGIN_DIR" --check 2>&1); rc=$?
 is "--check refuses bad etcd options" 1 "$rc"
-like "https endpoint named" 'providers.etcd.endpoints: .*not supported yet' "$out"
+like "an https endpoint with a path named" 'providers.etcd.endpoints: "https://127.0.0.1:2379/v3": expected host:port' "$out"
 like "bad endpoint named" 'providers.etcd.endpoints: "a/b": expected host:port' "$out"
 like "empty rootKey named" 'providers.etcd.rootKey: ' "$out"
-like "tls refused" 'providers.etcd.tls: not supported yet' "$out"
+like "unknown tls option named" 'providers.etcd.tls.cafile: unknown option' "$out"
 like "unknown option named" 'providers.etcd.bogus: unknown option' "$out"
 t_done

@@ -1,8 +1,12 @@
 /*
  * etcd — provider plugin reading the dynamic configuration from etcd v3
  * (Traefik's etcd provider: config key "etcd"; options endpoints
- * (["127.0.0.1:2379"]), rootKey ("traefik"), username/password; tls is
- * refused for now).  Module prefix: ec_.
+ * (["127.0.0.1:2379"]), rootKey ("traefik"), username/password, tls {ca,
+ * cert, key, insecureSkipVerify}).  An endpoint is "host:port",
+ * "http://host:port" or "https://host:port"; with a tls block, host:port
+ * means https.  tls values are a file path or PEM text (ABI 1.2: the host
+ * client does the TLS).  Logs go under "provider NAME" (the instance name,
+ * "etcd" for the unnamed one).  Module prefix: ec_.
  *
  * Protocol: etcd's JSON gateway (/v3/) through the host's asynchronous HTTP
  * client.  Start lists every key under ROOT/ (kv/range), publishes the
@@ -35,7 +39,6 @@
 #include <jansson.h>
 #include <relais/plugin.h>
 
-#define EC_WHO "provider etcd"
 #define EC_MAX_ENDPOINTS 32            /* endpoints option cap */
 #define EC_MAX_BODY (64u << 20)        /* response / message cap: 64 MiB */
 #define EC_MAX_KEYS 1000000u           /* keys kept in memory */
@@ -231,9 +234,10 @@ enum ec_phase { EC_IDLE, EC_AUTH, EC_LIST, EC_WATCH };
 
 /** The provider instance. */
 struct ec {
+    char who[96];               /* "provider NAME", for the log */
     const relais_host *host;    /* host table */
     relais_provider *prov;      /* our handle */
-    char *endpoints[EC_MAX_ENDPOINTS]; /* base URLs "http://host:port" */
+    char *endpoints[EC_MAX_ENDPOINTS]; /* base URLs "http(s)://host:port" */
     size_t nendpoints;          /* how many */
     size_t cur;                 /* endpoint in use */
     char *root;                 /* rootKey */
@@ -242,6 +246,12 @@ struct ec {
     char *username;             /* etcd user, or NULL */
     char *password;             /* its password */
     char *token;                /* auth token, or NULL */
+    int token_ok;               /* the token served a list or a watch */
+    int tls;                    /* a tls block was given */
+    char *tls_ca;               /* tls.ca (file or PEM), or NULL */
+    char *tls_cert;             /* tls.cert (file or PEM), or NULL */
+    char *tls_key;              /* tls.key (file or PEM), or NULL */
+    int tls_insecure;           /* tls.insecureSkipVerify */
     struct ec_pair *pairs;      /* the key→value map, sorted by key */
     size_t npairs;              /* entries used */
     size_t cappairs;            /* entries allocated */
@@ -388,14 +398,14 @@ static void ec_publish(struct ec *e)
     if (e->stopped) return;
     kv = malloc((e->npairs ? e->npairs : 1) * sizeof(*kv));
     if (!kv) {
-        e->host->log(RELAIS_LOG_ERROR, EC_WHO, "out of memory publishing %zu keys", e->npairs);
+        e->host->log(RELAIS_LOG_ERROR, e->who, "out of memory publishing %zu keys", e->npairs);
         return;
     }
     for (size_t i = 0; i < e->npairs; i++) {
         kv[i].key = e->pairs[i].key;
         kv[i].value = e->pairs[i].val;
     }
-    e->host->log(RELAIS_LOG_DEBUG, EC_WHO, "publishing %zu keys (revision %lld)", e->npairs,
+    e->host->log(RELAIS_LOG_DEBUG, e->who, "publishing %zu keys (revision %lld)", e->npairs,
                  (long long)e->rev);
     e->host->provider_publish_kv(e->prov, kv, e->npairs, '/', e->root);
     free(kv);
@@ -413,11 +423,11 @@ static void ec_fail(struct ec *e, const char *what)
 {
     if (e->stopped) return;
     if (!e->failing)
-        e->host->log(RELAIS_LOG_ERROR, EC_WHO,
+        e->host->log(RELAIS_LOG_ERROR, e->who,
                      "%s: %s; retrying (other endpoints too), the last configuration keeps serving",
                      e->endpoints[e->cur], what);
     else
-        e->host->log(RELAIS_LOG_DEBUG, EC_WHO, "%s: %s", e->endpoints[e->cur], what);
+        e->host->log(RELAIS_LOG_DEBUG, e->who, "%s: %s", e->endpoints[e->cur], what);
     e->failing = 1;
     e->phase = EC_IDLE;
     if (e->hcall) {
@@ -431,13 +441,29 @@ static void ec_fail(struct ec *e, const char *what)
     if (e->backoff > EC_BACKOFF_MAX) e->backoff = EC_BACKOFF_MAX;
 }
 
-/* The endpoint answered properly: end of an outage. */
+/* The endpoint answered properly (a list, or a watch created): end of an
+ * outage; the token in use, if any, is known good. */
 static void ec_success(struct ec *e)
 {
     e->backoff = EC_BACKOFF_MIN;
+    e->token_ok = e->token != NULL;
     if (e->failing)
-        e->host->log(RELAIS_LOG_INFO, EC_WHO, "%s: reachable again", e->endpoints[e->cur]);
+        e->host->log(RELAIS_LOG_INFO, e->who, "%s: reachable again", e->endpoints[e->cur]);
     e->failing = 0;
+}
+
+/* Drops the auth token (the server rejected it: expired, revoked, or the
+ * member restarted and forgot it); the next connection authenticates
+ * again.  A token that had served answers means the server is up: the
+ * retry comes at once (backoff reset).  A fresh token rejected keeps the
+ * backoff growing, so a server that refuses every token is not hammered. */
+static void ec_drop_token(struct ec *e)
+{
+    if (!e->token) return;
+    if (e->token_ok) e->backoff = EC_BACKOFF_MIN;
+    free(e->token);
+    e->token = NULL;
+    e->token_ok = 0;
 }
 
 /* Describes an error body ({"error":..,"message":..}) into out. */
@@ -479,7 +505,7 @@ static int ec_apply_kv(struct ec *e, const json_t *item, int is_events)
     key = ec_b64dec(kb);
     free(kb);
     if (!key) {
-        e->host->log(RELAIS_LOG_WARN, EC_WHO, "a key that is not valid base64 text is ignored");
+        e->host->log(RELAIS_LOG_WARN, e->who, "a key that is not valid base64 text is ignored");
         return 0;
     }
     if (del) {
@@ -491,12 +517,12 @@ static int ec_apply_kv(struct ec *e, const json_t *item, int is_events)
     val = vb ? ec_b64dec(vb) : strdup(""); /* an empty value is omitted */
     free(vb);
     if (!val) {
-        e->host->log(RELAIS_LOG_WARN, EC_WHO, "%s: value is not text, ignored", key);
+        e->host->log(RELAIS_LOG_WARN, e->who, "%s: value is not text, ignored", key);
         free(key);
         return 0;
     }
     if (ec_map_put(e, key, val) < 0) {
-        e->host->log(RELAIS_LOG_ERROR, EC_WHO, "too many keys (cap %u) or out of memory",
+        e->host->log(RELAIS_LOG_ERROR, e->who, "too many keys (cap %u) or out of memory",
                      EC_MAX_KEYS);
         return -1;
     }
@@ -541,15 +567,12 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
         char what[300];
         snprintf(what, sizeof(what), "watch error: %.200s", msg ? msg : "(no result)");
         free(msg);
-        if (e->token) {
-            free(e->token); /* maybe expired: authenticate again */
-            e->token = NULL;
-        }
+        ec_drop_token(e); /* maybe expired: authenticate again */
         ec_fail(e, what);
         goto done;
     }
     if (ec_j_int(json_object_get(res, "compact_revision"), &v) == 0 && v > 0) {
-        e->host->log(RELAIS_LOG_WARN, EC_WHO,
+        e->host->log(RELAIS_LOG_WARN, e->who,
                      "revision %lld was compacted (oldest %lld): listing again",
                      (long long)e->rev + 1, (long long)v);
         e->need_list = 1;
@@ -563,8 +586,7 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
         snprintf(what, sizeof(what), "watch canceled by the server: %.200s",
                  why ? why : "no reason given");
         if (why && (strstr(why, "token") || strstr(why, "Unauthenticated"))) {
-            free(e->token); /* expired or revoked: authenticate again */
-            e->token = NULL;
+            ec_drop_token(e); /* expired or revoked: authenticate again */
         }
         free(why);
         ec_fail(e, what);
@@ -574,7 +596,7 @@ static int ec_watch_msg(struct ec *e, const char *s, size_t n)
         e->watch_ok = 1;
         ec_success(e);
         e->host->timer_start(e->health, EC_HEALTH_MS);
-        e->host->log(RELAIS_LOG_DEBUG, EC_WHO, "%s: watching from revision %lld",
+        e->host->log(RELAIS_LOG_DEBUG, e->who, "%s: watching from revision %lld",
                      e->endpoints[e->cur], (long long)e->rev + 1);
     }
     evs = json_object_get(res, "events");
@@ -676,7 +698,7 @@ static void ec_list_done(struct ec *e)
     e->rev = rev;
     e->need_list = 0;
     ec_success(e);
-    e->host->log(RELAIS_LOG_INFO, EC_WHO, "%s: %zu keys under %s/ at revision %lld",
+    e->host->log(RELAIS_LOG_INFO, e->who, "%s: %zu keys under %s/ at revision %lld",
                  e->endpoints[e->cur], e->npairs, e->root, (long long)rev);
     if (e->pub_pending) e->host->timer_stop(e->debounce);
     ec_publish(e);
@@ -695,6 +717,7 @@ static void ec_auth_done(struct ec *e)
     }
     free(e->token);
     e->token = ec_j_str(json_object_get(j, "token"));
+    e->token_ok = 0;
     json_decref(j);
     if (!e->token) {
         ec_fail(e, "authenticate: no token in the response");
@@ -718,10 +741,7 @@ static void ec_on_done(void *arg, int error, const char *message)
         ec_fail(e, what);
     } else if (e->status != 200) {
         ec_err_text(e, what, sizeof(what));
-        if (e->status == 401 || strstr(what, "token")) {
-            free(e->token);
-            e->token = NULL;
-        }
+        if (e->status == 401 || strstr(what, "token")) ec_drop_token(e);
         ec_fail(e, what);
     } else if (e->too_big) {
         ec_fail(e, "response over 64 MiB");
@@ -765,6 +785,18 @@ static void ec_h_on_done(void *arg, int error, const char *message)
     ec_fail(e, what);
 }
 
+/* Fills the TLS fields of req from the tls options (borrowed pointers:
+ * they live as long as e).  Only on a host of ABI 1.2 or later, whose
+ * request struct has them (ec_create refuses tls on an older host). */
+static void ec_req_tls(const struct ec *e, relais_http_req *req)
+{
+    if (!RELAIS_HOST_ABI_AT_LEAST(e->host, 1, 2)) return;
+    req->tls_ca = e->tls_ca;
+    req->tls_cert = e->tls_cert;
+    req->tls_key = e->tls_key;
+    req->tls_insecure = e->tls_insecure;
+}
+
 /* Health timer: a one-key, keys-only linearizable range on the endpoint in
  * use (needs the member to be in a quorum). */
 static void ec_health_cb(void *arg)
@@ -788,6 +820,7 @@ static void ec_health_cb(void *arg)
     req.body = body;
     req.body_len = strlen(body);
     req.timeout_ms = EC_HEALTH_TIMEOUT;
+    ec_req_tls(e, &req);
     if (e->token) {
         hdr.name = "Authorization";
         hdr.value = e->token;
@@ -857,6 +890,7 @@ static void ec_connect(struct ec *e)
     req.url = url;
     req.body = body;
     req.body_len = strlen(body);
+    ec_req_tls(e, &req);
     if (e->token && e->phase != EC_AUTH) {
         hdr.name = "Authorization";
         hdr.value = e->token;
@@ -902,33 +936,92 @@ static void ec_destroy(void *inst)
     free(e->username);
     free(e->password);
     free(e->token);
+    free(e->tls_ca);
+    free(e->tls_cert);
+    free(e->tls_key);
     free(e->buf);
     free(e);
 }
 
-/* Validates and stores one endpoint ("host:port" or "http://host:port").
- * 0, or -1 after cfg_error on node.key. */
+/* Validates and stores one endpoint ("host:port", "http://host:port" or
+ * "https://host:port"; a bare host:port is https when a tls block was
+ * given, so e->tls must be set before).  0, or -1 after cfg_error on
+ * node.key. */
 static int ec_add_endpoint(struct ec *e, const relais_cfg *node, const char *key, const char *s)
 {
-    const char *hp = s;
+    const char *hp = s, *scheme = e->tls ? "https" : "http";
     char *u;
 
     if (!strncmp(s, "https://", 8)) {
-        e->host->cfg_error(node, key, "\"%s\": https (tls) is not supported yet", s);
-        return -1;
+        hp += 8;
+        scheme = "https";
+    } else if (!strncmp(s, "http://", 7)) {
+        hp += 7;
+        scheme = "http";
     }
-    if (!strncmp(s, "http://", 7)) hp += 7;
     if (!*hp || strchr(hp, '/') || strchr(hp, ' ') || strstr(hp, "://") || strlen(hp) > 256) {
         e->host->cfg_error(node, key, "\"%s\": expected host:port", s);
+        return -1;
+    }
+    if (scheme[4] == 's' && !RELAIS_HOST_ABI_AT_LEAST(e->host, 1, 2)) {
+        e->host->cfg_error(node, key, "\"%s\": https needs a relais with ABI 1.2", s);
         return -1;
     }
     if (e->nendpoints >= EC_MAX_ENDPOINTS) {
         e->host->cfg_error(node, key, "at most %d endpoints", EC_MAX_ENDPOINTS);
         return -1;
     }
-    if (asprintf(&u, "http://%s", hp) < 0) return -1;
+    if (asprintf(&u, "%s://%s", scheme, hp) < 0) return -1;
     e->endpoints[e->nendpoints++] = u;
     return 0;
+}
+
+/* Reads the tls block (Traefik's ca, cert, key, insecureSkipVerify; each
+ * of ca/cert/key a file path or PEM text) into e; a block present (even
+ * empty) sets e->tls.  Control thread.  0, or -1 after cfg_error naming
+ * the key (providers.NAME.tls.KEY). */
+static int ec_tls_config(struct ec *e, const relais_cfg *cfg)
+{
+    static const char *const names[] = {"ca", "cert", "key"};
+    const relais_host *host = e->host;
+    const relais_cfg *t = host->cfg_get(cfg, "tls");
+    char **dst[] = {&e->tls_ca, &e->tls_cert, &e->tls_key};
+    const char *s;
+    int bad = 0, rc;
+
+    if (!t || host->cfg_type(t) == RELAIS_CFG_NULL) return 0;
+    if (host->cfg_type(t) != RELAIS_CFG_MAP) {
+        host->cfg_error(cfg, "tls", "expected a map (ca, cert, key, insecureSkipVerify)");
+        return -1;
+    }
+    if (!RELAIS_HOST_ABI_AT_LEAST(host, 1, 2)) {
+        host->cfg_error(cfg, "tls", "needs a relais with ABI 1.2 (https client)");
+        return -1;
+    }
+    e->tls = 1;
+    for (size_t i = 0; i < host->cfg_len(t); i++) {
+        const char *k;
+        host->cfg_at(t, i, &k);
+        if (k && strcmp(k, "ca") && strcmp(k, "cert") && strcmp(k, "key") &&
+            strcmp(k, "insecureSkipVerify")) {
+            host->cfg_error(t, k, "unknown option (expected ca, cert, key, insecureSkipVerify)");
+            bad = 1;
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        rc = host->cfg_string(t, names[i], &s);
+        if (rc == RELAIS_CFG_OK && *s) {
+            if (!(*dst[i] = strdup(s))) bad = 1;
+        } else if (rc == RELAIS_CFG_INVALID) {
+            bad = 1;
+        }
+    }
+    if (host->cfg_bool(t, "insecureSkipVerify", &e->tls_insecure) == RELAIS_CFG_INVALID) bad = 1;
+    if (!e->tls_cert != !e->tls_key) {
+        host->cfg_error(t, e->tls_cert ? "key" : "cert", "cert and key go together");
+        bad = 1;
+    }
+    return bad ? -1 : 0;
 }
 
 /* Control thread: validates the options (errors through cfg_error naming
@@ -945,11 +1038,14 @@ static int ec_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     if (!e) return -1;
     e->host = host;
     e->prov = prov;
+    snprintf(e->who, sizeof(e->who), "provider %s",
+             host->provider_name(prov) ? host->provider_name(prov) : "etcd");
     e->backoff = EC_BACKOFF_MIN;
     if (!RELAIS_HOST_HAS(host, http_request) || !RELAIS_HOST_HAS(host, provider_publish_kv)) {
         host->cfg_error(cfg, NULL, "this relais lacks the HTTP client / KV publishing (ABI 1.1)");
         bad = 1;
     }
+    if (ec_tls_config(e, cfg) < 0) bad = 1; /* first: it decides host:port's scheme */
     eps = host->cfg_get(cfg, "endpoints");
     if (eps && host->cfg_type(eps) == RELAIS_CFG_LIST) {
         size_t n = host->cfg_len(eps);
@@ -1007,15 +1103,12 @@ static int ec_create(const relais_host *host, const relais_cfg *cfg, relais_prov
         host->cfg_error(cfg, "password", "given without username");
         bad = 1;
     }
-    if (host->cfg_type(host->cfg_get(cfg, "tls")) > RELAIS_CFG_NULL) {
-        host->cfg_error(cfg, "tls", "not supported yet");
-        bad = 1;
-    }
     for (size_t i = 0; i < host->cfg_len(cfg); i++) {
         const char *k;
         host->cfg_at(cfg, i, &k);
         if (k && strcasecmp(k, "endpoints") && strcasecmp(k, "rootKey") &&
-            strcasecmp(k, "username") && strcasecmp(k, "password") && strcasecmp(k, "tls")) {
+            strcasecmp(k, "username") && strcasecmp(k, "password") && strcasecmp(k, "tls") &&
+            strcasecmp(k, "type")) { /* type: a named instance's (control.c) */
             host->cfg_error(cfg, k, "unknown option");
             bad = 1;
         }
