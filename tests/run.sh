@@ -12,7 +12,7 @@ BUILD=${BUILD:-$SRC/_build}
 DEPS="build-essential autoconf automake libtool libtool-bin pkg-config
   libevent-dev libssl-dev libltdl-dev libjansson-dev libpcre2-dev libyaml-dev
   curl netcat-openbsd python3 varnish binutils redis-server redis-tools
-  etcd-server etcd-client docker.io busybox-static"
+  etcd-server etcd-client docker.io busybox-static openssl pebble"
 missing=""
 for p in $DEPS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
