@@ -32,6 +32,7 @@ leaf() {
   leaf wild 'DNS:*.wild.test' ca
   leaf b.test DNS:b.test ca
   leaf default.test DNS:default.test ca
+  leaf inline.test DNS:inline.test ca
   leaf client 'DNS:client' ca 'extendedKeyUsage=clientAuth'
   leaf stranger 'DNS:stranger' otherca 'extendedKeyUsage=clientAuth'
   cp "$K/a.test.pem" "$K/a-cur.pem"; cp "$K/a.test.key" "$K/a-cur.key"
@@ -43,6 +44,9 @@ WS=$(free_port); WEB=$(free_port); TO=$(free_port)
 DYN=$T/dyn.yaml
 # write_dyn [EXTRA-DEFAULT-OPTIONS]: the dynamic configuration
 write_dyn() {
+  local icert ikey
+  icert=$(sed 's/^/        /' "$K/inline.test.pem")
+  ikey=$(sed 's/^/        /' "$K/inline.test.key")
   cat >"$DYN.tmp" <<EOF
 http:
   routers:
@@ -93,6 +97,10 @@ tls:
     - {certFile: "$K/wild.pem", keyFile: "$K/wild.key"}
     - {certFile: "$K/b.test.pem", keyFile: "$K/b.test.key"}
     - {certFile: "$K/missing.pem", keyFile: "$K/missing.key"}
+    - certFile: |
+$icert
+      keyFile: |
+$ikey
   stores:
     default:
       defaultCertificate: {certFile: "$K/default.test.pem", keyFile: "$K/default.test.key"}
@@ -168,6 +176,7 @@ is "wildcard SNI: the wildcard certificate (CN wild, SAN *.wild.test)" wild "$(s
 is "two labels under a wildcard: not covered (default certificate)" default.test \
   "$(subject y.x.wild.test)"
 is "unknown SNI: tls.stores.default's certificate" default.test "$(subject nobody.test)"
+is "a certificate given inline (PEM text in certFile/keyFile)" inline.test "$(subject inline.test)"
 is "no SNI at all: the default certificate" default.test "$(subject '' -noservername)"
 is "HTTPS request with a verified chain" 200 "$(get a.test)"
 is "HTTPS request through the wildcard" 200 "$(get x.wild.test)"
