@@ -148,8 +148,12 @@ static const unsigned char *host_req_tls_peer_cert(relais_req *r, size_t idx, si
         x = SSL_get1_peer_certificate(ssl);
     } else {
         STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-        if (chain && (int)idx < sk_X509_num(chain)) {
-            x = sk_X509_value(chain, (int)idx);
+        /* the server side's chain lacks the leaf; tolerate one that has it */
+        X509 *leaf = SSL_get0_peer_certificate(ssl);
+        int skip = (chain && sk_X509_num(chain) > 0 && leaf &&
+                    X509_cmp(sk_X509_value(chain, 0), leaf) == 0) ? 0 : 1;
+        if (chain && idx - (size_t)skip < (size_t)sk_X509_num(chain)) {
+            x = sk_X509_value(chain, (int)(idx - (size_t)skip));
             X509_up_ref(x);
         }
     }
