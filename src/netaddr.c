@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,4 +245,49 @@ int na_port(const struct sockaddr *sa)
     if (sa->sa_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     return 0;
+}
+
+int na_resolve(const char *hostport, int socktype, struct sockaddr_storage *ss,
+                socklen_t *len, char *msg, size_t msglen)
+{
+    char host[256];
+    const char *colon, *port;
+    struct addrinfo hints, *res = NULL;
+    size_t hl;
+    int rc;
+
+    if (hostport[0] == '[') {
+        const char *rb = strchr(hostport, ']');
+        if (!rb || rb[1] != ':') goto bad;
+        hl = (size_t)(rb - hostport - 1);
+        if (hl >= sizeof(host)) goto bad;
+        memcpy(host, hostport + 1, hl);
+        port = rb + 2;
+    } else {
+        colon = strrchr(hostport, ':');
+        if (!colon || colon == hostport) goto bad;
+        hl = (size_t)(colon - hostport);
+        if (hl >= sizeof(host) || memchr(hostport, ':', hl)) goto bad;
+        memcpy(host, hostport, hl);
+        port = colon + 1;
+    }
+    host[hl] = '\0';
+    if (!*port || strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 ||
+        atoi(port) > 65535)
+        goto bad;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = socktype;
+    hints.ai_flags = AI_NUMERICSERV;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(msg, msglen, "cannot resolve \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(msg, msglen, "expected an address such as \"127.0.0.1:8080\", got \"%s\"", hostport);
+    return -1;
 }

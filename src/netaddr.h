@@ -48,4 +48,10 @@ char *na_ntop(const struct sockaddr *sa, char *buf, size_t len);
 /** Port of sa. */
 int na_port(const struct sockaddr *sa);
 
+/** Resolves "host:port" ("[v6]:port") for socktype (SOCK_STREAM,
+ *  SOCK_DGRAM) into ss/len: the first address getaddrinfo gives.  May
+ *  block on DNS (control thread).  0, or -1 with msg. */
+int na_resolve(const char *hostport, int socktype, struct sockaddr_storage *ss,
+               socklen_t *len, char *msg, size_t msglen);
+
 #endif /* RELAIS_NETADDR_H */

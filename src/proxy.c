@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,14 @@
 #include "log.h"
 #include "netaddr.h"
 #include "proxy.h"
+#include "proxyproto.h"
 #include "relais.h"
 #include "resolvers.h"
 #include "router.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tcp.h"
+#include "tlshello.h"
 #include "tlsstore.h"
 #include "upstream.h"
 #include "worker.h"
@@ -86,6 +90,11 @@ struct px_conn {
                                        of the TLS handshake, or NULL */
     char tls_opts[96];              /* name of the TLS options the
                                        handshake used (421 check) */
+    uint64_t accept_ms;             /* when accepted (PROXY header and
+                                       ClientHello deadline) */
+    int pp_trusted;                 /* peer may send a PROXY header */
+    int has_pp_dst;                 /* pp_dst holds the header's destination */
+    struct sockaddr_storage pp_dst; /* destination the PROXY header gave */
     struct px_conn *next;           /* worker's list */
     struct px_conn *prev;
 };
@@ -98,6 +107,9 @@ static void px_up_write(struct stream *bev, void *arg);
 static void px_up_event(struct stream *bev, short what, void *arg);
 static void px_process(struct px_conn *c);
 static void px_sniff(evutil_socket_t fd, short what, void *arg);
+static void px_start(struct px_conn *c);
+static int px_wait_peek(struct px_conn *c, event_callback_fn cb);
+static void px_pp_read(evutil_socket_t fd, short what, void *arg);
 static void px_run_chain(struct relais_req *r);
 static void px_forward(struct relais_req *r);
 static void px_finish(struct relais_req *r);
@@ -372,29 +384,254 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
                              (c->epc->write_timeout_ms % 1000) * 1000};
         st_set_timeouts(c->bev, NULL, &tv);
     }
-    {
-        /* an entry point with TLS routers: the first byte tells whether
-         * this connection speaks TLS (Traefik serves both on one port) */
-        struct wk_snapref *ref = wk_acquire(w);
-        if (ref && ep < (int)ref->snap->ntables && ref->snap->ep_tls[ep]) {
-            int64_t ms = c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms : 30000;
+    c->accept_ms = wk_now_ms();
+    if (c->epc->pp_enabled) {
+        /* PROXY protocol: the header comes before anything else */
+        c->pp_trusted = c->epc->pp_insecure;
+        for (size_t i = 0; !c->pp_trusted && i < c->epc->npp_trusted; i++)
+            if (na_cidr_contains(&c->epc->pp_trusted[i], mapped)) c->pp_trusted = 1;
+        if (px_wait_peek(c, px_pp_read) < 0) px_conn_free(c);
+        return;
+    }
+    px_start(c);
+}
+
+/* The deadline of the PROXY header and ClientHello: headerTimeout (30 s
+ * when unset) from the accept. */
+static int64_t px_peek_ms(const struct px_conn *c)
+{
+    return c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms : 30000;
+}
+
+/* Waits for bytes to peek at (cb runs when more arrive): edge-triggered
+ * where the backend can, so that bytes left in the socket do not wake the
+ * loop again; bounded by px_peek_ms from the accept.  0 / -1. */
+static int px_wait_peek(struct px_conn *c, event_callback_fn cb)
+{
+    int64_t left = px_peek_ms(c) - (int64_t)(wk_now_ms() - c->accept_ms);
+    short ev = EV_READ | EV_PERSIST;
+    struct timeval tv;
+
+    if (left <= 0) return -1;
+    tv.tv_sec = left / 1000;
+    tv.tv_usec = (left % 1000) * 1000;
+    if (event_base_get_features(c->w->base) & EV_FEATURE_ET) ev |= EV_ET;
+    if (c->sniff) event_free(c->sniff);
+    c->sniff = event_new(c->w->base, st_fd(c->bev), ev, cb, c);
+    return c->sniff && event_add(c->sniff, &tv) == 0 ? 0 : -1;
+}
+
+/* 1 when the n bytes at b could start a PROXY header (v1 or v2). */
+static int px_pp_prefix(const unsigned char *b, size_t n)
+{
+    static const unsigned char v1[] = "PROXY ";
+    static const unsigned char v2[] = "\r\n\r\n\0\r\nQUIT\n";
+
+    return (n && !memcmp(b, v1, n < 6 ? n : 6)) || (n && !memcmp(b, v2, n < 12 ? n : 12));
+}
+
+/* Bytes arrived while waiting for a PROXY header (or the deadline): a
+ * header from a trusted peer replaces the client address and is consumed
+ * exactly; from another peer it is an error (closed), as is a malformed
+ * one.  A trusted peer may also send none.  Then the accept goes on. */
+static void px_pp_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_conn *c = arg;
+    unsigned char buf[PP_MAX_HEADER];
+    struct pp_info info;
+    ssize_t n, rc;
+
+    if ((what & EV_TIMEOUT) || wk_now_ms() - c->accept_ms >= (uint64_t)px_peek_ms(c)) {
+        px_conn_free(c);
+        return;
+    }
+    n = recv(fd, buf, sizeof(buf), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        px_conn_free(c);
+        return;
+    }
+    rc = pp_parse(buf, (size_t)n, &info);
+    if (rc == 0 && px_pp_prefix(buf, (size_t)n) && (size_t)n < sizeof(buf))
+        return; /* wait for the rest (edge-triggered: more bytes wake us) */
+    if (!c->pp_trusted) {
+        if (rc > 0 || (rc == 0 && n >= 6)) {
+            log_debug("proxyproto", "%s: PROXY header from an untrusted peer, closed", c->peer_ip);
+            px_conn_free(c);
+            return;
+        }
+    } else if (rc > 0) {
+        /* consume exactly the header: what follows is the client's */
+        if (recv(fd, buf, (size_t)rc, 0) != rc) {
+            px_conn_free(c);
+            return;
+        }
+        if (!info.local) {
+            uint8_t mapped[16];
+            char real[48];
+            memcpy(real, c->peer_ip, sizeof(real));
+            memcpy(&c->peer, &info.src, sizeof(c->peer));
+            memcpy(&c->pp_dst, &info.dst, sizeof(c->pp_dst));
+            c->has_pp_dst = 1;
+            na_ntop((struct sockaddr *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
+            c->peer_port = na_port((struct sockaddr *)&c->peer);
+            na_to_mapped((struct sockaddr *)&c->peer, mapped);
+            c->trusted = c->epc->insecure;
+            for (size_t i = 0; !c->trusted && i < c->epc->ntrusted; i++)
+                if (na_cidr_contains(&c->epc->trusted[i], mapped)) c->trusted = 1;
+            log_debug("proxyproto", "%s: PROXY v%d header: client %s:%d", real, info.version,
+                      c->peer_ip, c->peer_port);
+        }
+    } else if (rc < 0 && px_pp_prefix(buf, (size_t)n)) {
+        log_debug("proxyproto", "%s: malformed PROXY header, closed", c->peer_ip);
+        px_conn_free(c);
+        return;
+    }
+    event_free(c->sniff);
+    c->sniff = NULL;
+    px_start(c);
+}
+
+/* Hands the connection to the TCP router r (tcp.c takes the stream and
+ * the snapshot reference) and frees what is left of c. */
+static void px_to_tcp(struct px_conn *c, struct wk_snapref *ref, const struct tcp_router *r)
+{
+    struct stream *s = c->bev;
+
+    c->bev = NULL;
+    if (c->hs_ref == ref) c->hs_ref = NULL;
+    if (c->sniff) {
+        event_free(c->sniff);
+        c->sniff = NULL;
+    }
+    tcp_take(c->w, c->ep, s, ref, r, (const struct sockaddr *)&c->peer,
+             c->has_pp_dst ? (const struct sockaddr *)&c->pp_dst : NULL);
+    px_conn_free(c);
+}
+
+/* Starts serving an accepted connection (after its PROXY header, if
+ * any): an entry point whose only routers are non-TLS TCP ones hands it
+ * over at once (server-first protocols work, as in Traefik); one with
+ * TLS routers (HTTP or TCP) or TCP routers waits for the first byte; the
+ * others speak plain HTTP. */
+static void px_start(struct px_conn *c)
+{
+    struct worker *w = c->w;
+    struct wk_snapref *ref = wk_acquire(w);
+    int ep = c->ep;
+
+    if (ref && ep < (int)ref->snap->ntables) {
+        unsigned tf = tcp_ep_flags(ref->snap, ep);
+        int https = ref->snap->ep_tls[ep];
+        if ((tf & TCP_EP_PLAIN) && !(tf & TCP_EP_TLS) && !https) {
+            struct rule_tcp_req rq = {NULL, 0, NULL, 0, (const struct sockaddr *)&c->peer};
+            const struct tcp_router *r = tcp_route(ref->snap, ep, 0, &rq);
+            if (r) {
+                px_to_tcp(c, ref, r);
+                return;
+            }
+        } else if (tf || https) {
+            int64_t ms = px_peek_ms(c);
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             c->hs_ref = ref;
-            c->sniff = event_new(w->base, fd, EV_READ, px_sniff, c);
+            c->sniff = event_new(w->base, st_fd(c->bev), EV_READ, px_sniff, c);
             if (!c->sniff || event_add(c->sniff, &tv) < 0) {
                 px_conn_free(c);
             }
             return;
         }
-        if (ref) wk_release(w, ref);
     }
+    if (ref) wk_release(w, ref);
     st_enable(c->bev, ST_READ);
     px_timer(c, c->epc->idle_timeout_ms);
 }
 
-/* The first byte of a connection on an entry point with TLS routers
- * arrived (or the head timeout): 0x16 starts a TLS handshake with the
- * snapshot's certificates, anything else is plain HTTP. */
+/* TLS termination for the HTTP routers (the snapshot's certificates). */
+static void px_https(struct px_conn *c)
+{
+    const struct snapshot *snap = c->hs_ref->snap;
+    SSL *ssl = snap->tls ? ts_ssl_new(snap->tls, snap->tls_hosts) : NULL;
+
+    if (!ssl || st_tls_accept(c->bev, ssl) < 0) {
+        SSL_free(ssl);
+        px_conn_free(c);
+        return;
+    }
+    c->tls = 1;
+    st_enable(c->bev, ST_READ);
+    /* the handshake and the first request head: headerTimeout */
+    px_timer(c, c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms
+                                            : c->epc->idle_timeout_ms);
+}
+
+/* The whole ClientHello may be there (or the deadline passed): route by
+ * SNI, ALPN and client address to a TCP router, else to HTTPS. */
+static void px_hello(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_conn *c = arg;
+    struct px_peek {
+        struct th_hello h;                /* what the hello offers */
+        unsigned char buf[TH_MAX_PEEK];   /* the peeked bytes */
+    } *pk;
+    unsigned char *buf;
+    struct th_hello *h;
+    const char *alpn[TH_MAX_ALPN];
+    const struct tcp_router *r = NULL;
+    ssize_t n;
+    int rc;
+
+    if ((what & EV_TIMEOUT) || wk_now_ms() - c->accept_ms >= (uint64_t)px_peek_ms(c)) {
+        px_conn_free(c);
+        return;
+    }
+    pk = malloc(sizeof(*pk));
+    if (!pk) {
+        px_conn_free(c);
+        return;
+    }
+    buf = pk->buf;
+    h = &pk->h;
+    n = recv(fd, buf, TH_MAX_PEEK, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        free(pk);
+        return;
+    }
+    if (n <= 0) {
+        free(pk);
+        px_conn_free(c);
+        return;
+    }
+    rc = th_parse(buf, (size_t)n, h);
+    if (rc == 0) {
+        /* more records to come: wait for them (first time: arm) */
+        free(pk);
+        if (!c->sniff && px_wait_peek(c, px_hello) < 0) px_conn_free(c);
+        return;
+    }
+    if (rc == 1) {
+        struct rule_tcp_req rq;
+        for (size_t i = 0; i < h->nalpn; i++) alpn[i] = th_alpn(h, i);
+        rq.sni = h->has_sni ? h->sni : NULL;
+        rq.sni_len = h->has_sni ? strlen(h->sni) : 0;
+        rq.alpn = alpn;
+        rq.nalpn = h->nalpn;
+        rq.client = (const struct sockaddr *)&c->peer;
+        r = tcp_route(c->hs_ref->snap, c->ep, 1, &rq);
+    }
+    free(pk);
+    if (c->sniff) {
+        event_free(c->sniff);
+        c->sniff = NULL;
+    }
+    if (r) px_to_tcp(c, c->hs_ref, r);
+    else px_https(c); /* a malformed hello too: OpenSSL will say */
+}
+
+/* The first byte of a connection on an entry point with TLS or TCP
+ * routers arrived (or the head timeout): 0x16 starts TLS (a TCP router may
+ * take it by its ClientHello, else the HTTPS routers with the snapshot's
+ * certificates), anything else goes to a non-TLS TCP router or is plain
+ * HTTP. */
 static void px_sniff(evutil_socket_t fd, short what, void *arg)
 {
     struct px_conn *c = arg;
@@ -413,19 +650,18 @@ static void px_sniff(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (b == 0x16) {
-        const struct snapshot *snap = c->hs_ref->snap;
-        SSL *ssl = snap->tls ? ts_ssl_new(snap->tls, snap->tls_hosts) : NULL;
-        if (!ssl || st_tls_accept(c->bev, ssl) < 0) {
-            SSL_free(ssl);
-            px_conn_free(c);
+        if (tcp_ep_flags(c->hs_ref->snap, c->ep) & TCP_EP_TLS) px_hello(fd, EV_READ, c);
+        else px_https(c);
+        return;
+    }
+    if (tcp_ep_flags(c->hs_ref->snap, c->ep) & TCP_EP_PLAIN) {
+        /* not TLS: the non-TLS TCP routers come before the HTTP ones */
+        struct rule_tcp_req rq = {NULL, 0, NULL, 0, (const struct sockaddr *)&c->peer};
+        const struct tcp_router *r = tcp_route(c->hs_ref->snap, c->ep, 0, &rq);
+        if (r) {
+            px_to_tcp(c, c->hs_ref, r);
             return;
         }
-        c->tls = 1;
-        st_enable(c->bev, ST_READ);
-        /* the handshake and the first request head: headerTimeout */
-        px_timer(c, c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms
-                                                : c->epc->idle_timeout_ms);
-        return;
     }
     wk_release(c->w, c->hs_ref);
     c->hs_ref = NULL;

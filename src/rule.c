@@ -55,7 +55,11 @@ enum rule_kind {
     RULE_HEADER_REGEXP, /* header args[0] has a value re matches */
     RULE_QUERY,        /* query has key args[0] (with value args[1]) */
     RULE_QUERY_REGEXP, /* query has key args[0] with a value re matches */
-    RULE_CLIENT_IP     /* client address is in one of cidrs */
+    RULE_CLIENT_IP,    /* client address is in one of cidrs */
+    /* TCP rules (rule_parse_tcp) */
+    RULE_HOST_SNI,     /* SNI equals one of args ("*" = any connection) */
+    RULE_HOST_SNI_REGEXP, /* re finds a match in the SNI */
+    RULE_ALPN          /* the client offered one of args */
 };
 
 /** One decoded string argument. */
@@ -96,6 +100,7 @@ struct rule_parser {
     size_t len;              /* its length */
     size_t pos;              /* current byte offset */
     int depth;               /* current nesting of ( and ! */
+    int tcp;                 /* 1: TCP matchers (rule_parse_tcp) */
     size_t nmatchers;        /* matchers parsed so far */
     struct rule_error *err;  /* where the first error goes */
 };
@@ -120,6 +125,14 @@ static const struct rule_def rule_defs[] = {
     {"Query", RULE_QUERY, 1, 2},
     {"QueryRegexp", RULE_QUERY_REGEXP, 2, 2},
     {"ClientIP", RULE_CLIENT_IP, 1, RULE_MAX_ARGS},
+};
+
+/* The matchers of TCP routers' rules (Traefik v3 tcp.routers). */
+static const struct rule_def rule_tcp_defs[] = {
+    {"HostSNI", RULE_HOST_SNI, 1, RULE_MAX_ARGS},
+    {"HostSNIRegexp", RULE_HOST_SNI_REGEXP, 1, 1},
+    {"ClientIP", RULE_CLIENT_IP, 1, RULE_MAX_ARGS},
+    {"ALPN", RULE_ALPN, 1, RULE_MAX_ARGS},
 };
 
 /* ------------------------------------------------------------------ */
@@ -491,6 +504,50 @@ static int rule_build(struct rule_parser *p, const struct rule_def *d,
         }
         n->ncidrs = n->nargs;
         return 0;
+    case RULE_HOST_SNI:
+        for (i = 0; i < n->nargs; i++) {
+            struct rule_str *a = &n->args[i];
+            if (a->len == 0) {
+                rule_fail(p, cols[i], "HostSNI: empty host");
+                return -1;
+            }
+            if (!rule_is_ascii(a->s, a->len)) {
+                rule_fail(p, cols[i], "HostSNI: non-ASCII characters are not allowed in \"%s\"",
+                          a->s);
+                return -1;
+            }
+            for (j = 0; j < a->len; j++)
+                if (a->s[j] >= 'A' && a->s[j] <= 'Z') a->s[j] += 'a' - 'A';
+            if (a->len > 1 && a->s[a->len - 1] == '.') a->s[--a->len] = 0;
+            if (a->len > 2 && a->s[0] == '*' && a->s[1] == '.') {
+                memmove(a->s, a->s + 2, a->len - 1);
+                a->len -= 2;
+                a->wildcard = 1;
+            } else if (a->len == 1 && a->s[0] == '*' && n->nargs > 1) {
+                rule_fail(p, cols[i], "HostSNI: `*` must be the only argument");
+                return -1;
+            }
+        }
+        return 0;
+    case RULE_HOST_SNI_REGEXP:
+        if (!rule_is_ascii(n->args[0].s, n->args[0].len)) {
+            rule_fail(p, cols[0], "HostSNIRegexp: non-ASCII characters are not allowed");
+            return -1;
+        }
+        n->re = rule_compile(p, d->name, &n->args[0], cols[0], 1);
+        return n->re ? 0 : -1;
+    case RULE_ALPN:
+        for (i = 0; i < n->nargs; i++) {
+            if (n->args[i].len == 0 || n->args[i].len > 255) {
+                rule_fail(p, cols[i], "ALPN: a protocol name has 1 to 255 bytes");
+                return -1;
+            }
+            if (!strcmp(n->args[i].s, "acme-tls/1")) {
+                rule_fail(p, cols[i], "ALPN: \"acme-tls/1\" is reserved for ACME challenges");
+                return -1;
+            }
+        }
+        return 0;
     default:
         return 0;
     }
@@ -501,8 +558,8 @@ static int rule_build(struct rule_parser *p, const struct rule_def *d,
  *  NULL with the error recorded. */
 static struct rule_node *rule_matcher(struct rule_parser *p)
 {
-    size_t start = p->pos, nlen, i, cap = 0;
-    const struct rule_def *d = NULL;
+    size_t start = p->pos, nlen, i, cap = 0, ndefs;
+    const struct rule_def *d = NULL, *defs;
     struct rule_node *n = NULL;
     size_t *cols = NULL;
     char c;
@@ -515,24 +572,32 @@ static struct rule_node *rule_matcher(struct rule_parser *p)
         p->pos++;
     }
     nlen = p->pos - start;
-    for (i = 0; i < sizeof(rule_defs) / sizeof(rule_defs[0]); i++) {
-        if (strlen(rule_defs[i].name) == nlen &&
-            !memcmp(rule_defs[i].name, p->text + start, nlen)) {
-            d = &rule_defs[i];
+    defs = p->tcp ? rule_tcp_defs : rule_defs;
+    ndefs = p->tcp ? sizeof(rule_tcp_defs) / sizeof(rule_tcp_defs[0])
+                   : sizeof(rule_defs) / sizeof(rule_defs[0]);
+    for (i = 0; i < ndefs; i++) {
+        if (strlen(defs[i].name) == nlen &&
+            !memcmp(defs[i].name, p->text + start, nlen)) {
+            d = &defs[i];
             break;
         }
     }
     if (!d) {
         /* Suggest the right spelling when only the case differs. */
-        for (i = 0; i < sizeof(rule_defs) / sizeof(rule_defs[0]); i++) {
-            if (strlen(rule_defs[i].name) == nlen &&
-                !strncasecmp(rule_defs[i].name, p->text + start, nlen))
+        for (i = 0; i < ndefs; i++) {
+            if (strlen(defs[i].name) == nlen &&
+                !strncasecmp(defs[i].name, p->text + start, nlen))
                 return rule_fail(p, start,
                                  "unknown matcher \"%.*s\" (matcher names "
                                  "are case-sensitive: did you mean \"%s\"?)",
                                  (int)(nlen > 64 ? 64 : nlen),
-                                 p->text + start, rule_defs[i].name);
+                                 p->text + start, defs[i].name);
         }
+        if (p->tcp)
+            return rule_fail(p, start,
+                             "unknown matcher \"%.*s\" (TCP rules use HostSNI, "
+                             "HostSNIRegexp, ClientIP and ALPN)",
+                             (int)(nlen > 64 ? 64 : nlen), p->text + start);
         return rule_fail(p, start, "unknown matcher \"%.*s\"",
                          (int)(nlen > 64 ? 64 : nlen), p->text + start);
     }
@@ -717,7 +782,8 @@ static struct rule_node *rule_or(struct rule_parser *p)
     return rule_chain(p, RULE_OR);
 }
 
-rule_t *rule_parse(const char *text, struct rule_error *err)
+/** Parses text with the HTTP (tcp = 0) or TCP (tcp = 1) matchers. */
+static rule_t *rule_parse_mode(const char *text, struct rule_error *err, int tcp)
 {
     struct rule_error dummy;
     struct rule_parser p;
@@ -728,6 +794,7 @@ rule_t *rule_parse(const char *text, struct rule_error *err)
     memset(err, 0, sizeof(*err));
     memset(&p, 0, sizeof(p));
     p.err = err;
+    p.tcp = tcp;
     if (!text) {
         rule_fail(&p, 0, "empty rule");
         return NULL;
@@ -758,6 +825,16 @@ rule_t *rule_parse(const char *text, struct rule_error *err)
     r->root = root;
     r->nmatchers = p.nmatchers;
     return r;
+}
+
+rule_t *rule_parse(const char *text, struct rule_error *err)
+{
+    return rule_parse_mode(text, err, 0);
+}
+
+rule_t *rule_parse_tcp(const char *text, struct rule_error *err)
+{
+    return rule_parse_mode(text, err, 1);
 }
 
 void rule_free(rule_t *r)
@@ -1032,6 +1109,10 @@ static int rule_eval(const struct rule_node *n, const struct rule_req *req)
         return rule_query_match(n, req);
     case RULE_CLIENT_IP:
         return rule_client_match(n, req->client);
+    case RULE_HOST_SNI:
+    case RULE_HOST_SNI_REGEXP:
+    case RULE_ALPN:
+        return 0; /* TCP matchers never match an HTTP request */
     }
     return 0;
 }
@@ -1135,5 +1216,170 @@ int rule_hosts(const rule_t *r,
         if (i == 0 || rule_hosts_cmp(&hs[i - 1], &hs[i]))
             cb(arg, hs[i]->s, hs[i]->len, hs[i]->wildcard);
     free(hs);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* TCP rules                                                           */
+/* ------------------------------------------------------------------ */
+
+/** HostSNI: "*" matches every connection (TLS or not); a name matches the
+ *  ClientHello's server name, case-insensitively; "*.suffix" as Host. */
+static int rule_sni_match(const struct rule_node *n, const struct rule_tcp_req *req)
+{
+    size_t i, hl = req->sni ? req->sni_len : 0;
+    const char *h = req->sni;
+
+    for (i = 0; i < n->nargs; i++) {
+        const struct rule_str *a = &n->args[i];
+        if (!a->wildcard && a->len == 1 && a->s[0] == '*') return 1;
+    }
+    if (!h || hl == 0) return 0;
+    return rule_host_match(n, h, hl);
+}
+
+/** ALPN: 1 when one of the offered protocols equals one of args. */
+static int rule_alpn_match(const struct rule_node *n, const struct rule_tcp_req *req)
+{
+    size_t i, j;
+
+    for (j = 0; j < req->nalpn; j++) {
+        size_t l = strlen(req->alpn[j]);
+        for (i = 0; i < n->nargs; i++)
+            if (n->args[i].len == l && !memcmp(n->args[i].s, req->alpn[j], l)) return 1;
+    }
+    return 0;
+}
+
+/** Evaluates a TCP rule's node n against req (short-circuit; recursion
+ *  bounded by RULE_MAX_DEPTH). */
+static int rule_eval_tcp(const struct rule_node *n, const struct rule_tcp_req *req)
+{
+    size_t i;
+
+    switch (n->kind) {
+    case RULE_AND:
+        for (i = 0; i < n->nkids; i++)
+            if (!rule_eval_tcp(n->kids[i], req)) return 0;
+        return 1;
+    case RULE_OR:
+        for (i = 0; i < n->nkids; i++)
+            if (rule_eval_tcp(n->kids[i], req)) return 1;
+        return 0;
+    case RULE_NOT:
+        return !rule_eval_tcp(n->kids[0], req);
+    case RULE_HOST_SNI:
+        return rule_sni_match(n, req);
+    case RULE_HOST_SNI_REGEXP:
+        return req->sni && req->sni_len && rule_search(n->re, req->sni, req->sni_len);
+    case RULE_ALPN:
+        return rule_alpn_match(n, req);
+    case RULE_CLIENT_IP:
+        return rule_client_match(n, req->client);
+    default:
+        return 0; /* HTTP matchers are never in a TCP rule */
+    }
+}
+
+int rule_match_tcp(const rule_t *r, const struct rule_tcp_req *req)
+{
+    if (!r || !req) return 0;
+    return rule_eval_tcp(r->root, req);
+}
+
+int rule_tcp_catchall(const rule_t *r)
+{
+    const struct rule_node *n = r ? r->root : NULL;
+
+    return n && n->kind == RULE_HOST_SNI && n->nargs == 1 && !n->args[0].wildcard &&
+           n->args[0].len == 1 && n->args[0].s[0] == '*';
+}
+
+/** 1 when node n (or a node under it) needs a server name: HostSNI with a
+ *  name, or HostSNIRegexp. */
+static int rule_node_needs_sni(const struct rule_node *n)
+{
+    size_t i;
+
+    if (n->kind == RULE_HOST_SNI_REGEXP) return 1;
+    if (n->kind == RULE_HOST_SNI) {
+        for (i = 0; i < n->nargs; i++)
+            if (n->args[i].wildcard || n->args[i].len != 1 || n->args[i].s[0] != '*') return 1;
+        return 0;
+    }
+    for (i = 0; i < n->nkids; i++)
+        if (rule_node_needs_sni(n->kids[i])) return 1;
+    return 0;
+}
+
+int rule_tcp_needs_sni(const rule_t *r)
+{
+    return r && rule_node_needs_sni(r->root);
+}
+
+/** Number of HostSNI names bounding n as rule_hosts_count does for Host
+ *  (0 = unbounded, e.g. HostSNI(`*`)). */
+static size_t rule_sni_count(const struct rule_node *n)
+{
+    size_t i, c, best = 0;
+
+    switch (n->kind) {
+    case RULE_HOST_SNI:
+        for (i = 0; i < n->nargs; i++)
+            if (!n->args[i].wildcard && n->args[i].len == 1 && n->args[i].s[0] == '*') return 0;
+        return n->nargs;
+    case RULE_AND:
+        for (i = 0; i < n->nkids; i++) {
+            c = rule_sni_count(n->kids[i]);
+            if (c && (!best || c < best)) best = c;
+        }
+        return best;
+    case RULE_OR:
+        for (i = 0; i < n->nkids; i++) {
+            c = rule_sni_count(n->kids[i]);
+            if (!c) return 0;
+            best += c;
+        }
+        return best;
+    default:
+        return 0;
+    }
+}
+
+/** Calls cb for the names counted by rule_sni_count(n) (> 0). */
+static void rule_sni_collect(const struct rule_node *n,
+                             void (*cb)(void *arg, const char *host, size_t len, int wildcard),
+                             void *arg)
+{
+    size_t i, c, best = 0, bi = 0;
+
+    switch (n->kind) {
+    case RULE_HOST_SNI:
+        for (i = 0; i < n->nargs; i++) cb(arg, n->args[i].s, n->args[i].len, n->args[i].wildcard);
+        return;
+    case RULE_AND:
+        for (i = 0; i < n->nkids; i++) {
+            c = rule_sni_count(n->kids[i]);
+            if (c && (!best || c < best)) {
+                best = c;
+                bi = i;
+            }
+        }
+        rule_sni_collect(n->kids[bi], cb, arg);
+        return;
+    case RULE_OR:
+        for (i = 0; i < n->nkids; i++) rule_sni_collect(n->kids[i], cb, arg);
+        return;
+    default:
+        return;
+    }
+}
+
+int rule_sni_hosts(const rule_t *r,
+                   void (*cb)(void *arg, const char *host, size_t len, int wildcard),
+                   void *arg)
+{
+    if (!r || !cb || !rule_sni_count(r->root)) return 0;
+    rule_sni_collect(r->root, cb, arg);
     return 1;
 }

@@ -68,4 +68,36 @@ int rule_hosts(const rule_t *r,
                           int wildcard),
                void *arg);
 
+/* ---- TCP routers' rules (Traefik v3 tcp.routers) ------------------------ */
+
+/** What a TCP rule is matched against: one connection. */
+struct rule_tcp_req {
+    const char *sni;        /* ClientHello server name (lowercase), NULL
+                               when not TLS or none was sent */
+    size_t sni_len;         /* its length */
+    const char *const *alpn; /* ALPN protocols offered, NUL-terminated */
+    size_t nalpn;           /* how many */
+    const struct sockaddr *client; /* client address (AF_INET/AF_INET6) */
+};
+
+/** Parses a TCP rule: HostSNI (`*` = any connection, names, "*.suffix"),
+ *  HostSNIRegexp, ClientIP, ALPN with ! && || and parentheses.  NULL
+ *  with *err filled when it does not parse. */
+rule_t *rule_parse_tcp(const char *text, struct rule_error *err);
+
+/** 1 when the connection matches the TCP rule r, else 0. */
+int rule_match_tcp(const rule_t *r, const struct rule_tcp_req *req);
+
+/** 1 when r is exactly HostSNI(`*`) (Traefik's catch-all route). */
+int rule_tcp_catchall(const rule_t *r);
+
+/** 1 when r names a server (HostSNI with a name, HostSNIRegexp): such a
+ *  rule only ever matches TLS connections. */
+int rule_tcp_needs_sni(const rule_t *r);
+
+/** As rule_hosts, for the HostSNI names of a TCP rule. */
+int rule_sni_hosts(const rule_t *r,
+                   void (*cb)(void *arg, const char *host, size_t len, int wildcard),
+                   void *arg);
+
 #endif /* RELAIS_RULE_H */

@@ -15,7 +15,9 @@
 #include "router.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tcp.h"
 #include "tlsstore.h"
+#include "udp.h"
 
 static void (*snap_release_hook)(struct snapshot *s); /* control's queue */
 static uint64_t snap_next_gen = 1;                  /* control thread only */
@@ -89,6 +91,8 @@ void snap_free(struct snapshot *s)
     for (i = 0; s->tls_tables && i < s->ntables; i++) rt_table_free(s->tls_tables[i]);
     free(s->tls_tables);
     free(s->ep_tls);
+    tcp_snap_free(s->tcp);
+    udp_snap_free(s->udp);
     ts_hosts_free(s->tls_hosts);
     ts_conf_unref(s->tls);
     for (i = 0; i < s->nmws; i++) snap_mw_unref(s->mws[i]);
@@ -746,6 +750,9 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         if (r->status == SNAP_DISABLED || !r->tls || !r->rule || !r->tls_opts) continue;
         rule_hosts(r->rule, snap_tls_host, &ha);
     }
+    /* tcp and udp sections (TCP routers' HostSNI names join tls_hosts) */
+    if (tcp_snap_build(snap, src, nsrc, sc) < 0 || udp_snap_build(snap, src, nsrc, sc) < 0)
+        goto oom;
     return snap;
 oom:
     log_error("config", "out of memory while building the configuration");

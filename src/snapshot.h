@@ -34,6 +34,8 @@ struct rt_table;
 struct ts_conf;
 struct ts_hosts;
 struct ts_options;
+struct tcp_snap;
+struct udp_snap;
 
 /** Object states as the API reports them. */
 enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
@@ -127,6 +129,8 @@ struct snapshot {
     struct ts_conf *tls;            /* certificates and TLS options */
     struct ts_hosts *tls_hosts;     /* host -> TLS options */
     size_t nerrors;                 /* objects disabled */
+    struct tcp_snap *tcp;           /* the tcp section (tcp.c), or NULL */
+    struct udp_snap *udp;           /* the udp section (udp.c), or NULL */
 };
 
 /** One provider's current configuration: its merged tree. */

@@ -123,6 +123,47 @@ static void sc_ep_redirect(const relais_cfg *http, struct sc_entrypoint *ep)
     else ep->redirect_scheme = strdup("https");
 }
 
+/* Reads a list of addresses / CIDR ranges at node (already known to be
+ * there) into *out / *n.  Errors go to the session. */
+static void sc_cidrs(const relais_cfg *ips, struct na_cidr **out, size_t *n)
+{
+    size_t i, len;
+
+    if (conf_cfg_type(ips) != RELAIS_CFG_LIST) {
+        conf_cfg_error(ips, NULL, "expected a list of IP addresses or CIDR ranges");
+        return;
+    }
+    len = conf_cfg_len(ips);
+    *out = calloc(len ? len : 1, sizeof(**out));
+    if (!*out) return;
+    for (i = 0; i < len; i++) {
+        const relais_cfg *it = conf_cfg_at(ips, i, NULL);
+        const char *s;
+        if (conf_cfg_string(it, NULL, &s) != RELAIS_CFG_OK) continue;
+        if (na_parse_cidr(s, &(*out)[*n]) < 0)
+            conf_cfg_error(it, NULL, "expected an IP address or CIDR range, got \"%s\"", s);
+        else
+            (*n)++;
+    }
+}
+
+/* Reads entryPoints.X.proxyProtocol (trustedIPs, insecure).  Errors go
+ * to the session. */
+static void sc_ep_proxy_protocol(const relais_cfg *pp, struct sc_entrypoint *ep)
+{
+    const relais_cfg *ips;
+
+    if (!pp) return;
+    if (conf_cfg_type(pp) != RELAIS_CFG_MAP) {
+        conf_cfg_error(pp, NULL, "expected a map (trustedIPs, insecure)");
+        return;
+    }
+    ep->pp_enabled = 1;
+    conf_cfg_bool(pp, "insecure", &ep->pp_insecure);
+    ips = conf_cfg_get(pp, "trustedIPs");
+    if (ips) sc_cidrs(ips, &ep->pp_trusted, &ep->npp_trusted);
+}
+
 /* Parses one entry point.  Errors go to the session. */
 static void sc_entrypoint(const relais_cfg *node, const char *name,
                           struct sc_entrypoint *ep)
@@ -143,12 +184,23 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
         conf_cfg_error(node, NULL, "expected a map with an address");
         return;
     }
+    ep->udp_timeout_ms = 3000;
     switch (conf_cfg_string(node, "address", &addr)) {
-    case RELAIS_CFG_OK:
+    case RELAIS_CFG_OK: {
+        size_t al = strlen(addr);
+        char tmp[300];
         ep->address = strdup(addr);
+        if (al > 4 && !strcasecmp(addr + al - 4, "/udp") && al < sizeof(tmp)) {
+            /* "host:port/udp": a UDP entry point */
+            memcpy(tmp, addr, al - 4);
+            tmp[al - 4] = '\0';
+            ep->udp = 1;
+            addr = tmp;
+        }
         if (na_parse_listen(addr, &ep->addr, &ep->addrlen, msg, sizeof(msg)) < 0)
             conf_cfg_error(node, "address", "%s", msg);
         break;
+    }
     case RELAIS_CFG_MISSING:
         conf_cfg_error(node, "address", "missing: expected an address such as \":8080\"");
         break;
@@ -179,6 +231,12 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
                 ep->ntrusted++;
         }
     }
+    sc_ep_proxy_protocol(conf_cfg_get(node, "proxyProtocol"), ep);
+    sc_duration(conf_cfg_get(node, "udp"), "timeout", &ep->udp_timeout_ms);
+    if (conf_cfg_get(node, "udp") && !ep->udp)
+        conf_cfg_error(node, "udp", "only for a UDP entry point (address \"host:port/udp\")");
+    if (ep->udp && ep->pp_enabled)
+        conf_cfg_error(node, "proxyProtocol", "not available on a UDP entry point");
     http = conf_cfg_get(node, "http");
     sc_ep_http_tls(http, ep);
     sc_ep_redirect(http, ep);
@@ -458,6 +516,7 @@ void sc_free(struct sc_config *c)
         free(c->eps[i].name);
         free(c->eps[i].address);
         free(c->eps[i].trusted);
+        free(c->eps[i].pp_trusted);
         free(c->eps[i].tls_options);
         free(c->eps[i].tls_resolver);
         free(c->eps[i].redirect_to);

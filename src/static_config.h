@@ -42,6 +42,12 @@ struct sc_entrypoint {
     char *redirect_scheme;        /* ...scheme (default "https") */
     int redirect_permanent;       /* ...permanent (default true) */
     int redirect_port;            /* the port redirected to (from "to") */
+    int udp;                      /* address ends in "/udp": a UDP entry point */
+    int64_t udp_timeout_ms;       /* udp.timeout: idle session lifetime (3s) */
+    int pp_enabled;               /* proxyProtocol set: PROXY headers accepted */
+    int pp_insecure;              /* proxyProtocol.insecure: from anyone */
+    struct na_cidr *pp_trusted;   /* proxyProtocol.trustedIPs */
+    size_t npp_trusted;           /* how many */
 };
 
 /** Default transport towards servers (serversTransport in Traefik). */

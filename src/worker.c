@@ -21,6 +21,8 @@
 #include "proxy.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tcp.h"
+#include "udp.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -105,10 +107,12 @@ static void wk_wake(evutil_socket_t fd, short what, void *arg)
             if (w->listeners[i]) evconnlistener_free(w->listeners[i]);
             w->listeners[i] = NULL;
         }
+        udp_stop(w);
         px_shutdown(w);
     } else {
         /* second nudge: grace is over */
         px_close_all(w);
+        tcp_close_all(w);
         event_base_loopexit(w->base, NULL);
     }
 }
@@ -121,6 +125,8 @@ static void *wk_main(void *arg)
     wk_self = w;
     event_base_dispatch(w->base);
     px_close_all(w);
+    tcp_close_all(w);
+    udp_stop(w);
     /* drop snapshot references */
     while (w->old) {
         struct wk_snapref *o = w->old;
@@ -152,7 +158,12 @@ int wk_start(const struct sc_config *sc, unsigned n)
     for (i = 0; i < n; i++) {
         wk_fds[i] = calloc(sc->neps ? sc->neps : 1, sizeof(int));
         for (e = 0; e < sc->neps; e++) {
-            wk_fds[i][e] = wk_listen(&sc->eps[e]);
+            /* a UDP entry point has one socket, owned by one worker */
+            if (sc->eps[e].udp && e % n != i) {
+                wk_fds[i][e] = -1;
+                continue;
+            }
+            wk_fds[i][e] = sc->eps[e].udp ? udp_listen(&sc->eps[e]) : wk_listen(&sc->eps[e]);
             if (wk_fds[i][e] < 0) {
                 log_error("entrypoint", "%s: cannot listen on %s: %s", sc->eps[e].name,
                           sc->eps[e].address, strerror(errno));
@@ -184,6 +195,10 @@ int wk_start(const struct sc_config *sc, unsigned n)
         if (w->wake) event_add(w->wake, NULL);
         if (!w->base || !w->listeners || !w->pool || !w->wake) return -1;
         for (e = 0; e < sc->neps; e++) {
+            if (sc->eps[e].udp) {
+                if (wk_fds[i][e] >= 0 && udp_attach(w, (int)e, wk_fds[i][e]) < 0) return -1;
+                continue;
+            }
             w->listeners[e] = evconnlistener_new(w->base, wk_accept, (void *)(intptr_t)e,
                                                  LEV_OPT_CLOSE_ON_FREE, -1, wk_fds[i][e]);
             if (!w->listeners[e]) return -1;

@@ -22,6 +22,8 @@ struct evconnlistener;
 struct snapshot;
 struct sc_config;
 struct up_pool;
+struct tcp_conn;
+struct udp_worker;
 
 /** A worker's reference to one snapshot. */
 struct wk_snapref {
@@ -46,6 +48,9 @@ struct worker {
     size_t nconns;                    /* client connections open */
     int stopping;                     /* graceful stop begun */
     struct px_conn *conns;            /* list of client connections */
+    struct tcp_conn *tcp_conns;       /* relayed TCP connections (tcp.c) */
+    struct udp_worker *udp;           /* UDP entry points this worker owns
+                                         (udp.c), or NULL */
 };
 
 /** The calling thread's worker, NULL on the control thread. */
