@@ -42,6 +42,9 @@ struct sc_entrypoint {
     char *redirect_scheme;        /* ...scheme (default "https") */
     int redirect_permanent;       /* ...permanent (default true) */
     int redirect_port;            /* the port redirected to (from "to") */
+    char **mws;                   /* http.middlewares ("name@provider"),
+                                     run before every router's */
+    size_t nmws;                  /* how many */
 };
 
 /** Default transport towards servers (serversTransport in Traefik). */

@@ -45,7 +45,7 @@ extern "C" {
 #define RELAIS_PLUGIN_MAGIC 0x52504c47u
 /** ABI version this header describes. */
 #define RELAIS_ABI_MAJOR 1
-#define RELAIS_ABI_MINOR 3
+#define RELAIS_ABI_MINOR 4
 /** Name of the one symbol a plugin exports. */
 #define RELAIS_PLUGIN_SYMBOL "relais_plugin_descriptor"
 
@@ -221,6 +221,16 @@ typedef struct relais_middleware_ops {
      *  host->resp_headers / resp_status.  Returns RELAIS_NEXT or
      *  RELAIS_ERROR. */
     int (*on_response)(void *inst, relais_req *req, void **ctx);
+    /** Worker thread, may be NULL (ABI 1.4).  Called only for requests on
+     *  which this middleware called host->resp_body_filter from
+     *  on_response: each piece of the response body, in order, as it
+     *  streams (data valid during the call only), then once with last = 1
+     *  (len may be 0).  What the client (or the next outer middleware)
+     *  gets is what the filter writes with host->resp_body_write: any
+     *  amount, at any call.  Returns RELAIS_NEXT, or RELAIS_ERROR to cut
+     *  the response (its head is already sent). */
+    int (*on_response_body)(void *inst, relais_req *req, void **ctx, const char *data,
+                            size_t len, int last);
 } relais_middleware_ops;
 
 /**
@@ -485,6 +495,16 @@ struct relais_host {
      *  long as req; NULL with *len = 0 on a plain connection, without a
      *  client certificate, or past the end.  Worker thread. */
     const unsigned char *(*req_tls_peer_cert)(relais_req *req, size_t idx, size_t *len);
+
+    /* -- ABI 1.4: response body filters (compress, ...) -- */
+    /** From on_response: this middleware will transform the body (its
+     *  on_response_body is called).  The host drops Content-Length and
+     *  frames the body itself (chunked for HTTP/1.1).  0, or -1 when the
+     *  middleware has no on_response_body or the response has no body
+     *  (HEAD, 1xx, 204, 304). */
+    int (*resp_body_filter)(relais_req *req);
+    /** From on_response_body: passes bytes on towards the client.  0 / -1. */
+    int (*resp_body_write)(relais_req *req, const char *data, size_t len);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -511,6 +531,8 @@ struct relais_host {
  *      client speaks https://); RELAIS_HOST_ABI_AT_LEAST.
  * 1.3  relais_host.req_tls_peer_cert (passTLSClientCert and other
  *      client-certificate middlewares).
+ * 1.4  relais_middleware_ops.on_response_body; relais_host.resp_body_filter,
+ *      resp_body_write (streaming response body transformation).
  */
 
 #ifdef __cplusplus
