@@ -383,6 +383,7 @@ static const relais_host host_tbl = {
     .req_tls_peer_cert = host_req_tls_peer_cert,
     .resp_body_filter = px_api_body_filter,
     .resp_body_write = px_api_body_write,
+    .req_set_authority = px_api_set_authority,
     .req_entrypoint = host_req_entrypoint,
     .req_router = host_req_router,
     .req_service = host_req_service,

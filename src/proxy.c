@@ -1183,15 +1183,34 @@ int px_api_set_path(relais_req *r, const char *path, size_t len)
 {
     char *p;
 
-    if (len == 0 || len > 65536) return -1;
+    /* an empty path is allowed (ABI 1.4): it reads back empty and goes
+     * upstream as "/", as in Go (stripPrefix of the whole path) */
+    if (len > 65536) return -1;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f || path[i] == '?' ||
             path[i] == '#')
             return -1;
-    p = arena_strndup(r->arena, path, len);
+    p = arena_strndup(r->arena, path ? path : "", len);
     if (!p) return -1;
     r->path = p;
     r->path_len = len;
+    return 0;
+}
+
+int px_api_set_authority(relais_req *r, const char *a, size_t len)
+{
+    char *p;
+
+    if (len == 0 || len > 1024) return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)a[i] <= 0x20 || a[i] == 0x7f || a[i] == '/' || a[i] == '?' ||
+            a[i] == '#' || a[i] == '@' || a[i] == ',')
+            return -1;
+    p = arena_strndup(r->arena, a, len);
+    if (!p) return -1;
+    r->authority = p;
+    r->authority_len = len;
+    px_host_from_authority(r);
     return 0;
 }
 
@@ -1245,7 +1264,8 @@ static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
         if (sv->u.path[pl - 1] == '/' && r->path[0] == '/') pl--;
         PX_PUT(sv->u.path, pl);
     }
-    PX_PUT(r->path, r->path_len);
+    if (r->path_len) PX_PUT(r->path, r->path_len);
+    else if (!sv->u.path[0]) buf[n++] = '/';
     if (r->query) {
         buf[n++] = '?';
         PX_PUT(r->query, r->query_len);

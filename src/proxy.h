@@ -119,6 +119,11 @@ struct relais_req {
     uint64_t up_start_ms;         /* when sent upstream */
 };
 
+/** host->req_set_authority (ABI 1.4): the Host the request goes upstream
+ *  with (when the service passes the host header) and its host part for
+ *  later middlewares.  0 / -1 (bad characters). */
+int px_api_set_authority(relais_req *r, const char *authority, size_t len);
+
 /** host->resp_body_filter / resp_body_write (ABI 1.4).  0 / -1. */
 int px_api_body_filter(relais_req *r);
 int px_api_body_write(relais_req *r, const char *data, size_t len);

@@ -505,6 +505,12 @@ struct relais_host {
     int (*resp_body_filter)(relais_req *req);
     /** From on_response_body: passes bytes on towards the client.  0 / -1. */
     int (*resp_body_write)(relais_req *req, const char *data, size_t len);
+    /** Sets the request's authority ("host[:port]"): the Host header it is
+     *  forwarded with (when the service passes the host header) and what
+     *  req_authority returns afterwards.  0, or -1 for an invalid value.
+     *  (Also since 1.4: req_set_path accepts an empty path, which reads
+     *  back empty and is sent as "/".) */
+    int (*req_set_authority)(relais_req *req, const char *authority, size_t len);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -532,7 +538,8 @@ struct relais_host {
  * 1.3  relais_host.req_tls_peer_cert (passTLSClientCert and other
  *      client-certificate middlewares).
  * 1.4  relais_middleware_ops.on_response_body; relais_host.resp_body_filter,
- *      resp_body_write (streaming response body transformation).
+ *      resp_body_write (streaming response body transformation),
+ *      req_set_authority; req_set_path accepts an empty path.
  */
 
 #ifdef __cplusplus

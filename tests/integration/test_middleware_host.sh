@@ -27,6 +27,8 @@ http:
     loop:   {rule: Host(\`loop.test\`),   service: s, middlewares: [loopa]}
     plain:  {rule: Host(\`plain.test\`),  service: s}
     ep2:    {rule: Host(\`ep2.test\`),    service: s, entryPoints: [second]}
+    empty:  {rule: Host(\`empty.test\`),  service: s, middlewares: [emptypath]}
+    auth:   {rule: Host(\`auth.test\`),   service: s, middlewares: [sethost]}
   middlewares:
     upper:  {testBody: {upper: true}}
     outer:  {testBody: {tag: outer}}
@@ -39,6 +41,8 @@ http:
     loopa:  {chain: {middlewares: [loopb]}}
     loopb:  {chain: {middlewares: [loopa]}}
     epmark: {testHeader: {name: X-Entry, value: first}}
+    emptypath: {testHeader: {setPath: ""}}
+    sethost:   {testHeader: {setHost: "backend.example:8080"}}
   services:
     s:
       loadBalancer:
@@ -104,6 +108,9 @@ is "chain: the nested chain's member ran (upper-cased body)" \
 ok "chain loop: the router is disabled with the reason" \
   wait_log 'router loop@file disabled: http.routers.loop@file.middlewares\[0\]: chain "loopa@file": chain "loopb@file": .*nests too deep'
 is "chain loop: not served" 404 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: loop.test' "http://127.0.0.1:$RP/")"
+# ---- ABI 1.4 request edits
+like "an empty path goes upstream as /" "^GET / HTTP/1.1" "$(body empty.test /some/where)"
+like "req_set_authority: the Host sent upstream" "Host: backend.example:8080" "$(body auth.test /)"
 # ---- entry point middlewares
 like "entry point middleware runs for every router of web" "X-Entry: first" "$(req plain.test /)"
 like "... also before a router's own middlewares" "X-Entry: first" "$(req up.test /)"

@@ -8,7 +8,9 @@
  *                 return RELAIS_DONE;
  *   suspendMs: N  suspend every request, then resume it with RELAIS_NEXT
  *                 after N ms from a host timer on the request's worker
- *                 thread (exercises RELAIS_SUSPEND / req_resume).
+ *                 thread (exercises RELAIS_SUSPEND / req_resume);
+ *   setPath: P    req_set_path(P) (P may be empty: ABI 1.4);
+ *   setHost: H    req_set_authority(H) (ABI 1.4).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ struct tph_inst {
     char *value;             /* its value (owned), or NULL */
     int deny;                /* answer 403 */
     int64_t suspend_ms;      /* suspend each request that long; 0: never */
+    char *set_path;          /* path to set (owned), or NULL */
+    char *set_host;          /* authority to set (owned), or NULL */
 };
 
 /** A suspended request (in the request's memory). */
@@ -43,6 +47,8 @@ static void tph_destroy(void *inst)
     if (!t) return;
     free(t->name);
     free(t->value);
+    free(t->set_path);
+    free(t->set_host);
     free(t);
 }
 
@@ -50,7 +56,7 @@ static void tph_destroy(void *inst)
 static int tph_create(const relais_host *host, const relais_cfg *cfg,
                       const char *name, void **inst)
 {
-    const char *hname = NULL, *hvalue = "";
+    const char *hname = NULL, *hvalue = "", *spath = NULL, *shost = NULL;
     struct tph_inst *t;
     int deny = 0;
     int64_t ms = 0;
@@ -59,7 +65,9 @@ static int tph_create(const relais_host *host, const relais_cfg *cfg,
     if (host->cfg_string(cfg, "name", &hname) == RELAIS_CFG_INVALID ||
         host->cfg_string(cfg, "value", &hvalue) == RELAIS_CFG_INVALID ||
         host->cfg_bool(cfg, "deny", &deny) == RELAIS_CFG_INVALID ||
-        host->cfg_int(cfg, "suspendMs", &ms) == RELAIS_CFG_INVALID)
+        host->cfg_int(cfg, "suspendMs", &ms) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "setPath", &spath) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "setHost", &shost) == RELAIS_CFG_INVALID)
         return -1;
     if (ms < 0 || ms > TPH_MAX_SUSPEND_MS) {
         host->cfg_error(cfg, "suspendMs", "must be between 0 and %d",
@@ -71,6 +79,8 @@ static int tph_create(const relais_host *host, const relais_cfg *cfg,
     t->host = host;
     t->deny = deny;
     t->suspend_ms = ms;
+    if ((spath && !(t->set_path = strdup(spath))) || (shost && !(t->set_host = strdup(shost))))
+        goto nomem;
     if (hname && hname[0]) {
         t->name = strdup(hname);
         t->value = strdup(hvalue);
@@ -111,6 +121,10 @@ static int tph_on_request(void *inst, relais_req *req, void **ctx)
     struct tph_susp *s;
 
     (void)ctx;
+    if (t->set_path && t->host->req_set_path(req, t->set_path, strlen(t->set_path)) < 0)
+        return RELAIS_ERROR;
+    if (t->set_host && t->host->req_set_authority(req, t->set_host, strlen(t->set_host)) < 0)
+        return RELAIS_ERROR;
     if (t->deny) {
         if (t->host->respond(req, 403, hdrs, 1, body, sizeof(body) - 1) < 0)
             return RELAIS_ERROR;
