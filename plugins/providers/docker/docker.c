@@ -48,7 +48,6 @@
 #include "constraints.h"
 #include "target.h"
 
-#define DK_WHO "provider docker"
 #define DK_MAX_BODY (64u << 20)        /* response / event message cap */
 #define DK_MAX_PAIRS 200000u           /* label pairs published */
 #define DK_MAX_WARNED 4096u            /* warnings remembered (not repeated) */
@@ -200,6 +199,7 @@ struct dk {
     uint64_t backoff;         /* next retry delay, ms */
     int failing;              /* an outage was logged */
     int stopped;              /* stop() was called */
+    char who[96];             /* "provider NAME" (its configured name), for the log */
 };
 
 static void dk_connect(struct dk *d);
@@ -230,7 +230,7 @@ static void dk_warn(struct dk *d, int level, const char *id, const char *name, c
         for (size_t i = 0; i < d->warned->n && !seen; i++)
             if (!strcmp(d->warned->v[i], key)) seen = 1;
     }
-    if (!seen) d->host->log(level, DK_WHO, "container %s: %s", name, msg);
+    if (!seen) d->host->log(level, d->who, "container %s: %s", name, msg);
     if (key && d->warning->n < DK_MAX_WARNED) d->warning->v[d->warning->n++] = key;
     else free(key);
 }
@@ -266,11 +266,11 @@ static void dk_fail(struct dk *d, const char *what)
 {
     if (d->stopped) return;
     if (!d->failing)
-        d->host->log(RELAIS_LOG_ERROR, DK_WHO,
+        d->host->log(RELAIS_LOG_ERROR, d->who,
                      "unix://%s: %s; retrying, the last configuration keeps serving", d->sock,
                      what);
     else
-        d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "unix://%s: %s", d->sock, what);
+        d->host->log(RELAIS_LOG_DEBUG, d->who, "unix://%s: %s", d->sock, what);
     d->failing = 1;
     dk_cancel_calls(d);
     dk_scan_clear(d);
@@ -601,7 +601,7 @@ static int dk_container(struct dk *d, const json_t *insp, struct dk_pairs *out)
     if (d->cons) {
         struct dk_lk l = {labels};
         if (!dkcon_match(d->cons, dk_lookup, &l)) {
-            d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "container %s: left out by the constraints",
+            d->host->log(RELAIS_LOG_DEBUG, d->who, "container %s: left out by the constraints",
                          name);
             goto done;
         }
@@ -648,7 +648,7 @@ static void dk_build(struct dk *d)
     dk_seen_clear(d->warning);
     for (size_t i = 0; i < d->ndocs; i++) {
         if (dk_container(d, d->docs[i], &all) < 0) {
-            d->host->log(RELAIS_LOG_ERROR, DK_WHO, "too many labels (cap %u) or out of memory",
+            d->host->log(RELAIS_LOG_ERROR, d->who, "too many labels (cap %u) or out of memory",
                          DK_MAX_PAIRS);
             goto done;
         }
@@ -658,7 +658,7 @@ static void dk_build(struct dk *d)
     d->warned = d->warning;
     d->warning = sw;
     if (d->failing)
-        d->host->log(RELAIS_LOG_INFO, DK_WHO, "unix://%s: reachable again", d->sock);
+        d->host->log(RELAIS_LOG_INFO, d->who, "unix://%s: reachable again", d->sock);
     d->failing = 0;
     d->backoff = DK_BACKOFF_MIN;
     if (all.n) qsort(all.v, all.n, sizeof(*all.v), dk_pair_cmp);
@@ -668,7 +668,7 @@ static void dk_build(struct dk *d)
     fclose(f);
     if (!ser) goto done;
     if (d->last && !strcmp(d->last, ser)) {
-        d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "%zu containers, nothing changed", d->nlisted);
+        d->host->log(RELAIS_LOG_DEBUG, d->who, "%zu containers, nothing changed", d->nlisted);
         goto done;
     }
     kv = malloc((all.n ? all.n : 1) * sizeof(*kv));
@@ -677,7 +677,7 @@ static void dk_build(struct dk *d)
         kv[i].key = all.v[i].key;
         kv[i].value = all.v[i].val;
     }
-    d->host->log(RELAIS_LOG_INFO, DK_WHO, "%zu running containers: publishing %zu labels",
+    d->host->log(RELAIS_LOG_INFO, d->who, "%zu running containers: publishing %zu labels",
                  d->ndocs, all.n);
     if (d->host->provider_publish_kv(d->prov, kv, all.n, '.', "traefik") == 0) {
         free(d->last);
@@ -726,7 +726,7 @@ static void dk_list_done(struct dk *d)
     if (!d->ids || !d->docs) {
         json_decref(arr);
         dk_scan_clear(d);
-        d->host->log(RELAIS_LOG_ERROR, DK_WHO, "out of memory");
+        d->host->log(RELAIS_LOG_ERROR, d->who, "out of memory");
         return;
     }
     json_array_foreach(arr, i, c) {
@@ -734,7 +734,7 @@ static void dk_list_done(struct dk *d)
         const char *st = json_string_value(json_object_get(c, "State"));
         if (!id || !st || strcmp(st, "running") || !dk_id_ok(id)) continue;
         if (d->nids >= DK_MAX_CONTAINERS) {
-            d->host->log(RELAIS_LOG_WARN, DK_WHO, "more than %u running containers: the rest "
+            d->host->log(RELAIS_LOG_WARN, d->who, "more than %u running containers: the rest "
                          "is left out", DK_MAX_CONTAINERS);
             break;
         }
@@ -918,7 +918,7 @@ static void dk_event_msg(struct dk *d, const char *s, size_t n)
 
     if (!json_is_object(j)) {
         json_decref(j);
-        d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "a malformed event is ignored");
+        d->host->log(RELAIS_LOG_DEBUG, d->who, "a malformed event is ignored");
         return;
     }
     type = json_string_value(json_object_get(j, "Type"));
@@ -932,7 +932,7 @@ static void dk_event_msg(struct dk *d, const char *s, size_t n)
                 hit = 1;
         }
     if (hit) {
-        d->host->log(RELAIS_LOG_DEBUG, DK_WHO, "container event %s", action);
+        d->host->log(RELAIS_LOG_DEBUG, d->who, "container event %s", action);
         if (!d->deb_pending) {
             d->deb_pending = 1;
             d->host->timer_start(d->debounce, DK_DEBOUNCE_MS);
@@ -1097,6 +1097,9 @@ static int dk_create(const relais_host *host, const relais_cfg *cfg, relais_prov
     d->warning = calloc(1, sizeof(*d->warning));
     d->host = host;
     d->prov = prov;
+    snprintf(d->who, sizeof(d->who), "provider %s",
+             host->provider_name && host->provider_name(prov) ? host->provider_name(prov)
+                                                               : "docker");
     d->backoff = DK_BACKOFF_MIN;
     d->exposed = 1;
     d->watch = 1;
@@ -1199,7 +1202,7 @@ static int dk_start(void *inst)
     d->retry = d->host->timer_new(dk_retry_cb, d);
     d->debounce = d->host->timer_new(dk_debounce_cb, d);
     if (!d->retry || !d->debounce) return -1;
-    d->host->log(RELAIS_LOG_INFO, DK_WHO, "watching unix://%s (labels %s.*%s)", d->sock, d->prefix,
+    d->host->log(RELAIS_LOG_INFO, d->who, "watching unix://%s (labels %s.*%s)", d->sock, d->prefix,
                  d->cons ? ", with constraints" : "");
     dk_connect(d);
     return 0;
