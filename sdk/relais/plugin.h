@@ -11,7 +11,9 @@
  * ABI policy (see the changelog at the bottom):
  *  - the first four fields of `relais_plugin` (magic, abi_major, abi_minor,
  *    size) never change;
- *  - structs and enums are append-only; appending bumps RELAIS_ABI_MINOR;
+ *  - structs and enums are append-only; appending bumps RELAIS_ABI_MINOR
+ *    (fill operation tables with designated initializers, .create = ...,
+ *    so that a field appended later is zero in an older plugin's source);
  *    anything else (removal, reordering, changed meaning) bumps
  *    RELAIS_ABI_MAJOR and resets the minor;
  *  - the host loads a plugin when magic matches, major == host major,

@@ -139,8 +139,12 @@ static int tpb_on_body(void *inst, relais_req *req, void **ctx, const char *data
 
 /** The operations table. */
 static const relais_middleware_ops tpb_ops = {
-    sizeof(relais_middleware_ops), tpb_create, tpb_destroy, tpb_on_request, tpb_on_response,
-    tpb_on_body,
+    .size = sizeof(relais_middleware_ops),
+    .create = tpb_create,
+    .destroy = tpb_destroy,
+    .on_request = tpb_on_request,
+    .on_response = tpb_on_response,
+    .on_response_body = tpb_on_body,
 };
 
 RELAIS_PLUGIN_DECLARE = {
