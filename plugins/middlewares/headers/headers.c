@@ -978,8 +978,12 @@ static int hm_on_response(void *inst, relais_req *req, void **ctx)
 
 /** Middleware operations. */
 static const relais_middleware_ops hm_ops = {
-    sizeof(relais_middleware_ops), hm_create, hm_destroy, hm_on_request,
-    hm_on_response};
+    .size = sizeof(relais_middleware_ops),
+    .create = hm_create,
+    .destroy = hm_destroy,
+    .on_request = hm_on_request,
+    .on_response = hm_on_response,
+};
 
 RELAIS_PLUGIN_DECLARE = {
     RELAIS_PLUGIN_HEAD,
