@@ -134,6 +134,26 @@ wait_log() {
   return 1
 }
 
+# pki_ca DIR NAME [CN]: a self-signed P-256 CA, DIR/NAME.pem and DIR/NAME.key
+# (valid 2 days).  Output goes to DIR/pki.log; returns openssl's status.
+pki_ca() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=${3:-relais test $2}" -keyout "$1/$2.key" -out "$1/$2.pem" >>"$1/pki.log" 2>&1
+}
+
+# pki_leaf DIR NAME CA SAN [EXT-LINE] [SUBJECT]: a P-256 certificate
+# DIR/NAME.pem (key DIR/NAME.key) signed by the CA DIR/CA.pem, with
+# subjectAltName=SAN (e.g. "DNS:a.test,IP:127.0.0.1") and an optional
+# extra extension line (e.g. "extendedKeyUsage=clientAuth").
+pki_leaf() {
+  local d=$1 n=$2 ca=$3 san=$4 ext=${5:-} subj=${6:-/CN=$2}
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$subj" \
+    -keyout "$d/$n.key" -out "$d/$n.csr" >>"$d/pki.log" 2>&1 &&
+  printf 'subjectAltName=%s\n%s\n' "$san" "$ext" >"$d/$n.ext" &&
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/$ca.pem" -CAkey "$d/$ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/$n.ext" -out "$d/$n.pem" >>"$d/pki.log" 2>&1
+}
+
 # static_config FILE PORT DYNFILE [EXTRA-YAML]: writes a static config with
 # one entry point "web" on PORT and the file provider on DYNFILE.
 static_config() {

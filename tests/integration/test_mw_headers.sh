@@ -31,15 +31,9 @@ K=$T/pki
 mkdir -p "$K"
 (
   set -e
-  cd "$K"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=relais headers CA" -keyout ca.key -out ca.pem
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=sec.test" \
-    -keyout server.key -out server.csr
-  printf 'subjectAltName=DNS:sec.test,DNS:force.test,DNS:dev.test,DNS:cors.test\n' >server.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 7 -days 2 \
-    -extfile server.ext -out server.pem
-) >"$T/pki.log" 2>&1 || { echo "Bail out! openssl could not make the test PKI"; exit 1; }
+  pki_ca "$K" ca "relais headers CA"
+  pki_leaf "$K" server ca DNS:sec.test,DNS:force.test,DNS:dev.test,DNS:cors.test "" "/CN=sec.test"
+) || { echo "Bail out! openssl could not make the test PKI"; exit 1; }
 
 start_whoami w1; P1=$WHOAMI_PORT
 WEB=$(free_port); WS=$(free_port); TRUST=$(free_port)

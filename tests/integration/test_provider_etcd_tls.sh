@@ -23,22 +23,14 @@ trap 'etcd_stop_all >/dev/null 2>&1; t_cleanup' EXIT
 K=$T/pki
 mkdir -p "$K"
 (
-  cd "$K"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=relais etcd test CA" -keyout ca.key -out ca.pem
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr
-  printf 'subjectAltName=IP:127.0.0.1\n' >server.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile server.ext -out server.pem
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=relais client" -keyout client-key.pem -out client.csr
-  printf 'extendedKeyUsage=clientAuth\n' >client.ext
-  openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile client.ext -out client.pem
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=some other CA" -keyout other-ca.key -out other-ca.pem
-) >"$T/pki.log" 2>&1 || { echo "Bail out! openssl could not make the test PKI"; cat "$T/pki.log"; exit 1; }
+  set -e
+  pki_ca "$K" ca "relais etcd test CA"
+  pki_leaf "$K" server ca IP:127.0.0.1 "" "/CN=127.0.0.1"
+  mv "$K/server.key" "$K/server-key.pem"
+  pki_leaf "$K" client ca DNS:client extendedKeyUsage=clientAuth "/CN=relais client"
+  mv "$K/client.key" "$K/client-key.pem"
+  pki_ca "$K" other-ca "some other CA"
+) || { echo "Bail out! openssl could not make the test PKI"; cat "$K/pki.log"; exit 1; }
 
 plugin_dir_own
 start_whoami w1; P1=$WHOAMI_PORT

@@ -15,20 +15,11 @@ HTTPS_SERVER="$RELAIS_SRCDIR/tests/integration/https_server.py"
 K=$T/pki
 mkdir -p "$K"
 (
-  cd "$K"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=relais test CA" -keyout ca.key -out ca.pem
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=127.0.0.1" -keyout srv.key -out srv.csr
-  printf 'subjectAltName=IP:127.0.0.1\n' >srv.ext
-  openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile srv.ext -out srv.pem
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=relais client" -keyout cli.key -out cli.csr
-  printf 'extendedKeyUsage=clientAuth\n' >cli.ext
-  openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile cli.ext -out cli.pem
-) >"$T/pki.log" 2>&1 || { echo "Bail out! openssl could not make the test PKI"; cat "$T/pki.log"; exit 1; }
+  set -e
+  pki_ca "$K" ca
+  pki_leaf "$K" srv ca IP:127.0.0.1
+  pki_leaf "$K" cli ca DNS:client extendedKeyUsage=clientAuth "/CN=relais client"
+) || { echo "Bail out! openssl could not make the test PKI"; cat "$K/pki.log"; exit 1; }
 
 start_whoami w1; P1=$WHOAMI_PORT
 WWW=$T/www

@@ -15,19 +15,11 @@ command -v curl >/dev/null || { echo "Bail out! curl not installed"; exit 1; }
 
 K=$T/pki
 mkdir -p "$K"
-# leaf NAME SAN-LIST CA [EXTRA-EXT]: a P-256 certificate signed by CA
-leaf() {
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
-    -keyout "$K/$1.key" -out "$K/$1.csr" &&
-  printf 'subjectAltName=%s\n%s\n' "$2" "${4:-}" >"$K/$1.ext" &&
-  openssl x509 -req -in "$K/$1.csr" -CA "$K/$3.pem" -CAkey "$K/$3.key" -CAcreateserial \
-    -days 2 -extfile "$K/$1.ext" -out "$K/$1.pem"
-}
+leaf() { pki_leaf "$K" "$1" "$3" "$2" "${4:-}"; }
 (
-  for ca in ca otherca; do
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-      -subj "/CN=relais $ca" -keyout "$K/$ca.key" -out "$K/$ca.pem"
-  done
+  set -e
+  pki_ca "$K" ca
+  pki_ca "$K" otherca
   leaf a.test DNS:a.test ca
   leaf wild 'DNS:*.wild.test' ca
   leaf b.test DNS:b.test ca
@@ -37,7 +29,7 @@ leaf() {
   leaf stranger 'DNS:stranger' otherca 'extendedKeyUsage=clientAuth'
   cp "$K/a.test.pem" "$K/a-cur.pem"; cp "$K/a.test.key" "$K/a-cur.key"
   leaf a2.test DNS:a.test ca   # a second certificate for a.test (reload)
-) >"$T/pki.log" 2>&1 || { echo "Bail out! openssl could not make the test PKI"; exit 1; }
+) || { echo "Bail out! openssl could not make the test PKI"; exit 1; }
 
 start_whoami w1; P1=$WHOAMI_PORT
 WS=$(free_port); WEB=$(free_port); TO=$(free_port)
