@@ -384,6 +384,7 @@ static const relais_host host_tbl = {
     .resp_body_filter = px_api_body_filter,
     .resp_body_write = px_api_body_write,
     .req_set_authority = px_api_set_authority,
+    .req_on_end = px_api_on_end,
     .req_entrypoint = host_req_entrypoint,
     .req_router = host_req_router,
     .req_service = host_req_service,

@@ -190,6 +190,11 @@ static inline void px_leave(struct px_conn *c)
  * memory.  A suspended exchange whose client died stays until resumed. */
 static void px_req_free(struct relais_req *r)
 {
+    /* req_on_end: last registered first, before the memory goes */
+    while (r->nendcb > 0) {
+        struct px_endcb e = r->endcb[--r->nendcb];
+        e.cb(e.arg);
+    }
     if (r->up) {
         up_conn_free(r->up);
         r->up = NULL;
@@ -1194,6 +1199,21 @@ int px_api_set_path(relais_req *r, const char *path, size_t len)
     if (!p) return -1;
     r->path = p;
     r->path_len = len;
+    return 0;
+}
+
+#define PX_MAX_ENDCB 16 /* req_on_end registrations per request */
+
+int px_api_on_end(relais_req *r, void (*cb)(void *arg), void *arg)
+{
+    if (!cb || r->nendcb >= PX_MAX_ENDCB) return -1;
+    if (!r->endcb) {
+        r->endcb = arena_alloc(r->arena, PX_MAX_ENDCB * sizeof(*r->endcb));
+        if (!r->endcb) return -1;
+    }
+    r->endcb[r->nendcb].cb = cb;
+    r->endcb[r->nendcb].arg = arg;
+    r->nendcb++;
     return 0;
 }
 

@@ -93,6 +93,8 @@ struct relais_req {
     int filtering;                /* some middleware filters the body */
     int filter_failed;            /* a filter failed: the response is cut */
     int resp_has_body;            /* the response carries a body */
+    struct px_endcb *endcb;       /* req_on_end callbacks (arena), or NULL */
+    unsigned nendcb;              /* how many */
     int suspended;                /* a middleware suspended the chain */
     int aborted;                  /* the client is gone */
     /* response */
@@ -123,6 +125,15 @@ struct relais_req {
  *  with (when the service passes the host header) and its host part for
  *  later middlewares.  0 / -1 (bad characters). */
 int px_api_set_authority(relais_req *r, const char *authority, size_t len);
+
+/** One req_on_end registration. */
+struct px_endcb {
+    void (*cb)(void *arg); /* called once when the exchange ends */
+    void *arg;             /* its argument */
+};
+
+/** host->req_on_end (ABI 1.4).  0 / -1 (more than PX_MAX_ENDCB). */
+int px_api_on_end(relais_req *r, void (*cb)(void *arg), void *arg);
 
 /** host->resp_body_filter / resp_body_write (ABI 1.4).  0 / -1. */
 int px_api_body_filter(relais_req *r);

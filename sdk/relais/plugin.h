@@ -513,6 +513,13 @@ struct relais_host {
      *  (Also since 1.4: req_set_path accepts an empty path, which reads
      *  back empty and is sent as "/".) */
     int (*req_set_authority)(relais_req *req, const char *authority, size_t len);
+    /** Calls cb(arg) once when the exchange ends, whatever the reason
+     *  (answered, failed, client gone, relais stopping), on the request's
+     *  worker thread, before its memory is released; the last one
+     *  registered runs first.  At most 16 per request.  For state a
+     *  middleware must release (a counter of requests in flight, an
+     *  encoder).  0 / -1. */
+    int (*req_on_end)(relais_req *req, void (*cb)(void *arg), void *arg);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -541,7 +548,7 @@ struct relais_host {
  *      client-certificate middlewares).
  * 1.4  relais_middleware_ops.on_response_body; relais_host.resp_body_filter,
  *      resp_body_write (streaming response body transformation),
- *      req_set_authority; req_set_path accepts an empty path.
+ *      req_set_authority, req_on_end; req_set_path accepts an empty path.
  */
 
 #ifdef __cplusplus

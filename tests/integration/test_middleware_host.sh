@@ -29,6 +29,7 @@ http:
     ep2:    {rule: Host(\`ep2.test\`),    service: s, entryPoints: [second]}
     empty:  {rule: Host(\`empty.test\`),  service: s, middlewares: [emptypath]}
     auth:   {rule: Host(\`auth.test\`),   service: s, middlewares: [sethost]}
+    ends:   {rule: Host(\`ends.test\`),   service: s, middlewares: [countends]}
   middlewares:
     upper:  {testBody: {upper: true}}
     outer:  {testBody: {tag: outer}}
@@ -43,6 +44,7 @@ http:
     epmark: {testHeader: {name: X-Entry, value: first}}
     emptypath: {testHeader: {setPath: ""}}
     sethost:   {testHeader: {setHost: "backend.example:8080"}}
+    countends: {testHeader: {countEnds: true}}
   services:
     s:
       loadBalancer:
@@ -111,6 +113,20 @@ is "chain loop: not served" 404 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Ho
 # ---- ABI 1.4 request edits
 like "an empty path goes upstream as /" "^GET / HTTP/1.1" "$(body empty.test /some/where)"
 like "req_set_authority: the Host sent upstream" "Host: backend.example:8080" "$(body auth.test /)"
+# req_on_end: called for a finished exchange and for one whose client left
+ends() { curl -s -D- -o /dev/null --max-time 5 -H 'Host: ends.test' "http://127.0.0.1:$RP/" | tr -d '\r' | sed -n 's/^X-Ends: //p'; }
+e0=$(ends)
+curl -s -o /dev/null --max-time 0.3 -H 'Host: ends.test' "http://127.0.0.1:$RP/?wait=1s"
+# (a client that half-closes still gets its answer, as with HAProxy: the
+# abandoned exchange ends when the server answers, a second later)
+# the i-th probe below starts after e0 + i finished probes: one more means
+# the abandoned exchange ended too
+seen=0
+for i in $(seq 1 40); do
+  [ "$(ends)" = "$((e0 + 1 + i))" ] && { seen=1; break; }
+  sleep 0.1
+done
+is "req_on_end: the abandoned exchange ended too" 1 "$seen"
 # ---- entry point middlewares
 like "entry point middleware runs for every router of web" "X-Entry: first" "$(req plain.test /)"
 like "... also before a router's own middlewares" "X-Entry: first" "$(req up.test /)"
