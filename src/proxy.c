@@ -202,6 +202,11 @@ static inline void px_leave(struct px_conn *c)
  * memory.  A suspended exchange whose client died stays until resumed. */
 static void px_req_free(struct relais_req *r)
 {
+    /* req_on_end: last registered first, before the memory goes */
+    while (r->nendcb > 0) {
+        struct px_endcb e = r->endcb[--r->nendcb];
+        e.cb(e.arg);
+    }
     if (r->up) {
         up_conn_free(r->up);
         r->up = NULL;
@@ -926,6 +931,8 @@ static int px_parse_head(struct px_conn *c)
     r->ep_name = ep->name;
     memcpy(r->client_ip, c->peer_ip, sizeof(r->client_ip));
     r->client_port = c->peer_port;
+    r->mw_cur = -1;
+    r->filter_cur = -1;
     r->tls = c->tls ? st_ssl(c->bev) : NULL;
     r->start_ms = wk_now_ms();
     c->r = r;
@@ -1163,14 +1170,30 @@ static void px_route(struct relais_req *r)
     }
     r->router = rt;
     r->service = rt->service;
-    if (rt->nmws) {
-        r->mw_ctx = arena_alloc(r->arena, rt->nmws * sizeof(void *));
-        if (!r->mw_ctx) {
-            px_api_respond(r, 500, NULL, 0, NULL, 0);
-            px_finish(r);
-            return;
+    {
+        /* the entry point's middlewares first, then the router's */
+        size_t ne = r->ep < (int)r->snap->ntables && r->snap->ep_mws ? r->snap->ep_nmws[r->ep] : 0;
+        r->nchain = ne + rt->nmws;
+        if (ne == 0) {
+            r->chain = rt->mws;
+        } else {
+            r->chain = arena_alloc(r->arena, r->nchain * sizeof(*r->chain));
+            if (r->chain) {
+                memcpy(r->chain, r->snap->ep_mws[r->ep], ne * sizeof(*r->chain));
+                if (rt->nmws) memcpy(r->chain + ne, rt->mws, rt->nmws * sizeof(*r->chain));
+            }
         }
-        memset(r->mw_ctx, 0, rt->nmws * sizeof(void *));
+        if (r->nchain) {
+            r->mw_ctx = arena_alloc(r->arena, r->nchain * sizeof(void *));
+            if (!r->chain || !r->mw_ctx) {
+                r->chain = NULL;
+                r->nchain = 0;
+                px_api_respond(r, 500, NULL, 0, NULL, 0);
+                px_finish(r);
+                return;
+            }
+            memset(r->mw_ctx, 0, r->nchain * sizeof(void *));
+        }
     }
     px_run_chain(r);
 }
@@ -1205,10 +1228,8 @@ static int px_verdict(struct relais_req *r, int verdict)
 /* Runs the remaining on_request callbacks, then forwards. */
 static void px_run_chain(struct relais_req *r)
 {
-    struct snap_router *rt = r->router;
-
-    while (r->mw_pos < rt->nmws) {
-        struct snap_middleware *m = rt->mws[r->mw_pos];
+    while (r->mw_pos < r->nchain) {
+        struct snap_middleware *m = r->chain[r->mw_pos];
         int v = m->ops->on_request(m->inst, r, &r->mw_ctx[r->mw_pos]);
         r->mw_pos++;
         if (!px_verdict(r, v)) return;
@@ -1237,15 +1258,135 @@ void px_api_resume(relais_req *r, int verdict)
  * first. */
 static void px_run_responses(struct relais_req *r)
 {
-    struct snap_router *rt = r->router;
-
-    if (!rt) return;
+    if (!r->chain) return;
     while (r->mw_pos > 0) {
-        struct snap_middleware *m = rt->mws[--r->mw_pos];
+        struct snap_middleware *m = r->chain[--r->mw_pos];
+        r->mw_cur = (int)r->mw_pos;
         if (m->ops->on_response &&
             m->ops->on_response(m->inst, r, &r->mw_ctx[r->mw_pos]) == RELAIS_ERROR)
             log_error("middleware", "%s failed on a response", m->name);
     }
+    r->mw_cur = -1;
+}
+
+/* 1 when the plugin's operations table has on_response_body (ABI 1.4). */
+static int px_has_body_op(const relais_middleware_ops *o)
+{
+    return o->size >= offsetof(relais_middleware_ops, on_response_body) +
+                          sizeof(o->on_response_body) &&
+           o->on_response_body != NULL;
+}
+
+int px_api_body_filter(relais_req *r)
+{
+    if (r->mw_cur < 0 || (size_t)r->mw_cur >= r->nchain || !r->resp_has_body ||
+        r->resp_started || !px_has_body_op(r->chain[r->mw_cur]->ops))
+        return -1;
+    if (!r->mw_filter) {
+        r->mw_filter = arena_alloc(r->arena, r->nchain);
+        if (!r->mw_filter) return -1;
+        memset(r->mw_filter, 0, r->nchain);
+    }
+    r->mw_filter[r->mw_cur] = 1;
+    r->filtering = 1;
+    return 0;
+}
+
+/* The next filter outwards from position p (towards the client), or -1
+ * for the client itself. */
+static int px_filter_next(const struct relais_req *r, int p)
+{
+    for (int i = p - 1; i >= 0; i--)
+        if (r->mw_filter[i]) return i;
+    return -1;
+}
+
+/* Writes body bytes to the client in its framing; last ends the body. */
+static void px_client_body(struct relais_req *r, const char *data, size_t len, int last)
+{
+    struct evbuffer *out = st_output(r->conn->bev);
+
+    if (len) {
+        if (r->client_chunked) {
+            char hdr[32];
+            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+            evbuffer_add(out, hdr, (size_t)hl);
+            evbuffer_add(out, data, len);
+            evbuffer_add(out, "\r\n", 2);
+        } else {
+            evbuffer_add(out, data, len);
+        }
+    }
+    if (last && r->client_chunked) evbuffer_add(out, "0\r\n\r\n", 5);
+}
+
+/* Passes body bytes to the filter at position p (-1: the client); last
+ * ends the body there and outwards. */
+static void px_filter_run(struct relais_req *r, int p, const char *data, size_t len, int last)
+{
+    struct snap_middleware *m;
+    int save, rc;
+
+    if (r->filter_failed) return;
+    if (p < 0) {
+        px_client_body(r, data, len, last);
+        return;
+    }
+    m = r->chain[p];
+    save = r->filter_cur;
+    r->filter_cur = p;
+    rc = m->ops->on_response_body(m->inst, r, &r->mw_ctx[p], data, len, last);
+    r->filter_cur = save;
+    if (rc == RELAIS_ERROR) {
+        log_error("middleware", "%s failed on a response body", m->name);
+        r->filter_failed = 1;
+        return;
+    }
+    if (last) px_filter_run(r, px_filter_next(r, p), NULL, 0, 1);
+}
+
+int px_api_body_write(relais_req *r, const char *data, size_t len)
+{
+    if (r->filter_cur < 0 || !r->conn || r->filter_failed) return -1;
+    if (len) px_filter_run(r, px_filter_next(r, r->filter_cur), data, len, 0);
+    return r->filter_failed ? -1 : 0;
+}
+
+/* Moves n body bytes from in to the client: through the filters when
+ * there are some, else framed for the client (zero-copy). */
+static void px_body_move(struct relais_req *r, struct evbuffer *in, size_t n)
+{
+    struct evbuffer *out = st_output(r->conn->bev);
+
+    if (!n) return;
+    if (!r->filtering) {
+        if (r->client_chunked) {
+            char hdr[32];
+            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+            evbuffer_add(out, hdr, (size_t)hl);
+            evbuffer_remove_buffer(in, out, n);
+            evbuffer_add(out, "\r\n", 2);
+        } else {
+            evbuffer_remove_buffer(in, out, n);
+        }
+        return;
+    }
+    while (n > 0 && !r->filter_failed) {
+        struct evbuffer_iovec v;
+        size_t take;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
+        take = v.iov_len < n ? v.iov_len : n;
+        px_filter_run(r, px_filter_next(r, (int)r->nchain), v.iov_base, take, 0);
+        evbuffer_drain(in, take);
+        n -= take;
+    }
+}
+
+/* The body ended: the filters flush, the client framing ends. */
+static void px_body_end(struct relais_req *r)
+{
+    if (r->filtering) px_filter_run(r, px_filter_next(r, (int)r->nchain), NULL, 0, 1);
+    else if (r->client_chunked) evbuffer_add(st_output(r->conn->bev), "0\r\n\r\n", 5);
 }
 
 int px_api_respond(relais_req *r, int status, const relais_header *headers,
@@ -1283,15 +1424,49 @@ int px_api_set_path(relais_req *r, const char *path, size_t len)
 {
     char *p;
 
-    if (len == 0 || len > 65536) return -1;
+    /* an empty path is allowed (ABI 1.4): it reads back empty and goes
+     * upstream as "/", as in Go (stripPrefix of the whole path) */
+    if (len > 65536) return -1;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)path[i] <= 0x20 || path[i] == 0x7f || path[i] == '?' ||
             path[i] == '#')
             return -1;
-    p = arena_strndup(r->arena, path, len);
+    p = arena_strndup(r->arena, path ? path : "", len);
     if (!p) return -1;
     r->path = p;
     r->path_len = len;
+    return 0;
+}
+
+#define PX_MAX_ENDCB 16 /* req_on_end registrations per request */
+
+int px_api_on_end(relais_req *r, void (*cb)(void *arg), void *arg)
+{
+    if (!cb || r->nendcb >= PX_MAX_ENDCB) return -1;
+    if (!r->endcb) {
+        r->endcb = arena_alloc(r->arena, PX_MAX_ENDCB * sizeof(*r->endcb));
+        if (!r->endcb) return -1;
+    }
+    r->endcb[r->nendcb].cb = cb;
+    r->endcb[r->nendcb].arg = arg;
+    r->nendcb++;
+    return 0;
+}
+
+int px_api_set_authority(relais_req *r, const char *a, size_t len)
+{
+    char *p;
+
+    if (len == 0 || len > 1024) return -1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)a[i] <= 0x20 || a[i] == 0x7f || a[i] == '/' || a[i] == '?' ||
+            a[i] == '#' || a[i] == '@' || a[i] == ',')
+            return -1;
+    p = arena_strndup(r->arena, a, len);
+    if (!p) return -1;
+    r->authority = p;
+    r->authority_len = len;
+    px_host_from_authority(r);
     return 0;
 }
 
@@ -1345,7 +1520,8 @@ static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
         if (sv->u.path[pl - 1] == '/' && r->path[0] == '/') pl--;
         PX_PUT(sv->u.path, pl);
     }
-    PX_PUT(r->path, r->path_len);
+    if (r->path_len) PX_PUT(r->path, r->path_len);
+    else if (!sv->u.path[0]) buf[n++] = '/';
     if (r->query) {
         buf[n++] = '?';
         PX_PUT(r->query, r->query_len);
@@ -1668,7 +1844,8 @@ static int px_write_client_head(struct relais_req *r, int has_body,
     if (!buf) return -1;
     n = (size_t)snprintf(buf, cap, "HTTP/1.1 %d %s\r\n", r->status, px_reason(r->status));
     for (uint32_t i = 0; i < h->n; i++) {
-        if (msg_name_eq(h->v[i].name, h->v[i].nlen, "content-length", 14) && r->local)
+        if (msg_name_eq(h->v[i].name, h->v[i].nlen, "content-length", 14) &&
+            (r->local || r->filtering))
             continue;
         memcpy(buf + n, h->v[i].name, h->v[i].nlen);
         n += h->v[i].nlen;
@@ -1679,7 +1856,7 @@ static int px_write_client_head(struct relais_req *r, int has_body,
         memcpy(buf + n, "\r\n", 2);
         n += 2;
     }
-    if (r->local && r->status != 304 && r->status != 204 && r->status >= 200)
+    if (r->local && !r->filtering && r->status != 304 && r->status != 204 && r->status >= 200)
         n += (size_t)snprintf(buf + n, cap - n, "Content-Length: %lld\r\n",
                               (long long)content_length);
     if (has_body && r->client_chunked) {
@@ -1706,14 +1883,30 @@ static void px_finish(struct relais_req *r)
 
     if (r->local && !r->resp_started) {
         /* a local answer: middlewares see it, then it is written */
+        r->resp_has_body = !r->is_head && r->status != 204 && r->status != 304 &&
+                           r->status >= 200;
         px_run_responses(r);
         if (!r->req_body_done) r->client_close = 1;
-        if (px_write_client_head(r, 0, (int64_t)r->local_body_len) < 0) {
+        if (r->filtering) {
+            /* a filter transforms it: no Content-Length, framed here */
+            r->client_chunked = r->version >= 11;
+            if (!r->client_chunked) r->client_close = 1;
+        }
+        if (px_write_client_head(r, r->filtering, (int64_t)r->local_body_len) < 0) {
             px_conn_close(c);
             return;
         }
-        if (r->local_body_len && !r->is_head)
+        if (r->filtering) {
+            px_filter_run(r, px_filter_next(r, (int)r->nchain), r->local_body,
+                          r->local_body_len, 0);
+            px_body_end(r);
+            if (r->filter_failed) {
+                px_conn_close(c);
+                return;
+            }
+        } else if (r->local_body_len && !r->is_head) {
             evbuffer_add(st_output(c->bev), r->local_body, r->local_body_len);
+        }
     }
     if (r->up) {
         if (r->up_reusable && r->req_body_done) {
@@ -1750,33 +1943,22 @@ static void px_pump_response(struct relais_req *r)
     int done = 0;
 
     if (r->resp_close_delim) {
-        size_t n = evbuffer_get_length(in);
-        if (n) {
-            if (r->client_chunked) {
-                char hdr[32];
-                int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-                evbuffer_add(out, hdr, (size_t)hl);
-                evbuffer_remove_buffer(in, out, n);
-                evbuffer_add(out, "\r\n", 2);
-            } else {
-                evbuffer_remove_buffer(in, out, n);
-            }
-        }
+        px_body_move(r, in, evbuffer_get_length(in));
     } else if (!r->resp_chunked) {
         size_t avail = evbuffer_get_length(in);
         size_t n = (int64_t)avail < r->resp_left ? avail : (size_t)r->resp_left;
-        if (n) {
-            evbuffer_remove_buffer(in, out, n);
-            r->resp_left -= (int64_t)n;
+        px_body_move(r, in, n);
+        r->resp_left -= (int64_t)n;
+        if (r->resp_left == 0) {
+            done = 1;
+            if (r->filtering) px_body_end(r);
         }
-        if (r->resp_left == 0) done = 1;
         if (evbuffer_get_length(in) > 0 && done) r->up_reusable = 0;
     } else {
         while (evbuffer_get_length(in) > 0 && !done) {
             struct evbuffer_iovec v;
             size_t doff = 0, dlen = 0;
             ssize_t used;
-            char hdr[32];
 
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
             used = h1_chunk_parse(&r->resp_chunk, v.iov_base, v.iov_len, &doff, &dlen);
@@ -1786,13 +1968,8 @@ static void px_pump_response(struct relais_req *r)
                 return;
             }
             if (dlen) {
-                if (r->client_chunked) {
-                    int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
-                    evbuffer_add(out, hdr, (size_t)hl);
-                }
                 evbuffer_drain(in, doff);
-                evbuffer_remove_buffer(in, out, dlen);
-                if (r->client_chunked) evbuffer_add(out, "\r\n", 2);
+                px_body_move(r, in, dlen);
                 evbuffer_drain(in, (size_t)used - doff - dlen);
             } else {
                 evbuffer_drain(in, (size_t)used);
@@ -1801,7 +1978,11 @@ static void px_pump_response(struct relais_req *r)
             else if (used == 0) break;
         }
         if (done && evbuffer_get_length(in) > 0) r->up_reusable = 0;
-        if (done && r->client_chunked) evbuffer_add(out, "0\r\n\r\n", 5);
+        if (done) px_body_end(r);
+    }
+    if (r->filter_failed) {
+        px_conn_close(c);
+        return;
     }
     if (done) {
         r->up_state = UP_DONE;
@@ -1927,7 +2108,12 @@ static int px_parse_response(struct relais_req *r)
     }
     if (has_body && (r->resp_chunked || r->resp_close_delim))
         msg_hdrs_del(&r->resp_hdrs, "Content-Length", 14);
+    r->resp_has_body = has_body;
     px_run_responses(r);
+    if (r->filtering) {
+        r->client_chunked = r->version >= 11;
+        if (!r->client_chunked) r->client_close = 1;
+    }
     if (px_write_client_head(r, has_body, 0) < 0) {
         px_conn_close(c);
         return -1;
@@ -2131,8 +2317,7 @@ static void px_up_event(struct stream *bev, short what, void *arg)
         if ((what & ST_EOF) && r->resp_close_delim) {
             px_pump_response(r);
             if (!c->dead && c->r == r) {
-                if (r->client_chunked)
-                    evbuffer_add(st_output(c->bev), "0\r\n\r\n", 5);
+                px_body_end(r);
                 r->up_reusable = 0;
                 r->up_state = UP_DONE;
                 px_finish(r);

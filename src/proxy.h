@@ -28,6 +28,7 @@ struct arena;
 struct px_conn;
 struct up_conn;
 struct wk_snapref;
+struct snap_middleware;
 struct snapshot;
 struct snap_router;
 struct snap_service;
@@ -78,8 +79,22 @@ struct relais_req {
     struct snap_service *service; /* its service */
     struct snap_server *server;   /* picked server */
     int server_idx;               /* its index */
+    struct snap_middleware **chain; /* the middlewares that apply: the entry
+                                       point's, then the router's (chains
+                                       expanded) */
+    size_t nchain;                /* how many */
     size_t mw_pos;                /* middlewares whose on_request ran */
     void **mw_ctx;                /* per-middleware request slots */
+    int mw_cur;                   /* middleware whose on_response runs, -1 */
+    unsigned char *mw_filter;     /* mw_filter[i] = 1: middleware i filters
+                                     the response body (arena), or NULL */
+    int filter_cur;               /* middleware whose on_response_body runs,
+                                     -1 when none */
+    int filtering;                /* some middleware filters the body */
+    int filter_failed;            /* a filter failed: the response is cut */
+    int resp_has_body;            /* the response carries a body */
+    struct px_endcb *endcb;       /* req_on_end callbacks (arena), or NULL */
+    unsigned nendcb;              /* how many */
     int suspended;                /* a middleware suspended the chain */
     int aborted;                  /* the client is gone */
     /* response */
@@ -105,6 +120,24 @@ struct relais_req {
     uint64_t start_ms;            /* when the head was complete */
     uint64_t up_start_ms;         /* when sent upstream */
 };
+
+/** host->req_set_authority (ABI 1.4): the Host the request goes upstream
+ *  with (when the service passes the host header) and its host part for
+ *  later middlewares.  0 / -1 (bad characters). */
+int px_api_set_authority(relais_req *r, const char *authority, size_t len);
+
+/** One req_on_end registration. */
+struct px_endcb {
+    void (*cb)(void *arg); /* called once when the exchange ends */
+    void *arg;             /* its argument */
+};
+
+/** host->req_on_end (ABI 1.4).  0 / -1 (more than PX_MAX_ENDCB). */
+int px_api_on_end(relais_req *r, void (*cb)(void *arg), void *arg);
+
+/** host->resp_body_filter / resp_body_write (ABI 1.4).  0 / -1. */
+int px_api_body_filter(relais_req *r);
+int px_api_body_write(relais_req *r, const char *data, size_t len);
 
 /** Accepts a client connection on entry point ep.  Worker thread. */
 void px_accept(struct worker *w, int ep, evutil_socket_t fd,

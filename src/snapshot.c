@@ -46,6 +46,8 @@ static void snap_mw_unref(struct snap_middleware *m)
     if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
     if (m->inst && m->ops && m->ops->destroy) m->ops->destroy(m->inst);
     json_decref(m->cfg);
+    for (size_t i = 0; i < m->nmembers; i++) free(m->members[i]);
+    free(m->members);
     free(m->name);
     free(m->error);
     free(m);
@@ -95,6 +97,11 @@ void snap_free(struct snapshot *s)
     udp_snap_free(s->udp);
     ts_hosts_free(s->tls_hosts);
     ts_conf_unref(s->tls);
+    for (i = 0; s->ep_mws && i < s->ntables; i++) free(s->ep_mws[i]);
+    for (i = 0; s->ep_mw_error && i < s->ntables; i++) free(s->ep_mw_error[i]);
+    free(s->ep_mws);
+    free(s->ep_nmws);
+    free(s->ep_mw_error);
     for (i = 0; i < s->nmws; i++) snap_mw_unref(s->mws[i]);
     free(s->mws);
     for (i = 0; i < s->nservices; i++) snap_svc_unref(s->services[i]);
@@ -159,6 +166,37 @@ static struct snap_service *snap_prev_svc(const struct snapshot *prev,
 
 /* Creates (or reuses) the middleware qname from cfg.  Never NULL unless
  * out of memory; a bad one comes back disabled with its error. */
+/* Reads a chain middleware ({middlewares: [names]}), qualifying the names
+ * with the chain's own provider.  Errors go to opts' session. */
+static void snap_chain(struct snap_middleware *m, const char *qname, const relais_cfg *opts)
+{
+    const relais_cfg *list = conf_cfg_get(opts, "middlewares");
+    const char *provider = strchr(qname, '@'), *k;
+    size_t n;
+
+    provider = provider ? provider + 1 : "";
+    for (size_t i = 0; i < conf_cfg_len(opts); i++) {
+        conf_cfg_at(opts, i, &k);
+        if (strcasecmp(k, "middlewares")) conf_cfg_error(opts, k, "unknown option (expected middlewares)");
+    }
+    if (!list) {
+        conf_cfg_error(opts, "middlewares", "missing: expected a list of middleware names");
+        return;
+    }
+    if (conf_cfg_type(list) != RELAIS_CFG_LIST) {
+        conf_cfg_error(list, NULL, "expected a list of middleware names");
+        return;
+    }
+    n = conf_cfg_len(list);
+    m->members = calloc(n ? n : 1, sizeof(*m->members));
+    if (!m->members) return;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+        if (conf_cfg_string(conf_cfg_at(list, i, NULL), NULL, &s) != RELAIS_CFG_OK) continue;
+        if ((m->members[m->nmembers] = snap_qualify(s, provider)) != NULL) m->nmembers++;
+    }
+}
+
 static struct snap_middleware *snap_middleware(const char *qname, json_t *cfg,
                                                const char *origin,
                                                const struct snapshot *prev,
@@ -187,8 +225,11 @@ static struct snap_middleware *snap_middleware(const char *qname, json_t *cfg,
         conf_cfg_error(root, NULL, "expected exactly one middleware type, e.g. stripPrefix: {...}");
     } else {
         const relais_cfg *opts = conf_cfg_at(root, 0, &type);
-        m->plugin = pl_find(plugins, RELAIS_KIND_MIDDLEWARE, type);
-        if (!m->plugin) {
+        m->plugin = strcasecmp(type, "chain") ? pl_find(plugins, RELAIS_KIND_MIDDLEWARE, type)
+                                              : NULL;
+        if (!strcasecmp(type, "chain")) {
+            snap_chain(m, qname, opts);
+        } else if (!m->plugin) {
             conf_cfg_error(root, type, "no loaded plugin provides the middleware type \"%s\"", type);
         } else {
             m->ops = m->plugin->desc->ops;
@@ -458,6 +499,101 @@ static void snap_router_tls(struct snapshot *snap, struct snap_router *r,
     }
 }
 
+/** A growing list of middlewares (a router's chain). */
+struct snap_mwlist {
+    struct snap_middleware **v; /* the list */
+    size_t n;                   /* used */
+    size_t cap;                 /* allocated */
+};
+
+#define SNAP_MAX_CHAIN 64       /* middlewares in one expanded chain */
+#define SNAP_MAX_CHAIN_DEPTH 10 /* chains within chains */
+
+/* Appends middleware qname to l, expanding a chain into its members
+ * (depth guards against loops).  0, or -1 with the reason in why. */
+static int snap_mw_expand(struct snapshot *snap, const char *qname, struct snap_mwlist *l,
+                          int depth, char *why, size_t whylen)
+{
+    struct snap_middleware *m = snap_find_mw(snap, qname);
+
+    if (!m) {
+        snprintf(why, whylen, "middleware \"%s\" does not exist", qname);
+        return -1;
+    }
+    if (m->status == SNAP_DISABLED) {
+        snprintf(why, whylen, "middleware \"%s\" is disabled", qname);
+        return -1;
+    }
+    if (m->members) {
+        if (depth >= SNAP_MAX_CHAIN_DEPTH) {
+            snprintf(why, whylen, "chain \"%s\" nests too deep (a loop?)", qname);
+            return -1;
+        }
+        for (size_t i = 0; i < m->nmembers; i++) {
+            char sub[500];
+            if (snap_mw_expand(snap, m->members[i], l, depth + 1, sub, sizeof(sub)) < 0) {
+                snprintf(why, whylen, "chain \"%s\": %s", qname, sub);
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (l->n >= SNAP_MAX_CHAIN) {
+        snprintf(why, whylen, "more than %d middlewares", SNAP_MAX_CHAIN);
+        return -1;
+    }
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4;
+        struct snap_middleware **nv = realloc(l->v, nc * sizeof(*nv));
+        if (!nv) {
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = m;
+    return 0;
+}
+
+/* Resolves entryPoints.X.http.middlewares for every entry point into
+ * snap->ep_mws.  An entry point whose middlewares do not resolve serves
+ * no router (snap->ep_mw_error says why): its requests would otherwise
+ * skip, say, an authentication meant for all of them.  0 / -1 (memory). */
+static int snap_ep_middlewares(struct snapshot *snap, const struct sc_config *sc)
+{
+    size_t e, any = 0;
+
+    for (e = 0; e < sc->neps; e++) any += sc->eps[e].nmws;
+    if (!any) return 0;
+    snap->ep_mws = calloc(sc->neps, sizeof(*snap->ep_mws));
+    snap->ep_nmws = calloc(sc->neps, sizeof(*snap->ep_nmws));
+    snap->ep_mw_error = calloc(sc->neps, sizeof(*snap->ep_mw_error));
+    if (!snap->ep_mws || !snap->ep_nmws || !snap->ep_mw_error) return -1;
+    for (e = 0; e < sc->neps; e++) {
+        struct snap_mwlist l = {NULL, 0, 0};
+        for (size_t i = 0; i < sc->eps[e].nmws; i++) {
+            const char *name = sc->eps[e].mws[i];
+            char why[600], msg[700];
+            if (!strchr(name, '@')) {
+                snprintf(why, sizeof(why), "middleware \"%s\" needs its provider (\"%s@file\")",
+                         name, name);
+            } else if (snap_mw_expand(snap, name, &l, 0, why, sizeof(why)) == 0) {
+                continue;
+            }
+            snprintf(msg, sizeof(msg), "http.middlewares[%zu]: %s", i, why);
+            if (!snap->ep_mw_error[e]) {
+                snap->ep_mw_error[e] = strdup(msg);
+                log_error("config", "entryPoints.%s.%s: nothing is served on this entry "
+                          "point", sc->eps[e].name, msg);
+            }
+        }
+        snap->ep_mws[e] = l.v;
+        snap->ep_nmws[e] = l.n;
+    }
+    return 0;
+}
+
 static void snap_router(struct snapshot *snap, struct snap_router *r,
                         const char *qname, const char *provider, json_t *cfg,
                         const char *origin, const struct sc_config *sc)
@@ -520,22 +656,19 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
     if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
         conf_cfg_error(mws, NULL, "expected a list of middleware names");
     } else if (mws) {
+        struct snap_mwlist l = {NULL, 0, 0};
         n = conf_cfg_len(mws);
-        r->mws = calloc(n ? n : 1, sizeof(*r->mws));
-        for (i = 0; r->mws && i < n; i++) {
+        for (i = 0; i < n; i++) {
             const relais_cfg *it = conf_cfg_at(mws, i, NULL);
-            struct snap_middleware *m;
+            char why[600];
             if (conf_cfg_string(it, NULL, &str) != RELAIS_CFG_OK) continue;
             q = snap_qualify(str, provider);
-            m = q ? snap_find_mw(snap, q) : NULL;
-            if (!m)
-                conf_cfg_error(it, NULL, "middleware \"%s\" does not exist", q ? q : str);
-            else if (m->status == SNAP_DISABLED)
-                conf_cfg_error(it, NULL, "middleware \"%s\" is disabled", q);
-            else
-                r->mws[r->nmws++] = m;
+            if (!q || snap_mw_expand(snap, q, &l, 0, why, sizeof(why)) < 0)
+                conf_cfg_error(it, NULL, "%s", q ? why : "out of memory");
             free(q);
         }
+        r->mws = l.v;
+        r->nmws = l.n;
     }
     snap_router_tls(snap, r, root, provider, sc);
     switch (conf_cfg_string(root, "service", &str)) {
@@ -700,6 +833,7 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         nr += json_object_size(sec);
     }
     if (snap_build_tls(snap, src, nsrc, prev) < 0) goto oom;
+    if (snap_ep_middlewares(snap, sc) < 0) goto oom;
     snap->routers = calloc(nr ? nr : 1, sizeof(*snap->routers));
     if (!snap->routers) goto oom;
     for (i = 0; i < nsrc; i++) {
@@ -727,6 +861,7 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
                 struct snap_router *r = &snap->routers[i];
                 if (r->status == SNAP_DISABLED || !r->eps[e] || !r->tls_on || r->tls_on[e] != tls)
                     continue;
+                if (snap->ep_mw_error && snap->ep_mw_error[e]) continue; /* see above */
                 ents[ne].rule = r->rule;
                 ents[ne].priority = r->priority;
                 ents[ne].name = r->name;

@@ -78,6 +78,9 @@ struct snap_service {
 /** A middleware instance (shared while unchanged). */
 struct snap_middleware {
     char *name;                      /* "name@provider" */
+    char **members;                  /* chain: the qualified names it lists
+                                        (no plugin instance), or NULL */
+    size_t nmembers;                 /* how many */
     int refs;                        /* snapshots holding it (atomic) */
     json_t *cfg;                     /* its configuration map */
     const struct pl_plugin *plugin;  /* the plugin providing its type */
@@ -126,6 +129,13 @@ struct snapshot {
     unsigned char *ep_tls;          /* ep_tls[i] = 1 when entry point i has
                                        TLS routers (connections are sniffed) */
     size_t ntables;                 /* = number of entry points */
+    struct snap_middleware ***ep_mws; /* per entry point: its
+                                       http.middlewares, run before the
+                                       router's (NULL when none anywhere) */
+    size_t *ep_nmws;                /* their counts */
+    char **ep_mw_error;             /* per entry point: why its middlewares
+                                       do not resolve (it then serves no
+                                       router), or NULL */
     struct ts_conf *tls;            /* certificates and TLS options */
     struct ts_hosts *tls_hosts;     /* host -> TLS options */
     size_t nerrors;                 /* objects disabled */

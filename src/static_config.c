@@ -239,6 +239,20 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
         conf_cfg_error(node, "proxyProtocol", "not available on a UDP entry point");
     http = conf_cfg_get(node, "http");
     sc_ep_http_tls(http, ep);
+    {
+        const relais_cfg *ml = conf_cfg_get(http, "middlewares");
+        if (ml && conf_cfg_type(ml) != RELAIS_CFG_LIST) {
+            conf_cfg_error(ml, NULL, "expected a list of middleware names (name@provider)");
+        } else if (ml) {
+            size_t n = conf_cfg_len(ml);
+            ep->mws = calloc(n ? n : 1, sizeof(*ep->mws));
+            for (size_t i = 0; ep->mws && i < n; i++) {
+                const char *s;
+                if (conf_cfg_string(conf_cfg_at(ml, i, NULL), NULL, &s) == RELAIS_CFG_OK)
+                    ep->mws[ep->nmws++] = strdup(s);
+            }
+        }
+    }
     sc_ep_redirect(http, ep);
     sc_size(http, "maxHeaderBytes", 1024, 1024 * 1024, &ep->max_head);
     sc_size(http, "maxHeaderCount", 8, 10000, &ep->max_fields);
@@ -521,6 +535,8 @@ void sc_free(struct sc_config *c)
         free(c->eps[i].tls_resolver);
         free(c->eps[i].redirect_to);
         free(c->eps[i].redirect_scheme);
+        for (size_t j = 0; j < c->eps[i].nmws; j++) free(c->eps[i].mws[j]);
+        free(c->eps[i].mws);
     }
     free(c->eps);
     for (i = 0; i < c->nplugin_load; i++) free(c->plugin_load[i]);

@@ -48,6 +48,9 @@ struct sc_entrypoint {
     int pp_insecure;              /* proxyProtocol.insecure: from anyone */
     struct na_cidr *pp_trusted;   /* proxyProtocol.trustedIPs */
     size_t npp_trusted;           /* how many */
+    char **mws;                   /* http.middlewares ("name@provider"),
+                                     run before every router's */
+    size_t nmws;                  /* how many */
 };
 
 /** Default transport towards servers (serversTransport in Traefik). */

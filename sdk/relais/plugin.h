@@ -11,7 +11,9 @@
  * ABI policy (see the changelog at the bottom):
  *  - the first four fields of `relais_plugin` (magic, abi_major, abi_minor,
  *    size) never change;
- *  - structs and enums are append-only; appending bumps RELAIS_ABI_MINOR;
+ *  - structs and enums are append-only; appending bumps RELAIS_ABI_MINOR
+ *    (fill operation tables with designated initializers, .create = ...,
+ *    so that a field appended later is zero in an older plugin's source);
  *    anything else (removal, reordering, changed meaning) bumps
  *    RELAIS_ABI_MAJOR and resets the minor;
  *  - the host loads a plugin when magic matches, major == host major,
@@ -45,7 +47,7 @@ extern "C" {
 #define RELAIS_PLUGIN_MAGIC 0x52504c47u
 /** ABI version this header describes. */
 #define RELAIS_ABI_MAJOR 1
-#define RELAIS_ABI_MINOR 3
+#define RELAIS_ABI_MINOR 4
 /** Name of the one symbol a plugin exports. */
 #define RELAIS_PLUGIN_SYMBOL "relais_plugin_descriptor"
 
@@ -221,6 +223,16 @@ typedef struct relais_middleware_ops {
      *  host->resp_headers / resp_status.  Returns RELAIS_NEXT or
      *  RELAIS_ERROR. */
     int (*on_response)(void *inst, relais_req *req, void **ctx);
+    /** Worker thread, may be NULL (ABI 1.4).  Called only for requests on
+     *  which this middleware called host->resp_body_filter from
+     *  on_response: each piece of the response body, in order, as it
+     *  streams (data valid during the call only), then once with last = 1
+     *  (len may be 0).  What the client (or the next outer middleware)
+     *  gets is what the filter writes with host->resp_body_write: any
+     *  amount, at any call.  Returns RELAIS_NEXT, or RELAIS_ERROR to cut
+     *  the response (its head is already sent). */
+    int (*on_response_body)(void *inst, relais_req *req, void **ctx, const char *data,
+                            size_t len, int last);
 } relais_middleware_ops;
 
 /**
@@ -485,6 +497,29 @@ struct relais_host {
      *  long as req; NULL with *len = 0 on a plain connection, without a
      *  client certificate, or past the end.  Worker thread. */
     const unsigned char *(*req_tls_peer_cert)(relais_req *req, size_t idx, size_t *len);
+
+    /* -- ABI 1.4: response body filters (compress, ...) -- */
+    /** From on_response: this middleware will transform the body (its
+     *  on_response_body is called).  The host drops Content-Length and
+     *  frames the body itself (chunked for HTTP/1.1).  0, or -1 when the
+     *  middleware has no on_response_body or the response has no body
+     *  (HEAD, 1xx, 204, 304). */
+    int (*resp_body_filter)(relais_req *req);
+    /** From on_response_body: passes bytes on towards the client.  0 / -1. */
+    int (*resp_body_write)(relais_req *req, const char *data, size_t len);
+    /** Sets the request's authority ("host[:port]"): the Host header it is
+     *  forwarded with (when the service passes the host header) and what
+     *  req_authority returns afterwards.  0, or -1 for an invalid value.
+     *  (Also since 1.4: req_set_path accepts an empty path, which reads
+     *  back empty and is sent as "/".) */
+    int (*req_set_authority)(relais_req *req, const char *authority, size_t len);
+    /** Calls cb(arg) once when the exchange ends, whatever the reason
+     *  (answered, failed, client gone, relais stopping), on the request's
+     *  worker thread, before its memory is released; the last one
+     *  registered runs first.  At most 16 per request.  For state a
+     *  middleware must release (a counter of requests in flight, an
+     *  encoder).  0 / -1. */
+    int (*req_on_end)(relais_req *req, void (*cb)(void *arg), void *arg);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -511,6 +546,9 @@ struct relais_host {
  *      client speaks https://); RELAIS_HOST_ABI_AT_LEAST.
  * 1.3  relais_host.req_tls_peer_cert (passTLSClientCert and other
  *      client-certificate middlewares).
+ * 1.4  relais_middleware_ops.on_response_body; relais_host.resp_body_filter,
+ *      resp_body_write (streaming response body transformation),
+ *      req_set_authority, req_on_end; req_set_path accepts an empty path.
  */
 
 #ifdef __cplusplus

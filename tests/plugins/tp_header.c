@@ -8,9 +8,14 @@
  *                 return RELAIS_DONE;
  *   suspendMs: N  suspend every request, then resume it with RELAIS_NEXT
  *                 after N ms from a host timer on the request's worker
- *                 thread (exercises RELAIS_SUSPEND / req_resume).
+ *                 thread (exercises RELAIS_SUSPEND / req_resume);
+ *   setPath: P    req_set_path(P) (P may be empty: ABI 1.4);
+ *   setHost: H    req_set_authority(H) (ABI 1.4);
+ *   countEnds: true  counts ended exchanges (req_on_end, ABI 1.4) and
+ *                 answers with X-Ends: the count when the request began.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +31,20 @@ struct tph_inst {
     char *value;             /* its value (owned), or NULL */
     int deny;                /* answer 403 */
     int64_t suspend_ms;      /* suspend each request that long; 0: never */
+    char *set_path;          /* path to set (owned), or NULL */
+    char *set_host;          /* authority to set (owned), or NULL */
+    int count_ends;          /* countEnds */
 };
+
+/** Exchanges ended so far (countEnds; every thread). */
+static unsigned long tph_ends;
+
+/** req_on_end callback: one more exchange ended. */
+static void tph_on_end(void *arg)
+{
+    (void)arg;
+    __atomic_add_fetch(&tph_ends, 1, __ATOMIC_RELAXED);
+}
 
 /** A suspended request (in the request's memory). */
 struct tph_susp {
@@ -43,6 +61,8 @@ static void tph_destroy(void *inst)
     if (!t) return;
     free(t->name);
     free(t->value);
+    free(t->set_path);
+    free(t->set_host);
     free(t);
 }
 
@@ -50,16 +70,19 @@ static void tph_destroy(void *inst)
 static int tph_create(const relais_host *host, const relais_cfg *cfg,
                       const char *name, void **inst)
 {
-    const char *hname = NULL, *hvalue = "";
-    struct tph_inst *t;
-    int deny = 0;
+    const char *hname = NULL, *hvalue = "", *spath = NULL, *shost = NULL;
+    struct tph_inst *t = NULL;
+    int deny = 0, ends = 0;
     int64_t ms = 0;
 
     (void)name;
     if (host->cfg_string(cfg, "name", &hname) == RELAIS_CFG_INVALID ||
         host->cfg_string(cfg, "value", &hvalue) == RELAIS_CFG_INVALID ||
         host->cfg_bool(cfg, "deny", &deny) == RELAIS_CFG_INVALID ||
-        host->cfg_int(cfg, "suspendMs", &ms) == RELAIS_CFG_INVALID)
+        host->cfg_int(cfg, "suspendMs", &ms) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "setPath", &spath) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "setHost", &shost) == RELAIS_CFG_INVALID ||
+        host->cfg_bool(cfg, "countEnds", &ends) == RELAIS_CFG_INVALID)
         return -1;
     if (ms < 0 || ms > TPH_MAX_SUSPEND_MS) {
         host->cfg_error(cfg, "suspendMs", "must be between 0 and %d",
@@ -71,6 +94,9 @@ static int tph_create(const relais_host *host, const relais_cfg *cfg,
     t->host = host;
     t->deny = deny;
     t->suspend_ms = ms;
+    t->count_ends = ends;
+    if ((spath && !(t->set_path = strdup(spath))) || (shost && !(t->set_host = strdup(shost))))
+        goto nomem;
     if (hname && hname[0]) {
         t->name = strdup(hname);
         t->value = strdup(hvalue);
@@ -111,6 +137,19 @@ static int tph_on_request(void *inst, relais_req *req, void **ctx)
     struct tph_susp *s;
 
     (void)ctx;
+    if (t->count_ends) {
+        char v[32];
+        unsigned long n = __atomic_load_n(&tph_ends, __ATOMIC_RELAXED);
+        int l = snprintf(v, sizeof(v), "%lu", n);
+        char *keep = t->host->req_alloc(req, (size_t)l + 1);
+        if (!keep || t->host->req_on_end(req, tph_on_end, NULL) < 0) return RELAIS_ERROR;
+        memcpy(keep, v, (size_t)l + 1);
+        *ctx = keep;
+    }
+    if (t->set_path && t->host->req_set_path(req, t->set_path, strlen(t->set_path)) < 0)
+        return RELAIS_ERROR;
+    if (t->set_host && t->host->req_set_authority(req, t->set_host, strlen(t->set_host)) < 0)
+        return RELAIS_ERROR;
     if (t->deny) {
         if (t->host->respond(req, 403, hdrs, 1, body, sizeof(body) - 1) < 0)
             return RELAIS_ERROR;
@@ -138,7 +177,10 @@ static int tph_on_response(void *inst, relais_req *req, void **ctx)
     struct tph_inst *t = inst;
     relais_hdrs *h;
 
-    (void)ctx;
+    if (t->count_ends && *ctx) {
+        h = t->host->resp_headers(req);
+        if (h) t->host->hdr_set(h, "X-Ends", *ctx, strlen(*ctx));
+    }
     if (!t->name) return RELAIS_NEXT;
     h = t->host->resp_headers(req);
     if (!h) return RELAIS_NEXT;

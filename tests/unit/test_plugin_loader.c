@@ -667,20 +667,21 @@ static void test_load_dir(const char *tdir, const char *wdir)
     total = t_count_so(tdir);
     n = pl_load_dir(set, tdir, NULL, 0, &t_host);
     /* Without wrr, dup_key and dup_name have nothing to clash with. */
-    ok(n == 4 && set->n == 4, "all: 4 loaded (%zu)", n);
+    ok(n == 5 && set->n == 5, "all: 5 loaded (%zu)", n);
     ok(set->n + set->refused == total, "every *.so tried (%zu + %zu == %zu)",
        set->n, set->refused, total);
-    ok(set->n == 4 && t_ends_with(set->items[0].path, "/dup_key.so") &&
+    ok(set->n == 5 && t_ends_with(set->items[0].path, "/dup_key.so") &&
        t_ends_with(set->items[1].path, "/dup_name.so") &&
-       t_ends_with(set->items[2].path, "/tp_first.so") &&
-       t_ends_with(set->items[3].path, "/tp_header.so"),
+       t_ends_with(set->items[2].path, "/tp_body.so") &&
+       t_ends_with(set->items[3].path, "/tp_first.so") &&
+       t_ends_with(set->items[4].path, "/tp_header.so"),
        "sorted (strcmp) order");
     log = t_log_take();
     ok(strstr(log, "bad_magic.so: bad magic") && strstr(log, "small_ops.so: lb "
        "operations"), "refusals logged");
     /* Now wrr clashes with dup_key (its key), loaded first. */
     n = pl_load_dir(set, wdir, NULL, 0, &t_host);
-    ok(n == 0 && set->n == 4, "wrr refused after dup_key/dup_name");
+    ok(n == 0 && set->n == 5, "wrr refused after dup_key/dup_name");
     log = t_log_take();
     ok(strstr(log, "wrr.so: lb config key \"wrr\" is already provided by "
               "plugin \"wrr_other\" from ") != NULL, "%s", t_flat(log));

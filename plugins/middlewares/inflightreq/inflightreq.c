@@ -121,6 +121,8 @@ static int ifr_refuse(struct ifr_inst *f, relais_req *req)
     return RELAIS_DONE;
 }
 
+static void ifr_release(void *arg);
+
 /**
  * Worker thread.  Counts the request against its source: RELAIS_NEXT, or
  * RELAIS_DONE after a 429 when the source has amount requests in flight.
@@ -152,27 +154,45 @@ static int ifr_on_request(void *inst, relais_req *req, void **ctx)
     c->sh = sh;
     c->e = e;
     *ctx = c;
+    if (RELAIS_HOST_HAS(host, req_on_end) && host->req_on_end(req, ifr_release, c) < 0) {
+        ifr_release(c);
+        return RELAIS_ERROR;
+    }
     return RELAIS_NEXT;
 }
 
 /** Worker thread.  The request is no longer in flight: its count goes. */
-static int ifr_on_response(void *inst, relais_req *req, void **ctx)
+/* Releases the request's slot (once).  Worker thread. */
+static void ifr_release(void *arg)
 {
-    struct ifr_ctx *c = *ctx;
+    struct ifr_ctx *c = arg;
 
-    (void)inst;
-    (void)req;
-    if (!c || !c->e) return RELAIS_NEXT;
+    if (!c || !c->e) return;
     mws_table_lock(c->sh);
     if (--c->e->p.count <= 0) mws_table_remove(c->sh, c->e);
     mws_table_unlock(c->sh);
     c->e = NULL;
+}
+
+/* Worker thread: on a host without req_on_end (ABI < 1.4), the slot is
+ * released with the response head; otherwise when the exchange ends,
+ * whatever ended it (Traefik counts until the response is sent). */
+static int ifr_on_response(void *inst, relais_req *req, void **ctx)
+{
+    struct ifr_inst *f = inst;
+
+    (void)req;
+    if (!RELAIS_HOST_HAS(f->host, req_on_end)) ifr_release(*ctx);
     return RELAIS_NEXT;
 }
 
 /** The middleware operations. */
 static const relais_middleware_ops ifr_ops = {
-    sizeof(relais_middleware_ops), ifr_create, ifr_destroy, ifr_on_request, ifr_on_response,
+    .size = sizeof(relais_middleware_ops),
+    .create = ifr_create,
+    .destroy = ifr_destroy,
+    .on_request = ifr_on_request,
+    .on_response = ifr_on_response,
 };
 
 RELAIS_PLUGIN_DECLARE = {

@@ -34,7 +34,10 @@ static int ipal_create(const relais_host *host, const relais_cfg *cfg,
 
 /** The middleware operations. */
 static const relais_middleware_ops ipal_ops = {
-    sizeof(relais_middleware_ops), ipal_create, mwf_destroy, mwf_on_request, NULL,
+    .size = sizeof(relais_middleware_ops),
+    .create = ipal_create,
+    .destroy = mwf_destroy,
+    .on_request = mwf_on_request,
 };
 
 RELAIS_PLUGIN_DECLARE = {

@@ -35,7 +35,10 @@ static int ipdl_create(const relais_host *host, const relais_cfg *cfg,
 
 /** The middleware operations. */
 static const relais_middleware_ops ipdl_ops = {
-    sizeof(relais_middleware_ops), ipdl_create, mwf_destroy, mwf_on_request, NULL,
+    .size = sizeof(relais_middleware_ops),
+    .create = ipdl_create,
+    .destroy = mwf_destroy,
+    .on_request = mwf_on_request,
 };
 
 RELAIS_PLUGIN_DECLARE = {

@@ -248,7 +248,10 @@ static int rl_on_request(void *inst, relais_req *req, void **ctx)
 
 /** The middleware operations. */
 static const relais_middleware_ops rl_ops = {
-    sizeof(relais_middleware_ops), rl_create, rl_destroy, rl_on_request, NULL,
+    .size = sizeof(relais_middleware_ops),
+    .create = rl_create,
+    .destroy = rl_destroy,
+    .on_request = rl_on_request,
 };
 
 RELAIS_PLUGIN_DECLARE = {
