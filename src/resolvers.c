@@ -19,6 +19,7 @@
 #include "rule.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "tcp.h"
 #include "tlsstore.h"
 
 #define RS_MAX_TOKENS 1024      /* http-01 challenges pending at once */
@@ -434,57 +435,78 @@ static void rs_want(struct rs_resolver *r, const char *const *names, size_t n)
         log_error("acme", "resolver %s: cannot ask for %s", r->name, key + strlen(r->name) + 1);
 }
 
-void rs_sync(const struct snapshot *snap)
+/* Asks the resolver called resolver for what a router needs: each
+ * tls.domains entry, else the names its rule gives (hosts: rule_hosts for
+ * HTTP, rule_sni_hosts for TCP). */
+static void rs_router(const char *router, const char *resolver, const rule_t *rule,
+                      json_t *domains,
+                      int (*hosts)(const rule_t *, void (*)(void *, const char *, size_t, int),
+                                   void *))
 {
-    for (size_t i = 0; snap && i < snap->nrouters; i++) {
-        const struct snap_router *rt = &snap->routers[i];
-        struct rs_resolver *r = NULL;
+    struct rs_resolver *r = NULL;
 
-        if (rt->status == SNAP_DISABLED || !rt->tls || !rt->cert_resolver) continue;
-        for (size_t j = 0; j < rs_n; j++)
-            if (!strcmp(rs_v[j].name, rt->cert_resolver)) r = &rs_v[j];
-        if (!r) continue;
-        if (json_is_array(rt->tls_domains) && json_array_size(rt->tls_domains) > 0) {
-            size_t k;
-            json_t *d;
-            json_array_foreach(rt->tls_domains, k, d) {
-                const char *names[RS_MAX_NAMES];
-                size_t n = 0, m;
-                json_t *sans = NULL, *s;
-                const char *key;
-                json_t *v;
-                json_object_foreach(d, key, v) {
-                    if (!strcasecmp(key, "main") && json_is_string(v)) names[n++] = json_string_value(v);
-                    if (!strcasecmp(key, "sans")) sans = v;
-                }
-                if (!n) continue;
-                json_array_foreach(sans, m, s)
-                    if (json_is_string(s) && n < RS_MAX_NAMES) names[n++] = json_string_value(s);
-                rs_want(r, names, n);
-            }
-        } else if (rt->rule) {
-            struct rs_names rn = {0};
-            char buf[RS_MAX_NAMES][256];
+    for (size_t j = 0; j < rs_n; j++)
+        if (!strcmp(rs_v[j].name, resolver)) r = &rs_v[j];
+    if (!r) return;
+    if (json_is_array(domains) && json_array_size(domains) > 0) {
+        size_t k;
+        json_t *d;
+        json_array_foreach(domains, k, d) {
             const char *names[RS_MAX_NAMES];
-            size_t n = 0;
-            if (!rule_hosts(rt->rule, rs_host, &rn)) {
-                log_warn("acme", "router %s: no Host in its rule and no tls.domains: no "
-                         "certificate asked from %s", rt->name, r->name);
-                continue;
+            size_t n = 0, m;
+            json_t *sans = NULL, *s;
+            const char *key;
+            json_t *v;
+            json_object_foreach(d, key, v) {
+                if (!strcasecmp(key, "main") && json_is_string(v)) names[n++] = json_string_value(v);
+                if (!strcasecmp(key, "sans")) sans = v;
             }
-            for (size_t j = 0; j < rn.n; j++) {
-                if (rn.len[j] >= sizeof(buf[0])) continue;
-                memcpy(buf[n], rn.v[j], rn.len[j]);
-                buf[n][rn.len[j]] = '\0';
-                names[n] = buf[n];
-                n++;
-            }
-            if (rn.wildcard)
-                log_warn("acme", "router %s: wildcard hosts need dns-01, which relais does not "
-                         "do; they are left out", rt->name);
+            if (!n) continue;
+            json_array_foreach(sans, m, s)
+                if (json_is_string(s) && n < RS_MAX_NAMES) names[n++] = json_string_value(s);
             rs_want(r, names, n);
         }
+    } else if (rule) {
+        struct rs_names rn = {0};
+        char buf[RS_MAX_NAMES][256];
+        const char *names[RS_MAX_NAMES];
+        size_t n = 0;
+        if (!hosts(rule, rs_host, &rn)) {
+            log_warn("acme", "router %s: no host name in its rule and no tls.domains: no "
+                     "certificate asked from %s", router, r->name);
+            return;
+        }
+        for (size_t j = 0; j < rn.n; j++) {
+            if (rn.len[j] >= sizeof(buf[0])) continue;
+            memcpy(buf[n], rn.v[j], rn.len[j]);
+            buf[n][rn.len[j]] = '\0';
+            names[n] = buf[n];
+            n++;
+        }
+        if (rn.wildcard)
+            log_warn("acme", "router %s: wildcard hosts need dns-01, which relais does not "
+                     "do; they are left out", router);
+        rs_want(r, names, n);
     }
+}
+
+/* tcp_foreach_resolver callback. */
+static void rs_tcp_router(void *arg, const char *router, const char *resolver, const rule_t *rule,
+                          json_t *domains)
+{
+    (void)arg;
+    rs_router(router, resolver, rule, domains, rule_sni_hosts);
+}
+
+void rs_sync(const struct snapshot *snap)
+{
+    if (!snap) return;
+    for (size_t i = 0; i < snap->nrouters; i++) {
+        const struct snap_router *rt = &snap->routers[i];
+        if (rt->status == SNAP_DISABLED || !rt->tls || !rt->cert_resolver) continue;
+        rs_router(rt->name, rt->cert_resolver, rt->rule, rt->tls_domains, rule_hosts);
+    }
+    tcp_foreach_resolver(snap, rs_tcp_router, NULL);
 }
 
 void rs_stop(void)

@@ -109,6 +109,8 @@ struct tcp_router {
     int passthrough;              /* tls.passthrough: relay the TLS bytes */
     int catchall;                 /* rule is exactly HostSNI(`*`) */
     const struct ts_options *tls_opts; /* TLS options (termination) */
+    char *cert_resolver;          /* tls.certResolver, or NULL */
+    json_t *tls_domains;          /* tls.domains (new reference), or NULL */
     int status;                   /* enum snap_status */
     char *error;                  /* why disabled */
 };
@@ -571,7 +573,7 @@ static void tcp_svc_link(struct tcp_snap *t, struct snapshot *snap)
 
 /* Reads a router's tls key.  Errors go to the router's session. */
 static void tcp_router_tls(struct snapshot *snap, struct tcp_router *r, const relais_cfg *root,
-                           const char *provider)
+                           const char *provider, const struct sc_config *sc)
 {
     const relais_cfg *t = conf_cfg_get(root, "tls");
     const char *opts = NULL, *k, *why = NULL;
@@ -597,6 +599,21 @@ static void tcp_router_tls(struct snapshot *snap, struct tcp_router *r, const re
         }
         conf_cfg_bool(t, "passthrough", &r->passthrough);
         conf_cfg_string(t, "options", &opts);
+        {
+            const char *res;
+            const relais_cfg *d = conf_cfg_get(t, "domains");
+            if (conf_cfg_string(t, "certResolver", &res) == RELAIS_CFG_OK && *res) {
+                if (!sc_resolver(sc, res))
+                    conf_cfg_error(t, "certResolver",
+                                   "certificate resolver \"%s\" does not exist "
+                                   "(certificatesResolvers in the static configuration)", res);
+                r->cert_resolver = strdup(res);
+            }
+            if (d && conf_cfg_type(d) != RELAIS_CFG_LIST)
+                conf_cfg_error(d, NULL, "expected a list of {main, sans}");
+            else if (d)
+                r->tls_domains = json_incref(conf_node_json(d));
+        }
         break;
     default:
         conf_cfg_error(t, NULL, "expected a map (passthrough, options, certResolver, domains)");
@@ -640,7 +657,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
         conf_cfg_error(root, NULL, "expected a map with a rule and a service");
         goto done;
     }
-    tcp_router_tls(snap, r, root, provider);
+    tcp_router_tls(snap, r, root, provider, sc);
     switch (conf_cfg_string(root, "rule", &str)) {
     case RELAIS_CFG_OK: {
         struct rule_error err;
@@ -793,6 +810,8 @@ void tcp_snap_free(struct tcp_snap *t)
         rule_free(r->rule);
         free(r->eps);
         free(r->mws);
+        free(r->cert_resolver);
+        json_decref(r->tls_domains);
         free(r->error);
     }
     free(t->routers);
@@ -952,6 +971,20 @@ const struct tcp_router *tcp_route(const struct snapshot *snap, int ep, int tls,
     for (i = 0; i < e->ntls; i++)
         if (e->tls[i]->catchall) return e->tls[i];
     return NULL;
+}
+
+void tcp_foreach_resolver(const struct snapshot *snap,
+                          void (*cb)(void *arg, const char *router, const char *resolver,
+                                     const rule_t *rule, json_t *domains),
+                          void *arg)
+{
+    const struct tcp_snap *t = snap->tcp;
+
+    for (size_t i = 0; t && i < t->nrouters; i++) {
+        const struct tcp_router *r = &t->routers[i];
+        if (r->status == SNAP_DISABLED || !r->tls || r->passthrough || !r->cert_resolver) continue;
+        cb(arg, r->name, r->cert_resolver, r->rule, r->tls_domains);
+    }
 }
 
 const char *tcp_router_name(const struct tcp_router *r)

@@ -78,6 +78,14 @@ unsigned tcp_ep_flags(const struct snapshot *snap, int ep);
 const struct tcp_router *tcp_route(const struct snapshot *snap, int ep, int tls,
                                    const struct rule_tcp_req *req);
 
+/** Calls cb for every enabled TLS-terminating router of snap that names a
+ *  certificate resolver (its rule gives the HostSNI names, domains may be
+ *  NULL).  Control thread. */
+void tcp_foreach_resolver(const struct snapshot *snap,
+                          void (*cb)(void *arg, const char *router, const char *resolver,
+                                     const rule_t *rule, json_t *domains),
+                          void *arg);
+
 /** Name of a router ("name@provider"). */
 const char *tcp_router_name(const struct tcp_router *r);
 

@@ -48,6 +48,17 @@ http:
     s:
       loadBalancer:
         servers: [{url: "http://127.0.0.1:$P1"}]
+tcp:
+  routers:
+    t:
+      rule: HostSNI(\`t.relais.test\`)
+      entryPoints: [websecure]
+      service: ts
+      tls: {certResolver: le}
+  services:
+    ts:
+      loadBalancer:
+        servers: [{address: "127.0.0.1:$P1"}]
 EOF
 # relais_yaml FILE [EXTRA-ACME-OPTIONS]
 relais_yaml() {
@@ -115,6 +126,8 @@ ok "tls-alpn-01: c.relais.test issued and served" until_nonempty 60 served c.rel
 ok "tls.domains: d.relais.test issued and served" until_nonempty 60 served d.relais.test
 is "tls.domains: e.relais.test is a SAN of it" "$(served d.relais.test)" "$(served e.relais.test)"
 is "HTTPS through an ACME certificate" 200 "$(get a.relais.test)"
+ok "a TCP router's HostSNI name gets a certificate too" until_nonempty 60 served t.relais.test
+is "TLS terminated by the TCP router with it, bytes relayed to the server" 200 "$(get t.relais.test)"
 ok "Pebble's http-01 request reached relais' web entry point" \
   grep -q "validat" "$PEBBLE_DIR/pebble.log"
 is "storage mode 0600" 600 "$(stat -c %a "$ST" 2>/dev/null)"
@@ -131,7 +144,7 @@ print(" ".join(out))
 EOF
 )
 is "acme.json in Traefik's layout (account, certificates per resolver)" \
-  "le:True:True:a.relais.test,d.relais.test alpn:True:True:c.relais.test" "$layout"
+  "le:True:True:a.relais.test,d.relais.test,t.relais.test alpn:True:True:c.relais.test" "$layout"
 SA=$(served a.relais.test)
 
 # ---- restart: served from the storage at once, no new order
