@@ -110,7 +110,7 @@ void snap_free(struct snapshot *s)
 }
 
 /* Builds "name@provider" unless name already has a provider. */
-static char *snap_qualify(const char *name, const char *provider)
+char *snap_qualify(const char *name, const char *provider)
 {
     char *q;
     size_t n;
@@ -124,7 +124,7 @@ static char *snap_qualify(const char *name, const char *provider)
 
 /* Logs and returns a copy of the errors of session s joined by "; ".
  * origin (the source document, may be NULL) prefixes each logged line. */
-static char *snap_errors(struct conf_session *s, const char *what,
+char *snap_errors(struct conf_session *s, const char *what,
                          const char *origin)
 {
     size_t i, n = conf_session_nerrors(s), len = 0;
@@ -599,7 +599,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
                         const char *origin, const struct sc_config *sc)
 {
     struct conf_session *s;
-    const relais_cfg *root, *eps, *mws;
+    const relais_cfg *root, *mws;
     const char *str;
     char path[512], *q;
     size_t i, n;
@@ -634,24 +634,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
         if (conf_cfg_int(root, "priority", &p) == RELAIS_CFG_OK && p != 0)
             r->priority = p;
     }
-    eps = conf_cfg_get(root, "entryPoints");
-    if (!eps) {
-        memset(r->eps, 1, sc->neps);
-    } else if (conf_cfg_type(eps) != RELAIS_CFG_LIST) {
-        conf_cfg_error(eps, NULL, "expected a list of entry point names");
-    } else {
-        n = conf_cfg_len(eps);
-        for (i = 0; i < n; i++) {
-            int idx;
-            if (conf_cfg_string(conf_cfg_at(eps, i, NULL), NULL, &str) != RELAIS_CFG_OK) continue;
-            idx = sc_entrypoint_index(sc, str);
-            if (idx < 0)
-                conf_cfg_error(conf_cfg_at(eps, i, NULL), NULL,
-                               "entry point \"%s\" does not exist", str);
-            else
-                r->eps[idx] = 1;
-        }
-    }
+    snap_read_eps(root, sc, r->eps, 0);
     mws = conf_cfg_get(root, "middlewares");
     if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
         conf_cfg_error(mws, NULL, "expected a list of middleware names");
@@ -698,22 +681,52 @@ done:
     conf_session_free(s);
 }
 
-/* The object under tree.http.<section> (case-insensitive), or NULL. */
-static json_t *snap_section(json_t *tree, const char *section)
+json_t *snap_subsection(json_t *tree, const char *top, const char *section)
 {
     const char *k;
-    json_t *v, *http = NULL;
+    json_t *v, *t = NULL;
 
     json_object_foreach(tree, k, v)
-        if (!strcasecmp(k, "http")) http = v;
-    if (!json_is_object(http)) return NULL;
-    json_object_foreach(http, k, v)
+        if (!strcasecmp(k, top)) t = v;
+    if (!json_is_object(t)) return NULL;
+    json_object_foreach(t, k, v)
         if (!strcasecmp(k, section)) return json_is_object(v) ? v : NULL;
     return NULL;
 }
 
+void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
+                   int udp)
+{
+    const relais_cfg *list = conf_cfg_get(root, "entryPoints");
+    const char *str;
+
+    if (!list) {
+        for (size_t i = 0; i < sc->neps; i++) eps[i] = !sc->eps[i].udp == !udp;
+        return;
+    }
+    if (conf_cfg_type(list) != RELAIS_CFG_LIST) {
+        conf_cfg_error(list, NULL, "expected a list of entry point names");
+        return;
+    }
+    for (size_t i = 0; i < conf_cfg_len(list); i++) {
+        const relais_cfg *it = conf_cfg_at(list, i, NULL);
+        int idx;
+        if (conf_cfg_string(it, NULL, &str) != RELAIS_CFG_OK) continue;
+        idx = sc_entrypoint_index(sc, str);
+        if (idx < 0)
+            conf_cfg_error(it, NULL, "entry point \"%s\" does not exist", str);
+        else if (sc->eps[idx].udp && !udp)
+            conf_cfg_error(it, NULL, "entry point \"%s\" is a UDP entry point", str);
+        else if (!sc->eps[idx].udp && udp)
+            conf_cfg_error(it, NULL, "entry point \"%s\" is not a UDP entry point (address "
+                                     "\"host:port/udp\")", str);
+        else
+            eps[idx] = 1;
+    }
+}
+
 /* Appends p to a growable pointer array.  0 / -1. */
-static int snap_push(void ***arr, size_t *n, size_t *cap, void *p)
+int snap_push(void ***arr, size_t *n, size_t *cap, void *p)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
@@ -726,14 +739,13 @@ static int snap_push(void ***arr, size_t *n, size_t *cap, void *p)
     return 0;
 }
 
-/* The source document that defined section.name in src, or NULL. */
-static const char *snap_origin(const struct snap_source *src, const char *section,
-                               const char *name)
+const char *snap_origin(const struct snap_source *src, const char *top, const char *section,
+                        const char *name)
 {
-    char key[600];
+    char key[700];
 
     if (!src->origins) return NULL;
-    snprintf(key, sizeof(key), "%s.%s", section, name);
+    snprintf(key, sizeof(key), "%s.%s.%s", top, section, name);
     return json_string_value(json_object_get(src->origins, key));
 }
 
@@ -806,22 +818,22 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
     snap->gen = snap_next_gen++;
     /* middlewares and services first: routers refer to them */
     for (i = 0; i < nsrc; i++) {
-        sec = snap_section(src[i].tree, "middlewares");
+        sec = snap_subsection(src[i].tree, "http", "middlewares");
         json_object_foreach(sec, k, v) {
             struct snap_middleware *m;
             q = snap_qualify(k, src[i].provider);
-            m = q ? snap_middleware(q, v, snap_origin(&src[i], "middlewares", k), prev,
+            m = q ? snap_middleware(q, v, snap_origin(&src[i], "http", "middlewares", k), prev,
                                     plugins, host)
                   : NULL;
             free(q);
             if (!m || snap_push((void ***)&snap->mws, &snap->nmws, &capm, m) < 0) goto oom;
             if (m->status == SNAP_DISABLED) snap->nerrors++;
         }
-        sec = snap_section(src[i].tree, "services");
+        sec = snap_subsection(src[i].tree, "http", "services");
         json_object_foreach(sec, k, v) {
             struct snap_service *sv;
             q = snap_qualify(k, src[i].provider);
-            sv = q ? snap_service(q, v, snap_origin(&src[i], "services", k), prev,
+            sv = q ? snap_service(q, v, snap_origin(&src[i], "http", "services", k), prev,
                                   plugins, host)
                    : NULL;
             free(q);
@@ -829,7 +841,7 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
                 goto oom;
             if (sv->status == SNAP_DISABLED) snap->nerrors++;
         }
-        sec = snap_section(src[i].tree, "routers");
+        sec = snap_subsection(src[i].tree, "http", "routers");
         nr += json_object_size(sec);
     }
     if (snap_build_tls(snap, src, nsrc, prev) < 0) goto oom;
@@ -837,12 +849,12 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
     snap->routers = calloc(nr ? nr : 1, sizeof(*snap->routers));
     if (!snap->routers) goto oom;
     for (i = 0; i < nsrc; i++) {
-        sec = snap_section(src[i].tree, "routers");
+        sec = snap_subsection(src[i].tree, "http", "routers");
         json_object_foreach(sec, k, v) {
             q = snap_qualify(k, src[i].provider);
             if (!q) goto oom;
             snap_router(snap, &snap->routers[snap->nrouters++], q, src[i].provider, v,
-                        snap_origin(&src[i], "routers", k), sc);
+                        snap_origin(&src[i], "http", "routers", k), sc);
             free(q);
         }
     }
@@ -922,7 +934,7 @@ static void snap_merge_into(json_t *dst, json_t *src, const char *source,
                 json_array_extend(dsec, sv);
                 for (size_t j = 0; origins && source && j < json_array_size(sv); j++) {
                     char key[600];
-                    snprintf(key, sizeof(key), "%s[%zu]", secname, base + j);
+                    snprintf(key, sizeof(key), "%s.%s[%zu]", top, secname, base + j);
                     json_object_set_new(origins, key, json_string(source));
                 }
                 continue;
@@ -944,8 +956,8 @@ static void snap_merge_into(json_t *dst, json_t *src, const char *source,
                 }
                 json_object_set(dsec, name, ov);
                 if (origins && source) {
-                    char key[600];
-                    snprintf(key, sizeof(key), "%s.%s", secname, name);
+                    char key[700];
+                    snprintf(key, sizeof(key), "%s.%s.%s", top, secname, name);
                     json_object_set_new(origins, key, json_string(source));
                 }
             }

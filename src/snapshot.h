@@ -168,6 +168,35 @@ struct ts_extra_cert;
  *  (fn returns an array valid until the next call; control thread). */
 void snap_set_extra_certs(const struct ts_extra_cert *(*fn)(size_t *n));
 
+/* ---- helpers shared by the http, tcp and udp sections (control thread) */
+
+/** "name@provider" unless name already has a provider (new string, NULL
+ *  when out of memory). */
+char *snap_qualify(const char *name, const char *provider);
+
+/** The object tree.<top>.<section>, keys matched without case, or NULL. */
+json_t *snap_subsection(json_t *tree, const char *top, const char *section);
+
+/** The document that defined top.section.name in src (see
+ *  snap_merge_docs), or NULL. */
+const char *snap_origin(const struct snap_source *src, const char *top, const char *section,
+                        const char *name);
+
+struct conf_session;
+/** Logs the errors of session s for object what ("router r@file"),
+ *  prefixed with origin when not NULL, and returns them joined by "; "
+ *  (malloc'd, NULL when out of memory). */
+char *snap_errors(struct conf_session *s, const char *what, const char *origin);
+
+/** Appends p to a growable pointer array.  0 / -1. */
+int snap_push(void ***arr, size_t *n, size_t *cap, void *p);
+
+/** Reads a router's entryPoints list into eps[] (1 = bound): every TCP
+ *  entry point (udp = 0) or every UDP one (udp = 1) when the list is
+ *  absent.  Errors go to root's session. */
+void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
+                   int udp);
+
 /** Takes a reference.  Any thread. */
 void snap_ref(struct snapshot *s);
 
@@ -185,9 +214,10 @@ void snap_free(struct snapshot *s);
 
 /**
  * Merges a provider's documents into one tree (new reference): sections
- * are merged by object name; a name defined twice keeps the first and logs
- * the conflict.  When origins is not NULL it receives a new object mapping
- * "section.name" to the source that defined it.
+ * are merged by object name, lists (tls.certificates) are concatenated; a
+ * name defined twice keeps the first and logs the conflict.  When origins
+ * is not NULL it receives a new object mapping "top.section.name" (and
+ * "top.section[i]" for list items) to the source that defined it.
  */
 json_t *snap_merge_docs(json_t *const *docs, const char *const *sources,
                         size_t n, const char *provider, json_t **origins);

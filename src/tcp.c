@@ -173,82 +173,6 @@ struct tcp_conn {
 
 /* ================================================================ build */
 
-/* The object tree.tcp.<section> (case-insensitive), or NULL. */
-static json_t *tcp_section(json_t *tree, const char *top, const char *section)
-{
-    const char *k;
-    json_t *v, *t = NULL;
-
-    json_object_foreach(tree, k, v)
-        if (!strcasecmp(k, top)) t = v;
-    if (!json_is_object(t)) return NULL;
-    json_object_foreach(t, k, v)
-        if (!strcasecmp(k, section)) return json_is_object(v) ? v : NULL;
-    return NULL;
-}
-
-/* "name@provider" unless name already has a provider.  NULL when out of
- * memory. */
-static char *tcp_qualify(const char *name, const char *provider)
-{
-    size_t n;
-    char *q;
-
-    if (strchr(name, '@')) return strdup(name);
-    n = strlen(name) + strlen(provider) + 2;
-    q = malloc(n);
-    if (q) snprintf(q, n, "%s@%s", name, provider);
-    return q;
-}
-
-/* The document that defined tcp.<section>.name, or NULL.  (The origins
- * map is keyed "section.name" for every top-level section alike.) */
-static const char *tcp_origin(const struct snap_source *src, const char *section,
-                              const char *name)
-{
-    char key[600];
-
-    if (!src->origins) return NULL;
-    snprintf(key, sizeof(key), "%s.%s", section, name);
-    return json_string_value(json_object_get(src->origins, key));
-}
-
-/* Logs the errors of s for object what and returns them joined by "; "
- * (malloc'd, NULL when out of memory). */
-static char *tcp_errors(struct conf_session *s, const char *what, const char *origin)
-{
-    size_t i, n = conf_session_nerrors(s), len = 1;
-    char *out;
-
-    for (i = 0; i < n; i++) len += strlen(conf_session_error(s, i)) + 2;
-    out = malloc(len);
-    if (!out) return NULL;
-    out[0] = '\0';
-    for (i = 0; i < n; i++) {
-        if (i) strcat(out, "; ");
-        strcat(out, conf_session_error(s, i));
-        if (origin)
-            log_error("config", "%s: %s disabled: %s", origin, what, conf_session_error(s, i));
-        else
-            log_error("config", "%s disabled: %s", what, conf_session_error(s, i));
-    }
-    return out;
-}
-
-/* Appends p to a growable pointer array.  0 / -1. */
-static int tcp_push(void ***arr, size_t *n, size_t *cap, void *p)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 8;
-        void **na = realloc(*arr, nc * sizeof(void *));
-        if (!na) return -1;
-        *arr = na;
-        *cap = nc;
-    }
-    (*arr)[(*n)++] = p;
-    return 0;
-}
-
 /* Frees a middleware; NULL is a no-op. */
 static void tcp_mw_free(struct tcp_mw *m)
 {
@@ -319,7 +243,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "TCP middleware %s", qname);
         m->status = SNAP_DISABLED;
-        m->error = tcp_errors(s, what, origin);
+        m->error = snap_errors(s, what, origin);
         m->kind = 0;
     }
     conf_session_free(s);
@@ -348,15 +272,15 @@ static int tcp_transport(const struct snap_source *srcs, size_t nsrc, const char
                          const char *name, const relais_cfg *node, const char *key,
                          int64_t *ms)
 {
-    char *q = tcp_qualify(name, provider);
+    char *q = snap_qualify(name, provider);
     int found = -1;
 
     for (size_t i = 0; q && found < 0 && i < nsrc; i++) {
-        json_t *sec = tcp_section(srcs[i].tree, "tcp", "serversTransports");
+        json_t *sec = snap_subsection(srcs[i].tree, "tcp", "serversTransports");
         const char *k;
         json_t *v;
         json_object_foreach(sec, k, v) {
-            char *kq = tcp_qualify(k, srcs[i].provider);
+            char *kq = snap_qualify(k, srcs[i].provider);
             if (kq && !strcmp(kq, q)) {
                 json_t *d = NULL;
                 const char *dk;
@@ -427,7 +351,7 @@ static struct tcp_service *tcp_svc_build(const char *qname, const char *provider
                 conf_cfg_error(it, "weight", "expected a weight from 0 to 1000000");
                 continue;
             }
-            sv->kid_names[sv->nkids] = tcp_qualify(str, provider);
+            sv->kid_names[sv->nkids] = snap_qualify(str, provider);
             sv->kid_w[sv->nkids] = (uint32_t)w;
             sv->kid_total += (uint64_t)w;
             sv->nkids++;
@@ -501,7 +425,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "TCP service %s", qname);
         sv->status = SNAP_DISABLED;
-        sv->error = tcp_errors(s, what, origin);
+        sv->error = snap_errors(s, what, origin);
     }
     conf_session_free(s);
     return sv;
@@ -621,7 +545,7 @@ static void tcp_router_tls(struct snapshot *snap, struct tcp_router *r, const re
     }
     if (!r->tls || r->passthrough) return;
     if (opts && *opts) {
-        char *q = strcmp(opts, "default") ? tcp_qualify(opts, provider) : strdup("default");
+        char *q = strcmp(opts, "default") ? snap_qualify(opts, provider) : strdup("default");
         r->tls_opts = q && snap->tls ? ts_conf_options(snap->tls, q, &why) : NULL;
         if (!r->tls_opts) {
             if (why) conf_cfg_error(t, "options", "TLS options \"%s\" are disabled: %s", q, why);
@@ -639,7 +563,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
                              const char *origin, const struct sc_config *sc)
 {
     struct conf_session *s;
-    const relais_cfg *root, *eps, *mws;
+    const relais_cfg *root, *mws;
     const char *str;
     char path[512], *q;
     size_t i, n;
@@ -684,27 +608,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
         int64_t p;
         if (conf_cfg_int(root, "priority", &p) == RELAIS_CFG_OK && p != 0) r->priority = p;
     }
-    eps = conf_cfg_get(root, "entryPoints");
-    if (!eps) {
-        for (i = 0; i < sc->neps; i++) r->eps[i] = !sc->eps[i].udp;
-    } else if (conf_cfg_type(eps) != RELAIS_CFG_LIST) {
-        conf_cfg_error(eps, NULL, "expected a list of entry point names");
-    } else {
-        n = conf_cfg_len(eps);
-        for (i = 0; i < n; i++) {
-            int idx;
-            if (conf_cfg_string(conf_cfg_at(eps, i, NULL), NULL, &str) != RELAIS_CFG_OK) continue;
-            idx = sc_entrypoint_index(sc, str);
-            if (idx < 0)
-                conf_cfg_error(conf_cfg_at(eps, i, NULL), NULL, "entry point \"%s\" does not exist",
-                               str);
-            else if (sc->eps[idx].udp)
-                conf_cfg_error(conf_cfg_at(eps, i, NULL), NULL,
-                               "entry point \"%s\" is a UDP entry point", str);
-            else
-                r->eps[idx] = 1;
-        }
-    }
+    snap_read_eps(root, sc, r->eps, 0);
     mws = conf_cfg_get(root, "middlewares");
     if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
         conf_cfg_error(mws, NULL, "expected a list of middleware names");
@@ -715,7 +619,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
             const relais_cfg *it = conf_cfg_at(mws, i, NULL);
             struct tcp_mw *m;
             if (conf_cfg_string(it, NULL, &str) != RELAIS_CFG_OK) continue;
-            q = tcp_qualify(str, provider);
+            q = snap_qualify(str, provider);
             m = q ? tcp_find_mw(t, q) : NULL;
             if (!m) conf_cfg_error(it, NULL, "TCP middleware \"%s\" does not exist", q ? q : str);
             else if (m->status == SNAP_DISABLED)
@@ -726,7 +630,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
     }
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
-        q = tcp_qualify(str, provider);
+        q = snap_qualify(str, provider);
         r->service = q ? tcp_find_svc(t, q) : NULL;
         if (!r->service)
             conf_cfg_error(root, "service", "TCP service \"%s\" does not exist", q ? q : str);
@@ -745,7 +649,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "TCP router %s", qname);
         r->status = SNAP_DISABLED;
-        r->error = tcp_errors(s, what, origin);
+        r->error = snap_errors(s, what, origin);
         snap->nerrors++;
     }
     conf_session_free(s);
@@ -841,35 +745,35 @@ int tcp_snap_build(struct snapshot *snap, const struct snap_source *src, size_t 
     if (!t) return -1;
     snap->tcp = t;
     for (i = 0; i < nsrc; i++) {
-        sec = tcp_section(src[i].tree, "tcp", "middlewares");
+        sec = snap_subsection(src[i].tree, "tcp", "middlewares");
         json_object_foreach(sec, k, v) {
             struct tcp_mw *m;
-            q = tcp_qualify(k, src[i].provider);
-            m = q ? tcp_mw_build(q, v, tcp_origin(&src[i], "middlewares", k)) : NULL;
+            q = snap_qualify(k, src[i].provider);
+            m = q ? tcp_mw_build(q, v, snap_origin(&src[i], "tcp", "middlewares", k)) : NULL;
             free(q);
             if (!m) return -1;
-            if (tcp_push((void ***)&t->mws, &t->nmws, &capm, m) < 0) {
+            if (snap_push((void ***)&t->mws, &t->nmws, &capm, m) < 0) {
                 tcp_mw_free(m);
                 return -1;
             }
             if (m->status == SNAP_DISABLED) snap->nerrors++;
         }
-        sec = tcp_section(src[i].tree, "tcp", "services");
+        sec = snap_subsection(src[i].tree, "tcp", "services");
         json_object_foreach(sec, k, v) {
             struct tcp_service *sv;
-            q = tcp_qualify(k, src[i].provider);
-            sv = q ? tcp_svc_build(q, src[i].provider, v, tcp_origin(&src[i], "services", k), src,
+            q = snap_qualify(k, src[i].provider);
+            sv = q ? tcp_svc_build(q, src[i].provider, v, snap_origin(&src[i], "tcp", "services", k), src,
                                    nsrc)
                    : NULL;
             free(q);
             if (!sv) return -1;
-            if (tcp_push((void ***)&t->svcs, &t->nsvcs, &caps, sv) < 0) {
+            if (snap_push((void ***)&t->svcs, &t->nsvcs, &caps, sv) < 0) {
                 tcp_svc_free(sv);
                 return -1;
             }
             if (sv->status == SNAP_DISABLED) snap->nerrors++;
         }
-        nr += json_object_size(tcp_section(src[i].tree, "tcp", "routers"));
+        nr += json_object_size(snap_subsection(src[i].tree, "tcp", "routers"));
     }
     tcp_svc_link(t, snap);
     t->routers = calloc(nr ? nr : 1, sizeof(*t->routers));
@@ -877,12 +781,12 @@ int tcp_snap_build(struct snapshot *snap, const struct snap_source *src, size_t 
     t->eps = calloc(sc->neps ? sc->neps : 1, sizeof(*t->eps));
     if (!t->routers || !t->eps) return -1;
     for (i = 0; i < nsrc; i++) {
-        sec = tcp_section(src[i].tree, "tcp", "routers");
+        sec = snap_subsection(src[i].tree, "tcp", "routers");
         json_object_foreach(sec, k, v) {
-            q = tcp_qualify(k, src[i].provider);
+            q = snap_qualify(k, src[i].provider);
             if (!q) return -1;
             tcp_router_build(snap, t, &t->routers[t->nrouters++], q, src[i].provider, v,
-                             tcp_origin(&src[i], "routers", k), sc);
+                             snap_origin(&src[i], "tcp", "routers", k), sc);
             free(q);
         }
     }

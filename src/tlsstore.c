@@ -212,7 +212,7 @@ static void ts_log_errors(struct conf_session *cs, const struct ts_source *s, si
         unsigned idx;
         /* "tls.certificates[3].certFile: ..." -> origin of certificates[3] */
         if (sscanf(e, "tls.certificates[%u]", &idx) == 1) {
-            snprintf(key, sizeof(key), "certificates[%u]", idx);
+            snprintf(key, sizeof(key), "tls.certificates[%u]", idx);
             org = ts_origin(s, key);
         }
         if (!org && s->origins) {
@@ -846,7 +846,7 @@ struct ts_conf *ts_conf_build(const struct ts_source *src, size_t nsrc,
             {
                 char okey[600];
                 const char *org;
-                snprintf(okey, sizeof(okey), "options.%s", k);
+                snprintf(okey, sizeof(okey), "tls.options.%s", k);
                 org = ts_origin(&src[i], okey);
                 o = ts_read_options(q, v, org, nerrors);
             }

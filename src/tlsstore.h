@@ -38,7 +38,7 @@ struct ts_hosts;
 struct ts_source {
     const char *provider; /* "file", "docker", ... (namespaces options) */
     json_t *tls;          /* the tree's `tls` object, or NULL */
-    json_t *origins;      /* "certificates[i]" / "options.NAME" -> source
+    json_t *origins;      /* "tls.certificates[i]" / "tls.options.NAME" -> source
                              document (for messages), or NULL */
 };
 

@@ -102,51 +102,6 @@ struct udp_worker {
 
 /* ================================================================ build */
 
-/* The object tree.udp.<section> (case-insensitive), or NULL. */
-static json_t *udp_section(json_t *tree, const char *section)
-{
-    const char *k;
-    json_t *v, *t = NULL;
-
-    json_object_foreach(tree, k, v)
-        if (!strcasecmp(k, "udp")) t = v;
-    if (!json_is_object(t)) return NULL;
-    json_object_foreach(t, k, v)
-        if (!strcasecmp(k, section)) return json_is_object(v) ? v : NULL;
-    return NULL;
-}
-
-/* "name@provider" unless qualified already; NULL when out of memory. */
-static char *udp_qualify(const char *name, const char *provider)
-{
-    size_t n;
-    char *q;
-
-    if (strchr(name, '@')) return strdup(name);
-    n = strlen(name) + strlen(provider) + 2;
-    q = malloc(n);
-    if (q) snprintf(q, n, "%s@%s", name, provider);
-    return q;
-}
-
-/* Logs s's errors for what; returns them joined (malloc'd or NULL). */
-static char *udp_errors(struct conf_session *s, const char *what)
-{
-    size_t i, n = conf_session_nerrors(s), len = 1;
-    char *out;
-
-    for (i = 0; i < n; i++) len += strlen(conf_session_error(s, i)) + 2;
-    out = malloc(len);
-    if (!out) return NULL;
-    out[0] = '\0';
-    for (i = 0; i < n; i++) {
-        if (i) strcat(out, "; ");
-        strcat(out, conf_session_error(s, i));
-        log_error("config", "%s disabled: %s", what, conf_session_error(s, i));
-    }
-    return out;
-}
-
 /* Frees a service; NULL is a no-op. */
 static void udp_svc_free(struct udp_service *sv)
 {
@@ -219,7 +174,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "UDP service %s", qname);
         sv->status = SNAP_DISABLED;
-        sv->error = udp_errors(s, what);
+        sv->error = snap_errors(s, what, NULL);
     }
     conf_session_free(s);
     return sv;
@@ -231,10 +186,10 @@ static void udp_router_build(struct snapshot *snap, struct udp_snap *u, struct u
                              const struct sc_config *sc)
 {
     struct conf_session *s;
-    const relais_cfg *root, *eps;
+    const relais_cfg *root;
     const char *str;
     char path[512], *q;
-    size_t i, n;
+    size_t i;
 
     r->name = strdup(qname);
     r->eps = calloc(sc->neps ? sc->neps : 1, 1);
@@ -245,31 +200,10 @@ static void udp_router_build(struct snapshot *snap, struct udp_snap *u, struct u
         conf_cfg_error(root, NULL, "expected a map with entryPoints and a service");
         goto done;
     }
-    eps = conf_cfg_get(root, "entryPoints");
-    if (!eps) {
-        for (i = 0; i < sc->neps; i++) r->eps[i] = sc->eps[i].udp;
-    } else if (conf_cfg_type(eps) != RELAIS_CFG_LIST) {
-        conf_cfg_error(eps, NULL, "expected a list of entry point names");
-    } else {
-        n = conf_cfg_len(eps);
-        for (i = 0; i < n; i++) {
-            int idx;
-            if (conf_cfg_string(conf_cfg_at(eps, i, NULL), NULL, &str) != RELAIS_CFG_OK) continue;
-            idx = sc_entrypoint_index(sc, str);
-            if (idx < 0)
-                conf_cfg_error(conf_cfg_at(eps, i, NULL), NULL, "entry point \"%s\" does not exist",
-                               str);
-            else if (!sc->eps[idx].udp)
-                conf_cfg_error(conf_cfg_at(eps, i, NULL), NULL,
-                               "entry point \"%s\" is not a UDP entry point (address "
-                               "\"host:port/udp\")", str);
-            else
-                r->eps[idx] = 1;
-        }
-    }
+    snap_read_eps(root, sc, r->eps, 1);
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
-        q = udp_qualify(str, provider);
+        q = snap_qualify(str, provider);
         r->service = NULL;
         for (i = 0; q && i < u->nsvcs; i++)
             if (!strcmp(u->svcs[i]->name, q)) r->service = u->svcs[i];
@@ -290,7 +224,7 @@ done:
         char what[600];
         snprintf(what, sizeof(what), "UDP router %s", qname);
         r->status = SNAP_DISABLED;
-        r->error = udp_errors(s, what);
+        r->error = snap_errors(s, what, NULL);
         snap->nerrors++;
     }
     conf_session_free(s);
@@ -329,8 +263,8 @@ int udp_snap_build(struct snapshot *snap, const struct snap_source *src, size_t 
     if (!u) return -1;
     snap->udp = u;
     for (i = 0; i < nsrc; i++) {
-        ns += json_object_size(udp_section(src[i].tree, "services"));
-        nr += json_object_size(udp_section(src[i].tree, "routers"));
+        ns += json_object_size(snap_subsection(src[i].tree, "udp", "services"));
+        nr += json_object_size(snap_subsection(src[i].tree, "udp", "routers"));
     }
     u->svcs = calloc(ns ? ns : 1, sizeof(*u->svcs));
     u->routers = calloc(nr ? nr : 1, sizeof(*u->routers));
@@ -339,8 +273,8 @@ int udp_snap_build(struct snapshot *snap, const struct snap_source *src, size_t 
     sorted = calloc(nr ? nr : 1, sizeof(*sorted));
     if (!u->svcs || !u->routers || !u->by_ep || !sorted) goto oom;
     for (i = 0; i < nsrc; i++) {
-        json_object_foreach(udp_section(src[i].tree, "services"), k, v) {
-            char *q = udp_qualify(k, src[i].provider);
+        json_object_foreach(snap_subsection(src[i].tree, "udp", "services"), k, v) {
+            char *q = snap_qualify(k, src[i].provider);
             struct udp_service *sv = q ? udp_svc_build(q, v) : NULL;
             free(q);
             if (!sv) goto oom;
@@ -349,8 +283,8 @@ int udp_snap_build(struct snapshot *snap, const struct snap_source *src, size_t 
         }
     }
     for (i = 0; i < nsrc; i++) {
-        json_object_foreach(udp_section(src[i].tree, "routers"), k, v) {
-            char *q = udp_qualify(k, src[i].provider);
+        json_object_foreach(snap_subsection(src[i].tree, "udp", "routers"), k, v) {
+            char *q = snap_qualify(k, src[i].provider);
             if (!q) goto oom;
             udp_router_build(snap, u, &u->routers[u->nrouters], q, src[i].provider, v, sc);
             sorted[u->nrouters] = &u->routers[u->nrouters];
