@@ -43,6 +43,7 @@
 #include "tcp.h"
 #include "tlshello.h"
 #include "tlsstore.h"
+#include "transport.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -1593,7 +1594,9 @@ static void px_report(struct relais_req *r, int outcome)
  * responseHeaderTimeout does. */
 static void px_arm_response_timeout(struct relais_req *r)
 {
-    int64_t ms = r->w->sc->transport.response_header_timeout_ms;
+    const struct tr_transport *tr = r->server ? r->server->transport : NULL;
+    int64_t ms = tr ? tr->response_header_timeout_ms
+                    : r->w->sc->transport.response_header_timeout_ms;
     struct timeval tv;
 
     if (ms <= 0 || !r->up || r->up_state != UP_HEAD || r->resp_timer_armed) return;
@@ -1624,30 +1627,51 @@ static void px_up_ready(struct relais_req *r)
     px_pump_request(r);
 }
 
-/* Gets a server connection: pooled or new. */
+/* Gets a server connection: pooled or new.  A new one is bounded by the
+ * transport's dialTimeout, TLS handshake included (a handshake waiting
+ * for the server is a read, hence the read timeout too). */
 static void px_connect(struct relais_req *r)
 {
-    const struct sc_config *sc = r->w->sc;
+    const struct tr_transport *tr = r->server->transport;
+    int64_t dial_ms = tr ? tr->dial_timeout_ms : r->w->sc->transport.dial_timeout_ms;
+    char err[300];
 
     r->up = r->retried ? NULL : up_pool_take(r->w->pool, r->server);
     if (r->up) {
         px_up_ready(r);
         return;
     }
-    r->up = up_connect(r->w->pool, r->server);
+    r->up = up_connect(r->w->pool, r->server, err, sizeof(err));
     if (!r->up) {
+        log_warn("http", "cannot connect to %s: %s", r->server->url, err);
         px_report(r, RELAIS_OUTCOME_FAILED);
         px_fail(r, 502);
         return;
     }
     r->up_state = UP_CONNECTING;
     st_setcb(r->up->bev, NULL, NULL, px_up_event, r);
-    if (sc->transport.dial_timeout_ms > 0) {
-        struct timeval tv = {sc->transport.dial_timeout_ms / 1000,
-                             (sc->transport.dial_timeout_ms % 1000) * 1000};
-        st_set_timeouts(r->up->bev, NULL, &tv);
+    if (dial_ms > 0) {
+        struct timeval tv = {dial_ms / 1000, (dial_ms % 1000) * 1000};
+        st_set_timeouts(r->up->bev, r->up->tls ? &tv : NULL, &tv);
     }
     st_enable(r->up->bev, ST_WRITE);
+}
+
+/* A new server connection failed before it was usable: logs why (the TLS
+ * reason for a handshake, the socket error or the timeout otherwise). */
+static void px_log_connect_failure(struct relais_req *r, short what, int err)
+{
+    const char *tls = r->up ? st_tls_error(r->up->bev) : "";
+
+    if (what & ST_TIMEOUT)
+        log_warn("http", "%s: %s timed out (dialTimeout)", r->server->url,
+                 r->up && r->up->tls && st_tls_handshaking(r->up->bev) ? "TLS handshake"
+                                                                       : "connect");
+    else if (tls && *tls)
+        log_warn("http", "%s: TLS handshake failed: %s", r->server->url, tls);
+    else
+        log_warn("http", "%s: connect failed: %s", r->server->url,
+                 err ? strerror(err) : "connection closed");
 }
 
 /* Body gate: a chunked body whose framing is broken must not reach a
@@ -2281,9 +2305,17 @@ static void px_up_event(struct stream *bev, short what, void *arg)
     struct relais_req *r = arg;
     struct px_conn *c = r->conn;
 
+    int err = errno;
+    char why[300];
+
     (void)bev;
     px_enter(c);
-    if (what & ST_CONNECTED) {
+    if ((what & ST_CONNECTED) && r->up->tls && r->server->transport &&
+        tr_check_peer(r->server->transport, st_ssl(r->up->bev), why, sizeof(why)) < 0) {
+        log_warn("http", "%s: TLS handshake refused: %s", r->server->url, why);
+        px_report(r, RELAIS_OUTCOME_FAILED);
+        px_fail(r, 502);
+    } else if (what & ST_CONNECTED) {
         st_set_timeouts(r->up->bev, NULL, NULL);
         px_up_ready(r);
     } else if (c->state == PX_TUNNEL) {
@@ -2293,6 +2325,7 @@ static void px_up_event(struct stream *bev, short what, void *arg)
             r->up = NULL;
         }
     } else if (r->up_state == UP_CONNECTING) {
+        px_log_connect_failure(r, what, err);
         px_report(r, (what & ST_TIMEOUT) ? RELAIS_OUTCOME_TIMEOUT : RELAIS_OUTCOME_FAILED);
         px_fail(r, (what & ST_TIMEOUT) ? 504 : 502);
     } else if (r->up_state == UP_HEAD) {
@@ -2310,6 +2343,15 @@ static void px_up_event(struct stream *bev, short what, void *arg)
             r->resp_timer_armed = 0;
             px_connect(r);
         } else {
+            /* TLS 1.3: a server refusing the client certificate says so
+             * after the handshake, at the first read */
+            const char *tls = st_tls_error(r->up->bev);
+            if (tls && *tls)
+                log_warn("http", "%s: TLS failed: %s", r->server->url, tls);
+            else if (!r->up->reused)
+                log_warn("http", "%s: connection closed before the response head%s%s",
+                         r->server->url, (what & ST_ERROR) ? ": " : "",
+                         (what & ST_ERROR) ? strerror(err) : "");
             px_report(r, RELAIS_OUTCOME_FAILED);
             px_fail(r, 502);
         }

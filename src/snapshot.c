@@ -17,6 +17,7 @@
 #include "static_config.h"
 #include "tcp.h"
 #include "tlsstore.h"
+#include "transport.h"
 #include "udp.h"
 
 static void (*snap_release_hook)(struct snapshot *s); /* control's queue */
@@ -64,6 +65,7 @@ static void snap_svc_unref(struct snap_service *s)
         free(s->servers.v[i].pool_key);
     }
     free(s->servers.v);
+    tr_unref(s->transport);
     json_decref(s->cfg);
     free(s->name);
     free(s->error);
@@ -106,6 +108,8 @@ void snap_free(struct snapshot *s)
     free(s->mws);
     for (i = 0; i < s->nservices; i++) snap_svc_unref(s->services[i]);
     free(s->services);
+    for (i = 0; i < s->ntransports; i++) tr_unref(s->transports[i]);
+    free(s->transports);
     free(s);
 }
 
@@ -284,10 +288,41 @@ static uint64_t snap_hash(const char *s)
     return h;
 }
 
-/* Creates (or reuses) the service qname from cfg. */
+/* The transport named q in the snapshot being built, or NULL. */
+static struct tr_transport *snap_find_tr(const struct snapshot *s, const char *q)
+{
+    for (size_t i = 0; s && i < s->ntransports; i++)
+        if (!strcmp(s->transports[i]->name, q)) return s->transports[i];
+    return NULL;
+}
+
+/* The name loadBalancer.serversTransport gives in the service cfg
+ * (qualified with the service's provider), TR_DEFAULT_NAME when absent, or
+ * NULL when it is not a non-empty string (the service reports it). */
+static char *snap_svc_tr_name(json_t *cfg, const char *qname)
+{
+    json_t *lb = NULL, *v = NULL;
+    const char *k, *at = strrchr(qname, '@');
+
+    json_object_foreach(cfg, k, v) {
+        if (!strcasecmp(k, "loadBalancer")) lb = v;
+    }
+    v = NULL;
+    json_object_foreach(lb, k, v) {
+        if (!strcasecmp(k, "serversTransport")) break;
+        v = NULL; /* json_object_foreach leaves v on the last value */
+    }
+    if (!v || json_is_null(v)) return strdup(TR_DEFAULT_NAME);
+    if (!json_is_string(v) || !json_string_length(v)) return NULL;
+    return snap_qualify(json_string_value(v), at ? at + 1 : "");
+}
+
+/* Creates (or reuses) the service qname from cfg.  snap is the snapshot
+ * being built (its transports are compiled). */
 static struct snap_service *snap_service(const char *qname, json_t *cfg,
                                          const char *origin,
                                          const struct snapshot *prev,
+                                         const struct snapshot *snap,
                                          const struct pl_set *plugins,
                                          const relais_host *host)
 {
@@ -295,15 +330,21 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
     struct conf_session *s;
     const relais_cfg *root, *lb, *servers;
     const char *strategy = "wrr";
-    char path[512];
+    char path[512], *trname = snap_svc_tr_name(cfg, qname);
+    struct tr_transport *tr = trname ? snap_find_tr(snap, trname) : NULL;
     size_t i, n;
 
-    if (old && old->status != SNAP_DISABLED && json_equal(old->cfg, cfg)) {
+    if (old && old->status != SNAP_DISABLED && json_equal(old->cfg, cfg) &&
+        old->transport == tr) {
+        free(trname);
         __atomic_add_fetch(&old->refs, 1, __ATOMIC_RELAXED);
         return old;
     }
     sv = calloc(1, sizeof(*sv));
-    if (!sv) return NULL;
+    if (!sv) {
+        free(trname);
+        return NULL;
+    }
     sv->refs = 1;
     sv->name = strdup(qname);
     sv->cfg = json_incref(cfg);
@@ -322,6 +363,17 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
         conf_cfg_error(root, kind, "service type \"%s\" is not supported yet (loadBalancer is)",
                        kind ? kind : "");
         goto done;
+    }
+    if (!trname) {
+        conf_cfg_error(lb, "serversTransport", "expected the name of a serversTransport");
+    } else if (!tr) {
+        conf_cfg_error(lb, "serversTransport", "no serversTransport named \"%s\"", trname);
+    } else if (tr->status == SNAP_DISABLED) {
+        conf_cfg_error(lb, "serversTransport", "serversTransport %s is disabled: %s", trname,
+                       tr->error ? tr->error : "bad configuration");
+    } else {
+        tr_ref(tr);
+        sv->transport = tr;
     }
     conf_cfg_bool(lb, "passHostHeader", &sv->pass_host_header);
     conf_cfg_string(lb, "strategy", &strategy);
@@ -349,10 +401,6 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
             conf_cfg_error(it, "url", "%s", msg);
             continue;
         }
-        if (!strcmp(srv->u.scheme, "https")) {
-            conf_cfg_error(it, "url", "https servers are not supported yet");
-            continue;
-        }
         if (conf_cfg_int(it, "weight", &w) == RELAIS_CFG_OK && (w < 0 || w > 1000000)) {
             conf_cfg_error(it, "weight", "expected a weight from 0 to 1000000");
             continue;
@@ -364,11 +412,13 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
         srv->url = strdup(url);
         srv->weight = (uint32_t)w;
         srv->up = 1;
+        srv->transport = sv->transport;
         {
-            size_t kl = strlen(srv->u.scheme) + strlen(srv->u.hostport) + 4;
+            const char *tag = sv->transport ? sv->transport->pool_tag : "";
+            size_t kl = strlen(srv->u.scheme) + strlen(srv->u.hostport) + strlen(tag) + 5;
             srv->pool_key = malloc(kl);
             if (srv->pool_key)
-                snprintf(srv->pool_key, kl, "%s://%s", srv->u.scheme, srv->u.hostport);
+                snprintf(srv->pool_key, kl, "%s://%s|%s", srv->u.scheme, srv->u.hostport, tag);
             srv->pool_hash = srv->pool_key ? snap_hash(srv->pool_key) : 0;
         }
         sv->servers.n++;
@@ -394,6 +444,7 @@ done:
         sv->lb_inst = NULL;
     }
     conf_session_free(s);
+    free(trname);
     return sv;
 }
 
@@ -801,6 +852,47 @@ static int snap_build_tls(struct snapshot *snap, const struct snap_source *src, 
     return snap->tls ? 0 : -1;
 }
 
+/* Compiles http.serversTransports of every source after the default
+ * transport (default@internal, from the static configuration), sharing
+ * unchanged ones with prev.  A bad transport is kept, disabled, for the
+ * services that name it to report.  0, or -1 when out of memory. */
+static int snap_build_transports(struct snapshot *snap, const struct snap_source *src,
+                                 size_t nsrc, const struct snapshot *prev,
+                                 const struct sc_config *sc)
+{
+    size_t i, cap = 0;
+    const char *k;
+    json_t *v, *sec;
+    struct tr_transport *t = tr_default(sc, snap_find_tr(prev, TR_DEFAULT_NAME));
+
+    if (!t || snap_push((void ***)&snap->transports, &snap->ntransports, &cap, t) < 0) goto oom;
+    if (t->status == SNAP_DISABLED) snap->nerrors++;
+    for (i = 0; i < nsrc; i++) {
+        sec = snap_subsection(src[i].tree, "http", "serversTransports");
+        json_object_foreach(sec, k, v) {
+            char *q = snap_qualify(k, src[i].provider), path[600];
+            if (!q) return -1;
+            if (snap_find_tr(snap, q)) { /* e.g. a second default@internal */
+                log_error("config", "serversTransport %s is defined twice; the first one is kept",
+                          q);
+                free(q);
+                continue;
+            }
+            snprintf(path, sizeof(path), "http.serversTransports.%s", q);
+            t = tr_build(q, v, path, snap_origin(&src[i], "http", "serversTransports", k),
+                         snap_find_tr(prev, q));
+            free(q);
+            if (!t || snap_push((void ***)&snap->transports, &snap->ntransports, &cap, t) < 0)
+                goto oom;
+            if (t->status == SNAP_DISABLED) snap->nerrors++;
+        }
+    }
+    return 0;
+oom:
+    tr_unref(t);
+    return -1;
+}
+
 struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
                             const struct snapshot *prev,
                             const struct sc_config *sc,
@@ -816,6 +908,8 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
     if (!snap) return NULL;
     snap->refs = 1;
     snap->gen = snap_next_gen++;
+    /* transports first: services refer to them */
+    if (snap_build_transports(snap, src, nsrc, prev, sc) < 0) goto oom;
     /* middlewares and services first: routers refer to them */
     for (i = 0; i < nsrc; i++) {
         sec = snap_subsection(src[i].tree, "http", "middlewares");
@@ -834,7 +928,7 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
             struct snap_service *sv;
             q = snap_qualify(k, src[i].provider);
             sv = q ? snap_service(q, v, snap_origin(&src[i], "http", "services", k), prev,
-                                  plugins, host)
+                                  snap, plugins, host)
                    : NULL;
             free(q);
             if (!sv || snap_push((void ***)&snap->services, &snap->nservices, &caps, sv) < 0)

@@ -36,6 +36,7 @@ struct ts_hosts;
 struct ts_options;
 struct tcp_snap;
 struct udp_snap;
+struct tr_transport;
 
 /** Object states as the API reports them. */
 enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
@@ -46,13 +47,17 @@ struct snap_server {
     struct na_url u;              /* parsed */
     struct sockaddr_storage addr; /* resolved address */
     socklen_t addrlen;            /* its length */
-    char *pool_key;               /* "scheme://host:port": per-worker pools
-                                     are keyed by it, so unchanged servers
-                                     keep their idle connections */
+    char *pool_key;               /* "scheme://host:port|transport#serial":
+                                     per-worker pools are keyed by it, so
+                                     unchanged servers keep their idle
+                                     connections and two transports (or
+                                     two versions of one) share none */
     uint64_t pool_hash;           /* hash of pool_key */
     uint32_t weight;              /* weight (default 1) */
     int up;                       /* 1 usable (health; atomic) */
     uint32_t inflight;            /* requests in flight (atomic) */
+    const struct tr_transport *transport; /* how to connect (the service's,
+                                     borrowed) */
 };
 
 /** The SDK's opaque server set: a service's servers. */
@@ -71,6 +76,8 @@ struct snap_service {
     const relais_lb_ops *lb_ops; /* its operations */
     void *lb_inst;               /* the strategy's instance */
     int pass_host_header;        /* passHostHeader (default true) */
+    struct tr_transport *transport; /* loadBalancer.serversTransport, or
+                                    default@internal (a reference) */
     int status;                  /* enum snap_status */
     char *error;                 /* why disabled, NULL when enabled */
 };
@@ -141,6 +148,10 @@ struct snapshot {
     size_t nerrors;                 /* objects disabled */
     struct tcp_snap *tcp;           /* the tcp section (tcp.c), or NULL */
     struct udp_snap *udp;           /* the udp section (udp.c), or NULL */
+    struct tr_transport **transports; /* http.serversTransports, the
+                                       default (default@internal) first;
+                                       references */
+    size_t ntransports;             /* how many */
 };
 
 /** One provider's current configuration: its merged tree. */

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "relais.h"
 #include "snapshot.h"
+#include "transport.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -122,7 +123,7 @@ static void up_sweep(evutil_socket_t fd, short what, void *arg)
             struct up_conn *c = b->head, *n;
             for (; c; c = n) {
                 n = c->next;
-                if (p->idle_ms > 0 && now - c->idle_since >= (uint64_t)p->idle_ms)
+                if (c->idle_ms > 0 && now - c->idle_since >= (uint64_t)c->idle_ms)
                     up_conn_free(c);
             }
         }
@@ -179,29 +180,55 @@ struct up_conn *up_pool_take(struct up_pool *p, const struct snap_server *sv)
     return c;
 }
 
-struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv)
+struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv, char *err,
+                           size_t errlen)
 {
     struct up_conn *c = calloc(1, sizeof(*c));
+    const struct tr_transport *tr = sv->transport;
     evutil_socket_t fd = -1;
+    SSL *ssl = NULL;
+    char why[300] = "out of memory";
     int one = 1;
 
-    if (!c) return NULL;
+    if (!c) goto fail;
     c->pool = p;
     c->key = strdup(sv->pool_key ? sv->pool_key : "");
     c->hash = sv->pool_hash;
+    c->max_idle = tr ? tr->max_idle : p->max_idle;
+    c->idle_ms = tr ? tr->idle_conn_timeout_ms : p->idle_ms;
+    c->tls = !strcmp(sv->u.scheme, "https");
+    if (!c->key) goto fail;
+    if (c->tls) {
+        if (!tr) {
+            snprintf(why, sizeof(why), "no serversTransport for an https server");
+            goto fail;
+        }
+        ssl = tr_ssl(tr, sv->u.host, why, sizeof(why));
+        if (!ssl) goto fail;
+    }
     fd = socket(sv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) goto fail;
+    if (fd < 0) {
+        snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+        goto fail;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = st_new(p->base, fd);
     if (!c->bev) {
         close(fd);
         goto fail;
     }
-    if (st_connect(c->bev, (const struct sockaddr *)&sv->addr,
-               sv->addrlen) < 0)
+    if (ssl) {
+        if (st_tls_connect(c->bev, ssl) < 0) goto fail;
+        ssl = NULL; /* the stream's now */
+    }
+    if (st_connect(c->bev, (const struct sockaddr *)&sv->addr, sv->addrlen) < 0) {
+        snprintf(why, sizeof(why), "connect: %s", strerror(errno));
         goto fail;
+    }
     return c;
 fail:
+    if (err && errlen) snprintf(err, errlen, "%s", why);
+    SSL_free(ssl);
     up_conn_free(c);
     return NULL;
 }
@@ -211,7 +238,7 @@ void up_pool_put(struct up_conn *c)
     struct up_pool *p = c->pool;
     struct up_bucket *b = up_bucket(p, c->key, c->hash, 1);
 
-    if (!b || b->count >= p->max_idle ||
+    if (!b || b->count >= c->max_idle ||
         evbuffer_get_length(st_input(c->bev)) > 0) {
         up_conn_free(c);
         return;
