@@ -36,8 +36,7 @@ static struct {
     unsigned long clock;                     /* use counter */
 } tls_cache = {PTHREAD_MUTEX_INITIALIZER, {{0}}, 0};
 
-/* 1 when v is PEM text rather than a file name. */
-static int tls_is_pem(const char *v)
+int tls_is_pem(const char *v)
 {
     return strncmp(v, "-----BEGIN", 10) == 0;
 }
@@ -68,27 +67,33 @@ static BIO *tls_open(const char *what, const char *v, char *err, size_t errlen)
     return b;
 }
 
-/* Adds every certificate of a file-or-content value to ctx's trust store.
- * 0, or -1 with err set. */
-static int tls_load_ca(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
+int tls_store_add_pem(X509_STORE *store, const char *what, const char *v, char *err,
+                      size_t errlen)
 {
-    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    BIO *b = tls_open("ca", v, err, errlen);
+    char pfx[64] = "";
+    BIO *b;
     X509 *x;
     int n = 0, rc = -1;
 
-    if (!b) return -1;
+    if (what) snprintf(pfx, sizeof(pfx), "%s: ", what);
+    b = tls_is_pem(v) ? BIO_new_mem_buf(v, -1) : BIO_new_file(v, "r");
+    if (!b) {
+        if (tls_is_pem(v)) snprintf(err, errlen, "%sout of memory", pfx);
+        else snprintf(err, errlen, "%s%s: %s", pfx, v, strerror(errno ? errno : ENOENT));
+        ERR_clear_error();
+        return -1;
+    }
     while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
         if (X509_STORE_add_cert(store, x) != 1) {
             X509_free(x);
-            snprintf(err, errlen, "ca: a certificate could not be added");
+            snprintf(err, errlen, "%sa certificate could not be added", pfx);
             goto out;
         }
         X509_free(x);
         n++;
     }
     if (n == 0) {
-        snprintf(err, errlen, "ca: %s: no PEM certificate found",
+        snprintf(err, errlen, "%s%s: no PEM certificate found", pfx,
                  tls_is_pem(v) ? "inline value" : v);
         goto out;
     }
@@ -195,7 +200,7 @@ static SSL_CTX *tls_client_build(const struct tls_client_opts *o, char *err, siz
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         if (o->ca && *o->ca) {
-            if (tls_load_ca(ctx, o->ca, err, errlen) < 0) goto fail;
+            if (tls_store_add_pem(SSL_CTX_get_cert_store(ctx), "ca", o->ca, err, errlen) < 0) goto fail;
         } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
             snprintf(err, errlen, "the system's CA store cannot be loaded");
             goto fail;

@@ -52,6 +52,17 @@ SSL *tls_client_ssl(SSL_CTX *ctx, const char *host, const unsigned char *alpn,
  */
 const char *tls_describe_error(const SSL *ssl, char *buf, size_t len);
 
+/** 1 when v is PEM text rather than a file name (FileOrContent). */
+int tls_is_pem(const char *v);
+
+/**
+ * Adds every certificate of a file-or-content value to store.  0, or -1
+ * with err set, prefixed with "what: " when what is not NULL
+ * ("ca: /x.pem: No such file or directory").  Any thread.
+ */
+int tls_store_add_pem(X509_STORE *store, const char *what, const char *v, char *err,
+                      size_t errlen);
+
 /** Drops every cached client context (at exit, for leak checkers). */
 void tls_cache_clear(void);
 

@@ -40,12 +40,6 @@ struct tr_parse {
     char stamp[TR_STAMP_MAX];            /* file modification times */
 };
 
-/* 1 when v is PEM text rather than a file name (Traefik's FileOrContent). */
-static int tr_is_pem(const char *v)
-{
-    return strncmp(v, "-----BEGIN", 10) == 0;
-}
-
 /* Appends v's modification time (files only) to the stamp, capped. */
 static void tr_stamp(struct tr_parse *p, const char *v)
 {
@@ -53,51 +47,10 @@ static void tr_stamp(struct tr_parse *p, const char *v)
     size_t used = strlen(p->stamp);
     long long t = 0;
 
-    if (tr_is_pem(v)) return;
+    if (tls_is_pem(v)) return;
     if (stat(v, &st) == 0)
         t = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
     if (used < sizeof(p->stamp)) snprintf(p->stamp + used, sizeof(p->stamp) - used, "|%lld", t);
-}
-
-/* Opens a file-or-content value; NULL with err set. */
-static BIO *tr_open(const char *v, char *err, size_t errlen)
-{
-    BIO *b = tr_is_pem(v) ? BIO_new_mem_buf(v, -1) : BIO_new_file(v, "r");
-
-    if (!b) {
-        if (tr_is_pem(v)) snprintf(err, errlen, "out of memory");
-        else snprintf(err, errlen, "%s: %s", v, strerror(errno ? errno : ENOENT));
-        ERR_clear_error();
-    }
-    return b;
-}
-
-/* Adds the certificates of one rootCAs value to store.  0 / -1 (err). */
-static int tr_add_ca(X509_STORE *store, const char *v, char *err, size_t errlen)
-{
-    BIO *b = tr_open(v, err, errlen);
-    X509 *x;
-    int n = 0, rc = -1;
-
-    if (!b) return -1;
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-        if (X509_STORE_add_cert(store, x) != 1) {
-            X509_free(x);
-            snprintf(err, errlen, "a certificate could not be added");
-            goto out;
-        }
-        X509_free(x);
-        n++;
-    }
-    if (n == 0) {
-        snprintf(err, errlen, "%s: no PEM certificate found", tr_is_pem(v) ? "inline value" : v);
-        goto out;
-    }
-    rc = 0;
-out:
-    ERR_clear_error();
-    BIO_free(b);
-    return rc;
 }
 
 /* Reads the keys of cfg's map into t and p; errors go to root's session. */
@@ -208,7 +161,7 @@ static void tr_build_ctx(struct tr_transport *t, struct tr_parse *p, const relai
     /* rootCAs are read even when insecure, so that a bad one is reported */
     for (i = 0; i < p->ncas; i++) {
         tr_stamp(p, p->cas[i]);
-        if (tr_add_ca(SSL_CTX_get_cert_store(ctx), p->cas[i], err, sizeof(err)) < 0) {
+        if (tls_store_add_pem(SSL_CTX_get_cert_store(ctx), NULL, p->cas[i], err, sizeof(err)) < 0) {
             conf_cfg_error(p->ca_nodes[i], NULL, "%s", err);
             bad = 1;
         }

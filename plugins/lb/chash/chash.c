@@ -47,6 +47,8 @@
 #include <relais/atomic.h>
 #include <relais/plugin.h>
 
+#include "lbcommon.h"
+
 /** Cache line the per-thread arrays are aligned to. */
 #define CH_CACHE_LINE 64
 /** Cap on the servers of one service. */
@@ -442,19 +444,6 @@ static uint64_t ch_cap(double c, uint64_t total, uint64_t w, uint64_t wsum)
     return cap < 1 ? 1 : cap;
 }
 
-/** Weight server i takes part with: 0 when it does not (down, or weight 0
- *  while positive weights are up), else its weight (1 in zero_mode). */
-static uint64_t ch_weight(const relais_host *h, const relais_servers *servers,
-                          size_t i, int zero_mode)
-{
-    uint32_t w;
-
-    if (!h->server_up(servers, i)) return 0;
-    w = h->server_weight(servers, i);
-    if (zero_mode) return w == 0 ? 1 : 0;
-    return w;
-}
-
 /**
  * Worker thread (or the control thread).  Walks the ring clockwise from
  * the key's position, each server once, and takes the first usable one
@@ -469,20 +458,15 @@ static int ch_pick(void *inst, const relais_servers *servers, relais_req *req)
     unsigned slot = h->thread_index();
     uint64_t wsum = 0, total = 0, key, min_load = 0, min_w = 0;
     uint32_t *marks, gen;
-    int zero_mode, any_pos = 0, any_zero = 0;
+    int zero_mode;
     long min_i = -1;
 
     if (n > c->nservers) n = c->nservers;
     if (slot >= c->nslots) slot = c->nslots - 1;
+    zero_mode = lbc_mode(h, servers, n);
+    if (zero_mode < 0) return -1;
     for (i = 0; i < n; i++) {
-        if (!h->server_up(servers, i)) continue;
-        if (h->server_weight(servers, i)) any_pos = 1;
-        else any_zero = 1;
-    }
-    if (!any_pos && !any_zero) return -1;
-    zero_mode = !any_pos;
-    for (i = 0; i < n; i++) {
-        uint64_t w = ch_weight(h, servers, i, zero_mode);
+        uint64_t w = lbc_weight(h, servers, i, zero_mode);
         if (w == 0) continue;
         wsum += w;
         if (!c->exact) total += h->server_inflight(servers, i);
@@ -509,7 +493,7 @@ static int ch_pick(void *inst, const relais_servers *servers, relais_req *req)
         if (s >= n || marks[1 + s] == gen) continue;
         marks[1 + s] = gen;
         seen++;
-        w = ch_weight(h, servers, s, zero_mode);
+        w = lbc_weight(h, servers, s, zero_mode);
         if (w == 0) continue;
         cap = ch_cap(c->load_factor, total, w, wsum);
         load = c->exact ? relais_atomic_load_u64(&c->load[s])

@@ -26,6 +26,8 @@
 
 #include <relais/plugin.h>
 
+#include "lbcommon.h"
+
 /** Cap on the servers of one service. */
 #define HRW_MAX_SERVERS 65536u
 
@@ -157,16 +159,11 @@ static int hrw_pick(void *inst, const relais_servers *servers, relais_req *req)
     uint64_t key = hrw_hash(ip ? ip : "", ip ? strlen(ip) : 0);
     double best_score = 0.0;
     long best = -1;
-    int zero_mode, any_pos = 0, any_zero = 0;
+    int zero_mode;
 
     if (n > r->nservers) n = r->nservers;
-    for (i = 0; i < n; i++) {
-        if (!h->server_up(servers, i)) continue;
-        if (h->server_weight(servers, i)) any_pos = 1;
-        else any_zero = 1;
-    }
-    if (!any_pos && !any_zero) return -1;
-    zero_mode = !any_pos;
+    zero_mode = lbc_mode(h, servers, n);
+    if (zero_mode < 0) return -1;
     for (i = 0; i < n; i++) {
         uint32_t w;
         double sc;

@@ -27,6 +27,8 @@
 
 #include <relais/plugin.h>
 
+#include "lbcommon.h"
+
 /** Cache line the per-thread arrays are aligned to. */
 #define LC_CACHE_LINE 64
 /** Cap on the servers of one service. */
@@ -102,19 +104,6 @@ static void lc_destroy(void *inst)
     free(l);
 }
 
-/** Weight server i takes part with: 0 when it does not (down, or weight 0
- *  while positive weights are up), else its weight (1 in zero_mode). */
-static uint64_t lc_weight(const relais_host *h, const relais_servers *servers,
-                          size_t i, int zero_mode)
-{
-    uint32_t w;
-
-    if (!h->server_up(servers, i)) return 0;
-    w = h->server_weight(servers, i);
-    if (zero_mode) return w == 0 ? 1 : 0;
-    return w;
-}
-
 /**
  * Worker thread (or the control thread).  First pass: snapshot every
  * usable server's in-flight count and find the lowest inflight/weight.
@@ -131,21 +120,16 @@ static int lc_pick(void *inst, const relais_servers *servers, relais_req *req)
     uint64_t min_load = 0, min_w = 0;
     int64_t total = 0;
     long best = -1, min_i = -1;
-    int zero_mode, any_pos = 0, any_zero = 0;
+    int zero_mode;
 
     (void)req;
     if (n > l->nservers) n = l->nservers;
     if (slot >= l->nslots) slot = l->nslots - 1;
     st = l->state + (size_t)slot * l->stride;
+    zero_mode = lbc_mode(h, servers, n);
+    if (zero_mode < 0) return -1;
     for (i = 0; i < n; i++) {
-        if (!h->server_up(servers, i)) continue;
-        if (h->server_weight(servers, i)) any_pos = 1;
-        else any_zero = 1;
-    }
-    if (!any_pos && !any_zero) return -1;
-    zero_mode = !any_pos;
-    for (i = 0; i < n; i++) {
-        uint64_t w = lc_weight(h, servers, i, zero_mode);
+        uint64_t w = lbc_weight(h, servers, i, zero_mode);
         st[i].load = UINT64_MAX;
         if (w == 0) continue;
         st[i].load = h->server_inflight(servers, i);
@@ -159,7 +143,7 @@ static int lc_pick(void *inst, const relais_servers *servers, relais_req *req)
     for (i = 0; i < n; i++) {
         uint64_t w;
         if (st[i].load == UINT64_MAX) continue;
-        w = lc_weight(h, servers, i, zero_mode);
+        w = lbc_weight(h, servers, i, zero_mode);
         if (w == 0 || st[i].load * min_w != min_load * w) continue;
         st[i].current += (int64_t)w;
         total += (int64_t)w;

@@ -39,6 +39,8 @@
 #include <relais/atomic.h>
 #include <relais/plugin.h>
 
+#include "lbcommon.h"
+
 /** Cache line the shared and per-thread arrays are aligned to. */
 #define LT_CACHE_LINE 64
 /** Cap on the servers of one service. */
@@ -168,19 +170,6 @@ static void lt_destroy(void *inst)
     free(l);
 }
 
-/** Weight server i takes part with: 0 when it does not (down, or weight 0
- *  while positive weights are up), else its weight (1 in zero_mode). */
-static uint64_t lt_weight(const relais_host *h, const relais_servers *servers,
-                          size_t i, int zero_mode)
-{
-    uint32_t w;
-
-    if (!h->server_up(servers, i)) return 0;
-    w = h->server_weight(servers, i);
-    if (zero_mode) return w == 0 ? 1 : 0;
-    return w;
-}
-
 /** Any thread: the current average of server i in microseconds (0 before
  *  any sample), decayed when stale (now 0: no decay). */
 static double lt_average(struct lt_inst *l, size_t i, uint64_t now)
@@ -213,21 +202,16 @@ static int lt_pick(void *inst, const relais_servers *servers, relais_req *req)
     double min = -1.0;
     int64_t total = 0;
     long best = -1, min_i = -1;
-    int zero_mode, any_pos = 0, any_zero = 0;
+    int zero_mode;
 
     (void)req;
     if (n > l->nservers) n = l->nservers;
     if (slot >= l->nslots) slot = l->nslots - 1;
     st = l->state + (size_t)slot * l->stride;
+    zero_mode = lbc_mode(h, servers, n);
+    if (zero_mode < 0) return -1;
     for (i = 0; i < n; i++) {
-        if (!h->server_up(servers, i)) continue;
-        if (h->server_weight(servers, i)) any_pos = 1;
-        else any_zero = 1;
-    }
-    if (!any_pos && !any_zero) return -1;
-    zero_mode = !any_pos;
-    for (i = 0; i < n; i++) {
-        uint64_t w = lt_weight(h, servers, i, zero_mode);
+        uint64_t w = lbc_weight(h, servers, i, zero_mode);
         st[i].score = -1.0;
         if (w == 0) continue;
         st[i].score = (lt_average(l, i, now) + LT_FLOOR_US) *
@@ -241,7 +225,7 @@ static int lt_pick(void *inst, const relais_servers *servers, relais_req *req)
     for (i = 0; i < n; i++) {
         uint64_t w;
         if (st[i].score < 0 || st[i].score != min) continue;
-        w = lt_weight(h, servers, i, zero_mode);
+        w = lbc_weight(h, servers, i, zero_mode);
         if (w == 0) continue;
         st[i].current += (int64_t)w;
         total += (int64_t)w;

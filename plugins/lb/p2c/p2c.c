@@ -26,6 +26,8 @@
 
 #include <relais/plugin.h>
 
+#include "lbcommon.h"
+
 /** Cache line the per-thread generators are aligned to. */
 #define P2C_CACHE_LINE 64
 /** Cap on the servers of one service. */
@@ -128,19 +130,6 @@ static void p2c_destroy(void *inst)
     free(p);
 }
 
-/** Weight server i takes part with: 0 when it does not (down, or weight 0
- *  while positive weights are up), else its weight (1 in zero_mode). */
-static uint64_t p2c_weight(const relais_host *h, const relais_servers *servers,
-                           size_t i, int zero_mode)
-{
-    uint32_t w;
-
-    if (!h->server_up(servers, i)) return 0;
-    w = h->server_weight(servers, i);
-    if (zero_mode) return w == 0 ? 1 : 0;
-    return w;
-}
-
 /** Index of the server that the draw r (in [0, total)) lands on, skipping
  *  server `skip` (or none when skip is n).  When the weights changed under
  *  us and r runs past the end, the last usable server; -1 when none is. */
@@ -153,7 +142,7 @@ static long p2c_land(const relais_host *h, const relais_servers *servers,
     for (i = 0; i < n; i++) {
         uint64_t w;
         if (i == skip) continue;
-        w = p2c_weight(h, servers, i, zero_mode);
+        w = lbc_weight(h, servers, i, zero_mode);
         if (w == 0) continue;
         if (r < w) return (long)i;
         r -= w;
@@ -191,16 +180,16 @@ static int p2c_pick(void *inst, const relais_servers *servers, relais_req *req)
     if (total == 0) {
         if (!any_zero) return -1;
         zero_mode = 1;
-        for (i = 0; i < n; i++) total += p2c_weight(h, servers, i, 1);
+        for (i = 0; i < n; i++) total += lbc_weight(h, servers, i, 1);
         if (total == 0) return -1;
     }
     a = p2c_land(h, servers, n, zero_mode, n, p2c_below(rng, total));
     if (a < 0) return -1;
-    wa = p2c_weight(h, servers, (size_t)a, zero_mode);
+    wa = lbc_weight(h, servers, (size_t)a, zero_mode);
     if (total <= wa) return (int)a; /* the only usable server */
     b = p2c_land(h, servers, n, zero_mode, (size_t)a, p2c_below(rng, total - wa));
     if (b < 0) return (int)a;
-    wb = p2c_weight(h, servers, (size_t)b, zero_mode);
+    wb = lbc_weight(h, servers, (size_t)b, zero_mode);
     if (wb == 0) return (int)a;
     la = h->server_inflight(servers, (size_t)a);
     lb = h->server_inflight(servers, (size_t)b);
