@@ -350,9 +350,19 @@ relais_http_call *hc_request(struct event_base *base, const relais_http_req *req
     path = strstr(req->url, "://");
     path = path ? strpbrk(path + 3, "/?") : NULL;
     q = path && *path == '?' ? path : NULL;
-    evbuffer_add_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n",
-                        req->method, q ? "/" : "", path ? path : "/",
-                        u.port == (tls ? 443 : 80) && !strchr(u.host, ':') ? u.host : u.hostport);
+    evbuffer_add_printf(out, "%s %s%s HTTP/1.1\r\n", req->method, q ? "/" : "",
+                        path ? path : "/");
+    {
+        /* a Host among the request's headers replaces the URL's */
+        int own_host = 0;
+        for (size_t i = 0; i < req->nheaders; i++)
+            if (req->headers[i].name && !strcasecmp(req->headers[i].name, "Host")) own_host = 1;
+        if (!own_host)
+            evbuffer_add_printf(out, "Host: %s\r\n",
+                                u.port == (tls ? 443 : 80) && !strchr(u.host, ':') ? u.host
+                                                                                   : u.hostport);
+    }
+    evbuffer_add(out, "Connection: close\r\n", 19);
     for (size_t i = 0; i < req->nheaders; i++) {
         const char *n = req->headers[i].name, *v = req->headers[i].value;
         if (!n || !v || strpbrk(n, "\r\n:") || strpbrk(v, "\r\n")) continue;

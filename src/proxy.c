@@ -30,6 +30,7 @@
 #include "stream.h"
 
 #include "arena.h"
+#include "health.h"
 #include "http1.h"
 #include "log.h"
 #include "netaddr.h"
@@ -1579,7 +1580,8 @@ static void px_fail(struct relais_req *r, int status)
     px_finish(r);
 }
 
-/* Reports the outcome to the LB strategy. */
+/* Reports the outcome to the LB strategy and to the service's passive
+ * health check.  Worker thread. */
 static void px_report(struct relais_req *r, int outcome)
 {
     struct snap_service *s = r->service;
@@ -1587,6 +1589,7 @@ static void px_report(struct relais_req *r, int outcome)
     if (s && s->lb_ops && s->lb_ops->report && r->server)
         s->lb_ops->report(s->lb_inst, &s->servers, r->server_idx, outcome,
                           (wk_now_ms() - r->up_start_ms) * 1000);
+    if (s && s->health && r->server) hl_report(s->health, r->server_idx, outcome);
 }
 
 /* Starts the response-header timeout: it runs from the moment the whole

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "health.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "router.h"
@@ -58,6 +59,7 @@ static void snap_mw_unref(struct snap_middleware *m)
 static void snap_svc_unref(struct snap_service *s)
 {
     if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+    hl_free(s->health); /* before the servers it probes */
     if (s->lb_inst && s->lb_ops && s->lb_ops->destroy)
         s->lb_ops->destroy(s->lb_inst);
     for (size_t i = 0; i < s->servers.n; i++) {
@@ -423,6 +425,9 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
         }
         sv->servers.n++;
     }
+    if (hl_new(host, lb, qname, &sv->servers, sv->transport, &sv->health) < 0 &&
+        conf_session_nerrors(s) == 0)
+        conf_cfg_error(lb, NULL, "out of memory for the health checks");
     sv->lb = pl_find(plugins, RELAIS_KIND_LB, strategy);
     if (!sv->lb) {
         conf_cfg_error(lb, "strategy", "no loaded plugin provides the load-balancing strategy \"%s\"",
@@ -442,6 +447,8 @@ done:
         sv->error = snap_errors(s, what, origin);
         if (sv->lb_inst && sv->lb_ops->destroy) sv->lb_ops->destroy(sv->lb_inst);
         sv->lb_inst = NULL;
+    } else {
+        hl_start(sv->health);
     }
     conf_session_free(s);
     free(trname);

@@ -37,6 +37,7 @@ struct ts_options;
 struct tcp_snap;
 struct udp_snap;
 struct tr_transport;
+struct hl_service;
 
 /** Object states as the API reports them. */
 enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
@@ -80,6 +81,9 @@ struct snap_service {
                                     default@internal (a reference) */
     int status;                  /* enum snap_status */
     char *error;                 /* why disabled, NULL when enabled */
+    struct hl_service *health;   /* healthCheck / passiveHealthCheck state
+                                    (health.c), or NULL; runs while the
+                                    service lives, freed with it */
 };
 
 /** A middleware instance (shared while unchanged). */
