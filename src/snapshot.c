@@ -378,6 +378,17 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
         sv->transport = tr;
     }
     conf_cfg_bool(lb, "passHostHeader", &sv->pass_host_header);
+    {
+        /* responseForwarding.flushInterval: relais writes response bytes
+         * to the client as they arrive (never held), which is what any
+         * flushInterval asks for; the value is only validated */
+        const relais_cfg *rf = conf_cfg_get(lb, "responseForwarding");
+        int64_t fi;
+        if (rf && conf_cfg_type(rf) != RELAIS_CFG_MAP)
+            conf_cfg_error(rf, NULL, "expected a map (flushInterval)");
+        else if (rf)
+            conf_cfg_duration(rf, "flushInterval", &fi);
+    }
     conf_cfg_string(lb, "strategy", &strategy);
     servers = conf_cfg_get(lb, "servers");
     if (conf_cfg_type(servers) != RELAIS_CFG_LIST) {
