@@ -39,6 +39,8 @@
 #include <jansson.h>
 #include <relais/plugin.h>
 
+#include "pvtls.h"
+
 #define EC_MAX_ENDPOINTS 32            /* endpoints option cap */
 #define EC_MAX_BODY (64u << 20)        /* response / message cap: 64 MiB */
 #define EC_MAX_KEYS 1000000u           /* keys kept in memory */
@@ -247,11 +249,7 @@ struct ec {
     char *password;             /* its password */
     char *token;                /* auth token, or NULL */
     int token_ok;               /* the token served a list or a watch */
-    int tls;                    /* a tls block was given */
-    char *tls_ca;               /* tls.ca (file or PEM), or NULL */
-    char *tls_cert;             /* tls.cert (file or PEM), or NULL */
-    char *tls_key;              /* tls.key (file or PEM), or NULL */
-    int tls_insecure;           /* tls.insecureSkipVerify */
+    struct pvt_tls tls;         /* the tls block (tls.present: https) */
     struct ec_pair *pairs;      /* the key→value map, sorted by key */
     size_t npairs;              /* entries used */
     size_t cappairs;            /* entries allocated */
@@ -791,10 +789,7 @@ static void ec_h_on_done(void *arg, int error, const char *message)
 static void ec_req_tls(const struct ec *e, relais_http_req *req)
 {
     if (!RELAIS_HOST_ABI_AT_LEAST(e->host, 1, 2)) return;
-    req->tls_ca = e->tls_ca;
-    req->tls_cert = e->tls_cert;
-    req->tls_key = e->tls_key;
-    req->tls_insecure = e->tls_insecure;
+    pvt_apply(&e->tls, req);
 }
 
 /* Health timer: a one-key, keys-only linearizable range on the endpoint in
@@ -936,20 +931,18 @@ static void ec_destroy(void *inst)
     free(e->username);
     free(e->password);
     free(e->token);
-    free(e->tls_ca);
-    free(e->tls_cert);
-    free(e->tls_key);
+    pvt_free(&e->tls);
     free(e->buf);
     free(e);
 }
 
 /* Validates and stores one endpoint ("host:port", "http://host:port" or
  * "https://host:port"; a bare host:port is https when a tls block was
- * given, so e->tls must be set before).  0, or -1 after cfg_error on
+ * given, so e->tls must be read before).  0, or -1 after cfg_error on
  * node.key. */
 static int ec_add_endpoint(struct ec *e, const relais_cfg *node, const char *key, const char *s)
 {
-    const char *hp = s, *scheme = e->tls ? "https" : "http";
+    const char *hp = s, *scheme = e->tls.present ? "https" : "http";
     char *u;
 
     if (!strncmp(s, "https://", 8)) {
@@ -976,54 +969,6 @@ static int ec_add_endpoint(struct ec *e, const relais_cfg *node, const char *key
     return 0;
 }
 
-/* Reads the tls block (Traefik's ca, cert, key, insecureSkipVerify; each
- * of ca/cert/key a file path or PEM text) into e; a block present (even
- * empty) sets e->tls.  Control thread.  0, or -1 after cfg_error naming
- * the key (providers.NAME.tls.KEY). */
-static int ec_tls_config(struct ec *e, const relais_cfg *cfg)
-{
-    static const char *const names[] = {"ca", "cert", "key"};
-    const relais_host *host = e->host;
-    const relais_cfg *t = host->cfg_get(cfg, "tls");
-    char **dst[] = {&e->tls_ca, &e->tls_cert, &e->tls_key};
-    const char *s;
-    int bad = 0, rc;
-
-    if (!t || host->cfg_type(t) == RELAIS_CFG_NULL) return 0;
-    if (host->cfg_type(t) != RELAIS_CFG_MAP) {
-        host->cfg_error(cfg, "tls", "expected a map (ca, cert, key, insecureSkipVerify)");
-        return -1;
-    }
-    if (!RELAIS_HOST_ABI_AT_LEAST(host, 1, 2)) {
-        host->cfg_error(cfg, "tls", "needs a relais with ABI 1.2 (https client)");
-        return -1;
-    }
-    e->tls = 1;
-    for (size_t i = 0; i < host->cfg_len(t); i++) {
-        const char *k;
-        host->cfg_at(t, i, &k);
-        if (k && strcmp(k, "ca") && strcmp(k, "cert") && strcmp(k, "key") &&
-            strcmp(k, "insecureSkipVerify")) {
-            host->cfg_error(t, k, "unknown option (expected ca, cert, key, insecureSkipVerify)");
-            bad = 1;
-        }
-    }
-    for (size_t i = 0; i < 3; i++) {
-        rc = host->cfg_string(t, names[i], &s);
-        if (rc == RELAIS_CFG_OK && *s) {
-            if (!(*dst[i] = strdup(s))) bad = 1;
-        } else if (rc == RELAIS_CFG_INVALID) {
-            bad = 1;
-        }
-    }
-    if (host->cfg_bool(t, "insecureSkipVerify", &e->tls_insecure) == RELAIS_CFG_INVALID) bad = 1;
-    if (!e->tls_cert != !e->tls_key) {
-        host->cfg_error(t, e->tls_cert ? "key" : "cert", "cert and key go together");
-        bad = 1;
-    }
-    return bad ? -1 : 0;
-}
-
 /* Control thread: validates the options (errors through cfg_error naming
  * the key) and builds an idle instance in *inst.  0, or -1 with nothing
  * left allocated. */
@@ -1045,7 +990,7 @@ static int ec_create(const relais_host *host, const relais_cfg *cfg, relais_prov
         host->cfg_error(cfg, NULL, "this relais lacks the HTTP client / KV publishing (ABI 1.1)");
         bad = 1;
     }
-    if (ec_tls_config(e, cfg) < 0) bad = 1; /* first: it decides host:port's scheme */
+    if (pvt_read(host, cfg, &e->tls) < 0) bad = 1; /* first: it decides host:port's scheme */
     eps = host->cfg_get(cfg, "endpoints");
     if (eps && host->cfg_type(eps) == RELAIS_CFG_LIST) {
         size_t n = host->cfg_len(eps);

@@ -17,6 +17,8 @@
 
 #include <relais/plugin.h>
 
+#include "pvtls.h"
+
 #define HP_MAX_HEADERS 64            /* headers option cap */
 #define HP_DEFAULT_CAP (64u << 20)   /* body cap when unlimited: 64 MiB */
 
@@ -47,10 +49,7 @@ struct hp {
     int too_big;                  /* body over max_body */
     char *last;                   /* last body published */
     size_t last_len;              /* its length */
-    char *tls_ca;                 /* tls.ca (file or PEM), or NULL */
-    char *tls_cert;               /* tls.cert, or NULL */
-    char *tls_key;                /* tls.key, or NULL */
-    int tls_insecure;             /* tls.insecureSkipVerify */
+    struct pvt_tls tls;           /* the tls block */
     int failing;                  /* last poll failed (log once) */
     int stopped;                  /* stop() was called */
 };
@@ -161,10 +160,7 @@ static void hp_poll(void *arg)
     req.headers = p->req_headers;
     req.nheaders = p->nheaders;
     req.timeout_ms = (uint64_t)p->timeout_ms;
-    req.tls_ca = p->tls_ca;
-    req.tls_cert = p->tls_cert;
-    req.tls_key = p->tls_key;
-    req.tls_insecure = p->tls_insecure;
+    pvt_apply(&p->tls, &req);
     p->status = 0;
     p->len = 0;
     p->call = p->host->http_request(&req, &cb, p);
@@ -187,50 +183,10 @@ static void hp_destroy(void *inst)
         free(p->headers[i].value);
     }
     free(p->endpoint);
-    free(p->tls_ca);
-    free(p->tls_cert);
-    free(p->tls_key);
+    pvt_free(&p->tls);
     free(p->body);
     free(p->last);
     free(p);
-}
-
-/* Reads the tls block (Traefik's ca, cert, key, insecureSkipVerify).
- * 0, or -1 after reporting. */
-static int hp_tls_config(struct hp *p, const relais_cfg *cfg)
-{
-    const relais_host *host = p->host;
-    const relais_cfg *t = host->cfg_get(cfg, "tls");
-    static const char *const names[] = {"ca", "cert", "key"};
-    char **dst[] = {&p->tls_ca, &p->tls_cert, &p->tls_key};
-    const char *s;
-    int bad = 0, rc;
-
-    if (!t || host->cfg_type(t) == RELAIS_CFG_NULL) return 0;
-    if (host->cfg_type(t) != RELAIS_CFG_MAP) {
-        host->cfg_error(cfg, "tls", "expected a map (ca, cert, key, insecureSkipVerify)");
-        return -1;
-    }
-    for (size_t i = 0; i < host->cfg_len(t); i++) {
-        const char *k;
-        host->cfg_at(t, i, &k);
-        if (strcmp(k, "ca") && strcmp(k, "cert") && strcmp(k, "key") &&
-            strcmp(k, "insecureSkipVerify")) {
-            host->cfg_error(t, k, "unknown option (expected ca, cert, key, insecureSkipVerify)");
-            bad = 1;
-        }
-    }
-    for (size_t i = 0; i < 3; i++) {
-        rc = host->cfg_string(t, names[i], &s);
-        if (rc == RELAIS_CFG_OK && *s) *dst[i] = strdup(s);
-        else if (rc == RELAIS_CFG_INVALID) bad = 1;
-    }
-    if (host->cfg_bool(t, "insecureSkipVerify", &p->tls_insecure) == RELAIS_CFG_INVALID) bad = 1;
-    if (!p->tls_cert != !p->tls_key) {
-        host->cfg_error(t, p->tls_cert ? "key" : "cert", "cert and key go together");
-        bad = 1;
-    }
-    return bad ? -1 : 0;
 }
 
 static int hp_create(const relais_host *host, const relais_cfg *cfg, relais_provider *prov,
@@ -302,7 +258,7 @@ static int hp_create(const relais_host *host, const relais_cfg *cfg, relais_prov
             bad = 1;
         }
     }
-    if (hp_tls_config(p, cfg) < 0) bad = 1;
+    if (pvt_read(host, cfg, &p->tls) < 0) bad = 1;
     if (bad) {
         hp_destroy(p);
         return -1;
