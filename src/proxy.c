@@ -34,7 +34,9 @@
 #include "http1.h"
 #include "log.h"
 #include "netaddr.h"
+#include "mirror.h"
 #include "proxy.h"
+#include "service.h"
 #include "proxyproto.h"
 #include "relais.h"
 #include "resolvers.h"
@@ -116,6 +118,25 @@ static void px_run_chain(struct relais_req *r);
 static void px_forward(struct relais_req *r);
 static void px_finish(struct relais_req *r);
 static void px_pump_request(struct relais_req *r);
+
+/** A request's copies for mirror services (service.c chose them). */
+struct px_mirror {
+    struct snap_service *svcs[SVC_MAX_MIRRORS]; /* the mirror services */
+    unsigned n;                 /* how many */
+    struct evbuffer *body;      /* body bytes kept for them, or NULL when
+                                   the body is not mirrored */
+    int64_t max;                /* most body bytes kept; beyond, no copy */
+    int overflow;               /* the body was larger: nothing is sent */
+    int sent;                   /* the copies left */
+};
+
+/* Frees m; NULL is a no-op. */
+static void px_mirror_free(struct px_mirror *m)
+{
+    if (!m) return;
+    if (m->body) evbuffer_free(m->body);
+    free(m);
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -217,6 +238,8 @@ static void px_req_free(struct relais_req *r)
         __atomic_sub_fetch(&r->server->inflight, 1, __ATOMIC_RELAXED);
         r->server = NULL;
     }
+    px_mirror_free(r->mirror);
+    r->mirror = NULL;
     if (r->sref) wk_release(r->w, r->sref);
     r->sref = NULL;
     if (r->conn) {
@@ -1494,10 +1517,14 @@ int px_api_set_query(relais_req *r, const char *query, size_t len)
 
 /* ------------------------------------------------------------ to the server */
 
-/* Appends the request head for the server to out. */
-static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
+/* Appends the request head for server sv to out.  pass_host: the
+ * client's Host goes on (else the server's own).  mirror_len >= 0 writes
+ * a mirror's copy instead: no Transfer-Encoding, Content-Length:
+ * mirror_len (when the request had a body), Connection: close.  0 / -1
+ * (out of memory). */
+static int px_write_upstream_head(struct relais_req *r, const struct snap_server *sv,
+                                  int pass_host, int64_t mirror_len, struct evbuffer *out)
 {
-    const struct snap_server *sv = r->server;
     size_t cap = 256 + r->method_len + r->path_len + r->query_len +
                  strlen(sv->u.path) + sv->u.hostport[0] + r->authority_len, n = 0;
     char *buf;
@@ -1506,7 +1533,7 @@ static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
     size_t hostlen = r->authority_len;
     int port_default;
 
-    cap += strlen(sv->u.hostport) + r->upgrade_len;
+    cap += strlen(sv->u.hostport) + r->upgrade_len + 64;
     for (uint32_t i = 0; i < h->n; i++) cap += h->v[i].nlen + h->v[i].vlen + 4;
     buf = arena_alloc(r->arena, cap);
     if (!buf) return -1;
@@ -1529,7 +1556,7 @@ static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
         PX_PUT(r->query, r->query_len);
     }
     PX_PUT(" HTTP/1.1\r\nHost: ", 17);
-    if (!r->service->pass_host_header || !hostlen) {
+    if (!pass_host || !hostlen) {
         /* the server's own host, with the port unless it is the default */
         port_default = (sv->u.port == 80 && !strcmp(sv->u.scheme, "http")) ||
                        (sv->u.port == 443 && !strcmp(sv->u.scheme, "https"));
@@ -1545,10 +1572,23 @@ static int px_write_upstream_head(struct relais_req *r, struct evbuffer *out)
     PX_PUT("\r\n", 2);
     for (uint32_t i = 0; i < h->n; i++) {
         if (msg_name_eq(h->v[i].name, h->v[i].nlen, "host", 4)) continue;
+        if (mirror_len >= 0 &&
+            (msg_name_eq(h->v[i].name, h->v[i].nlen, "content-length", 14) ||
+             msg_name_eq(h->v[i].name, h->v[i].nlen, "transfer-encoding", 17)))
+            continue;
         PX_PUT(h->v[i].name, h->v[i].nlen);
         PX_PUT(": ", 2);
         PX_PUT(h->v[i].value, h->v[i].vlen);
         PX_PUT("\r\n", 2);
+    }
+    if (mirror_len >= 0) {
+        /* a mirror's copy: the kept body by length, one request per
+           connection */
+        if (mirror_len > 0 || r->req_chunked || r->req_body_bytes > 0 || r->req_left > 0)
+            n += (size_t)snprintf(buf + n, cap - n, "Content-Length: %lld\r\n",
+                                  (long long)mirror_len);
+        PX_PUT("Connection: close\r\n\r\n", 21);
+        return evbuffer_add(out, buf, n);
     }
     if (r->req_chunked) PX_PUT("Transfer-Encoding: chunked\r\n", 28);
     if (r->want_upgrade) {
@@ -1600,6 +1640,10 @@ static void px_arm_response_timeout(struct relais_req *r)
     const struct tr_transport *tr = r->server ? r->server->transport : NULL;
     int64_t ms = tr ? tr->response_header_timeout_ms
                     : r->w->sc->transport.response_header_timeout_ms;
+
+    /* the router's timeouts, then the service's, then the transport's */
+    if (r->router && r->router->resp_header_ms > 0) ms = r->router->resp_header_ms;
+    else if (r->service && r->service->resp_header_ms > 0) ms = r->service->resp_header_ms;
     struct timeval tv;
 
     if (ms <= 0 || !r->up || r->up_state != UP_HEAD || r->resp_timer_armed) return;
@@ -1622,7 +1666,8 @@ static void px_up_ready(struct relais_req *r)
     st_setwatermark(ub, ST_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
     (void)sc;
     st_set_timeouts(ub, NULL, NULL);
-    if (px_write_upstream_head(r, st_output(ub)) < 0) {
+    if (px_write_upstream_head(r, r->server, r->service->pass_host_header, -1, st_output(ub)) <
+        0) {
         px_fail(r, 500);
         return;
     }
@@ -1638,6 +1683,9 @@ static void px_connect(struct relais_req *r)
     const struct tr_transport *tr = r->server->transport;
     int64_t dial_ms = tr ? tr->dial_timeout_ms : r->w->sc->transport.dial_timeout_ms;
     char err[300];
+
+    if (r->router && r->router->dial_ms > 0) dial_ms = r->router->dial_ms;
+    else if (r->service && r->service->dial_ms > 0) dial_ms = r->service->dial_ms;
 
     r->up = r->retried ? NULL : up_pool_take(r->w->pool, r->server);
     if (r->up) {
@@ -1743,10 +1791,107 @@ static void px_gate_timeout(evutil_socket_t fd, short what, void *arg)
     px_leave(c);
 }
 
-/* Picks a server and forwards. */
+/* Sends the copies of r to its mirror services: one server of each
+ * (picked by the service tree, cookies ignored), the head as the main
+ * server would get it and the kept body.  Worker thread. */
+static void px_mirror_send(struct relais_req *r)
+{
+    struct px_mirror *m = r->mirror;
+    struct evbuffer *buf;
+
+    if (!m || m->sent) return;
+    m->sent = 1;
+    if (m->overflow) {
+        log_debug("http", "%s: request body larger than the mirrors' maxBodySize: not mirrored",
+                  r->conn ? r->conn->peer_ip : "-");
+        return;
+    }
+    buf = evbuffer_new();
+    if (!buf) return;
+    for (unsigned i = 0; i < m->n; i++) {
+        struct snap_service *leaf = NULL;
+        struct svc_choice ch;
+        int64_t len = m->body ? (int64_t)evbuffer_get_length(m->body) : 0;
+        int idx;
+
+        memset(&ch, 0, sizeof(ch));
+        idx = svc_pick(r, m->svcs[i], &leaf, &ch);
+        if (idx < 0) continue;
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        if (px_write_upstream_head(r, &leaf->servers.v[idx], leaf->pass_host_header, len, buf) <
+            0)
+            continue;
+        if (len > 0) {
+            const unsigned char *body = evbuffer_pullup(m->body, -1);
+            if (!body || evbuffer_add(buf, body, (size_t)len) < 0) continue;
+        }
+        mr_send(r->w, r->snap, &leaf->servers.v[idx], buf);
+    }
+    evbuffer_free(buf);
+    if (m->body) {
+        evbuffer_free(m->body);
+        m->body = NULL;
+    }
+}
+
+/* Keeps n body bytes at p for the mirrors (or gives up beyond their
+ * cap). */
+static void px_mirror_keep(struct relais_req *r, const void *p, size_t n)
+{
+    struct px_mirror *m = r->mirror;
+
+    if (!m || !m->body || m->overflow || m->sent || !n) return;
+    if ((int64_t)(evbuffer_get_length(m->body) + n) > m->max) {
+        m->overflow = 1;
+        evbuffer_free(m->body);
+        m->body = NULL;
+        return;
+    }
+    if (evbuffer_add(m->body, p, n) < 0) m->overflow = 1;
+}
+
+/* Keeps the first n bytes of in (not drained) for the mirrors. */
+static void px_mirror_keep_buf(struct relais_req *r, struct evbuffer *in, size_t n)
+{
+    struct px_mirror *m = r->mirror;
+    struct evbuffer_ptr pos;
+    char tmp[16384];
+
+    if (!m || !m->body || m->overflow || m->sent || !n) return;
+    if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) < 0) return;
+    while (n > 0 && m->body && !m->overflow) {
+        ev_ssize_t got = evbuffer_copyout_from(in, &pos, tmp, n < sizeof(tmp) ? n : sizeof(tmp));
+        if (got <= 0) break;
+        px_mirror_keep(r, tmp, (size_t)got);
+        if (evbuffer_ptr_set(in, &pos, (size_t)got, EVBUFFER_PTR_ADD) < 0) break;
+        n -= (size_t)got;
+    }
+}
+
+/* Prepares r's copies for the mirrors ch chose: sent at once when there
+ * is no body to keep, else when the body is complete. */
+static void px_mirror_start(struct relais_req *r, const struct svc_choice *ch)
+{
+    struct px_mirror *m = calloc(1, sizeof(*m));
+
+    if (!m) return;
+    memcpy(m->svcs, ch->mirrors, ch->nmirrors * sizeof(*m->svcs));
+    m->n = ch->nmirrors;
+    m->max = ch->mirror_max;
+    r->mirror = m;
+    if (ch->mirror_body && !r->req_body_done) {
+        m->body = evbuffer_new();
+        if (!m->body) m->overflow = 1;
+        return;
+    }
+    px_mirror_send(r);
+}
+
+/* Picks a server (walking the service tree) and forwards. */
 static void px_forward(struct relais_req *r)
 {
-    struct snap_service *s = r->service;
+    struct snap_service *s = r->service, *leaf = NULL;
+    struct svc_choice ch;
     int idx;
 
     if (r->local) {
@@ -1770,12 +1915,22 @@ static void px_forward(struct relais_req *r)
     }
     if (r->conn->gate_timer) evtimer_del(r->conn->gate_timer);
     r->gate_wait = 0;
-    idx = s->lb_ops->pick(s->lb_inst, &s->servers, r);
-    if (idx < 0 || (size_t)idx >= s->servers.n) {
+    memset(&ch, 0, sizeof(ch));
+    idx = svc_pick(r, s, &leaf, &ch);
+    if (idx < 0) {
         px_api_respond(r, 503, NULL, 0, px_error_body(503), strlen(px_error_body(503)));
         px_finish(r);
         return;
     }
+    r->service = s = leaf;
+    if (ch.ncookies) {
+        r->set_cookies = arena_alloc(r->arena, ch.ncookies * sizeof(*r->set_cookies));
+        if (r->set_cookies) {
+            memcpy(r->set_cookies, ch.cookies, ch.ncookies * sizeof(*r->set_cookies));
+            r->nset_cookies = ch.ncookies;
+        }
+    }
+    if (ch.nmirrors) px_mirror_start(r, &ch);
     r->server_idx = idx;
     r->server = &s->servers.v[idx];
     __atomic_add_fetch(&r->server->inflight, 1, __ATOMIC_RELAXED);
@@ -1801,6 +1956,7 @@ static void px_pump_request(struct relais_req *r)
         size_t avail = evbuffer_get_length(in);
         size_t n = (int64_t)avail < r->req_left ? avail : (size_t)r->req_left;
         if (n) {
+            if (r->mirror) px_mirror_keep_buf(r, in, n);
             evbuffer_remove_buffer(in, out, n);
             r->req_left -= (int64_t)n;
             r->req_body_bytes += n;
@@ -1825,6 +1981,7 @@ static void px_pump_request(struct relais_req *r)
                 int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
                 evbuffer_add(out, hdr, (size_t)hl);
                 evbuffer_drain(in, doff);
+                if (r->mirror) px_mirror_keep_buf(r, in, dlen);
                 evbuffer_remove_buffer(in, out, dlen);
                 evbuffer_add(out, "\r\n", 2);
                 evbuffer_drain(in, (size_t)used - doff - dlen);
@@ -1843,6 +2000,7 @@ static void px_pump_request(struct relais_req *r)
     if (r->req_body_done) {
         px_timer(c, 0);
         px_arm_response_timeout(r);
+        if (r->mirror) px_mirror_send(r);
     }
     if (c->epc->max_body > 0 && (int64_t)r->req_body_bytes > c->epc->max_body) {
         px_refuse_body(r, 413);
@@ -2043,6 +2201,15 @@ static void px_tunnel(struct relais_req *r)
 
 /* Parses the server's response head.  Returns 1 when the body phase
  * began, 0 when more bytes are needed, -1 when the exchange ended. */
+/* Adds the sticky cookies the service tree chose to the server's
+ * response (before the middlewares see it, as Traefik does). */
+static void px_add_cookies(struct relais_req *r)
+{
+    for (unsigned i = 0; i < r->nset_cookies; i++)
+        msg_hdrs_add(&r->resp_hdrs, "Set-Cookie", 10, r->set_cookies[i],
+                     strlen(r->set_cookies[i]), 0);
+}
+
 static int px_parse_response(struct relais_req *r)
 {
     struct px_conn *c = r->conn;
@@ -2099,6 +2266,7 @@ static int px_parse_response(struct relais_req *r)
             px_fail(r, 502);
             return -1;
         }
+        px_add_cookies(r);
         px_run_responses(r);
         {
             char buf[512];
@@ -2136,6 +2304,7 @@ static int px_parse_response(struct relais_req *r)
     if (has_body && (r->resp_chunked || r->resp_close_delim))
         msg_hdrs_del(&r->resp_hdrs, "Content-Length", 14);
     r->resp_has_body = has_body;
+    px_add_cookies(r);
     px_run_responses(r);
     if (r->filtering) {
         r->client_chunked = r->version >= 11;

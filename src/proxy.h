@@ -119,6 +119,12 @@ struct relais_req {
     int client_paused;            /* client reads paused (back-pressure) */
     uint64_t start_ms;            /* when the head was complete */
     uint64_t up_start_ms;         /* when sent upstream */
+    /* service tree (service.c) */
+    const char **set_cookies;     /* sticky Set-Cookie values to add to the
+                                     server's response (arena), or NULL */
+    unsigned nset_cookies;        /* how many */
+    struct px_mirror *mirror;     /* copies for mirror services (heap), or
+                                     NULL */
 };
 
 /** host->req_set_authority (ABI 1.4): the Host the request goes upstream

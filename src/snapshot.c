@@ -14,6 +14,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "router.h"
+#include "service.h"
 #include "snapshot.h"
 #include "static_config.h"
 #include "tcp.h"
@@ -60,6 +61,8 @@ static void snap_svc_unref(struct snap_service *s)
 {
     if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
     hl_free(s->health); /* before the servers it probes */
+    svc_clear(s);
+    free(s->origin);
     if (s->lb_inst && s->lb_ops && s->lb_ops->destroy)
         s->lb_ops->destroy(s->lb_inst);
     for (size_t i = 0; i < s->servers.n; i++) {
@@ -319,8 +322,48 @@ static char *snap_svc_tr_name(json_t *cfg, const char *qname)
     return snap_qualify(json_string_value(v), at ? at + 1 : "");
 }
 
+/* The kinds of service, as their keys. */
+static const char *const snap_svc_keys[] = {"loadBalancer", "weighted", "mirroring", "failover"};
+
+/* Which kind of service cfg is (enum snap_svc_kind), -1 when it names
+ * none of them, -2 when it names several. */
+static int snap_svc_kind(json_t *cfg)
+{
+    const char *k;
+    json_t *v;
+    int kind = -1;
+
+    json_object_foreach(cfg, k, v) {
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(k, snap_svc_keys[i])) continue;
+            kind = kind == -1 ? i : -2;
+        }
+    }
+    return kind;
+}
+
+/* Reads loadBalancer.timeouts or a router's timeouts (node: the parent
+ * map) into dial / rh (milliseconds, 0 when absent). */
+static void snap_timeouts(const relais_cfg *node, int64_t *dial, int64_t *rh)
+{
+    const relais_cfg *t = conf_cfg_get(node, "timeouts");
+
+    if (!t) return;
+    if (conf_cfg_type(t) != RELAIS_CFG_MAP) {
+        conf_cfg_error(t, NULL, "expected a map (dialTimeout, responseHeaderTimeout)");
+        return;
+    }
+    conf_cfg_duration(t, "dialTimeout", dial);
+    conf_cfg_duration(t, "responseHeaderTimeout", rh);
+    if (*dial < 0) conf_cfg_error(t, "dialTimeout", "expected a positive duration");
+    if (*rh < 0) conf_cfg_error(t, "responseHeaderTimeout", "expected a positive duration");
+}
+
 /* Creates (or reuses) the service qname from cfg.  snap is the snapshot
- * being built (its transports are compiled). */
+ * being built (its transports are compiled).  A weighted, mirroring or
+ * failover service is always new (its children are resolved later, by
+ * svc_link, in this snapshot); a loadBalancer is shared with prev while
+ * its configuration and transport are unchanged. */
 static struct snap_service *snap_service(const char *qname, json_t *cfg,
                                          const char *origin,
                                          const struct snapshot *prev,
@@ -331,13 +374,18 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
     struct snap_service *sv, *old = snap_prev_svc(prev, qname);
     struct conf_session *s;
     const relais_cfg *root, *lb, *servers;
-    const char *strategy = "wrr";
-    char path[512], *trname = snap_svc_tr_name(cfg, qname);
-    struct tr_transport *tr = trname ? snap_find_tr(snap, trname) : NULL;
+    const char *strategy = "wrr", *at = strrchr(qname, '@');
+    char path[512], *trname = NULL;
+    struct tr_transport *tr = NULL;
     size_t i, n;
+    int kind = json_is_object(cfg) ? snap_svc_kind(cfg) : -1;
 
-    if (old && old->status != SNAP_DISABLED && json_equal(old->cfg, cfg) &&
-        old->transport == tr) {
+    if (kind == SNAP_SVC_LB) {
+        trname = snap_svc_tr_name(cfg, qname);
+        tr = trname ? snap_find_tr(snap, trname) : NULL;
+    }
+    if (kind == SNAP_SVC_LB && old && old->status != SNAP_DISABLED &&
+        json_equal(old->cfg, cfg) && old->transport == tr) {
         free(trname);
         __atomic_add_fetch(&old->refs, 1, __ATOMIC_RELAXED);
         return old;
@@ -349,6 +397,7 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
     }
     sv->refs = 1;
     sv->name = strdup(qname);
+    sv->origin = origin ? strdup(origin) : NULL;
     sv->cfg = json_incref(cfg);
     sv->pass_host_header = 1;
     snprintf(path, sizeof(path), "http.services.%s", qname);
@@ -359,13 +408,22 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
         conf_cfg_error(root, NULL, "expected a map");
         goto done;
     }
-    if (!lb) {
-        const char *kind = NULL;
-        if (conf_cfg_len(root) >= 1) conf_cfg_at(root, 0, &kind);
-        conf_cfg_error(root, kind, "service type \"%s\" is not supported yet (loadBalancer is)",
-                       kind ? kind : "");
+    if (kind < 0) {
+        conf_cfg_error(root, NULL, "expected exactly one of loadBalancer, weighted, mirroring, "
+                                   "failover");
         goto done;
     }
+    if (kind != SNAP_SVC_LB) {
+        if (svc_parse(sv, conf_cfg_get(root, snap_svc_keys[kind]), kind, at ? at + 1 : "") < 0)
+            conf_cfg_error(root, NULL, "out of memory");
+        goto done;
+    }
+    if (conf_cfg_type(lb) != RELAIS_CFG_MAP) {
+        conf_cfg_error(lb, NULL, "expected a map with servers");
+        goto done;
+    }
+    snap_timeouts(lb, &sv->dial_ms, &sv->resp_header_ms);
+    svc_cookie_parse(lb, qname, &sv->sticky);
     if (!trname) {
         conf_cfg_error(lb, "serversTransport", "expected the name of a serversTransport");
     } else if (!tr) {
@@ -423,6 +481,7 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
             continue;
         }
         srv->url = strdup(url);
+        svc_sticky_value(url, srv->sticky);
         srv->weight = (uint32_t)w;
         srv->up = 1;
         srv->transport = sv->transport;
@@ -458,7 +517,7 @@ done:
         sv->error = snap_errors(s, what, origin);
         if (sv->lb_inst && sv->lb_ops->destroy) sv->lb_ops->destroy(sv->lb_inst);
         sv->lb_inst = NULL;
-    } else {
+    } else if (sv->health) {
         hl_start(sv->health);
     }
     conf_session_free(s);
@@ -723,6 +782,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
         r->nmws = l.n;
     }
     snap_router_tls(snap, r, root, provider, sc);
+    snap_timeouts(root, &r->dial_ms, &r->resp_header_ms);
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
         q = snap_qualify(str, provider);
@@ -956,6 +1016,9 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
         sec = snap_subsection(src[i].tree, "http", "routers");
         nr += json_object_size(sec);
     }
+    /* weighted, mirroring and failover services name others, maybe of
+       another provider: resolved once all exist */
+    snap->nerrors += svc_link(snap);
     if (snap_build_tls(snap, src, nsrc, prev) < 0) goto oom;
     if (snap_ep_middlewares(snap, sc) < 0) goto oom;
     snap->routers = calloc(nr ? nr : 1, sizeof(*snap->routers));

@@ -59,6 +59,8 @@ struct snap_server {
     uint32_t inflight;            /* requests in flight (atomic) */
     const struct tr_transport *transport; /* how to connect (the service's,
                                      borrowed) */
+    char sticky[17];              /* sticky cookie value: lowercase hex of
+                                     FNV-1a-64 of url (Traefik v3's) */
 };
 
 /** The SDK's opaque server set: a service's servers. */
@@ -67,8 +69,36 @@ struct relais_servers {
     size_t n;              /* how many */
 };
 
+/** What a service is (the one key under http.services.NAME). */
+enum snap_svc_kind {
+    SNAP_SVC_LB = 0,        /* loadBalancer: servers and a strategy */
+    SNAP_SVC_WEIGHTED = 1,  /* weighted: child services by weight */
+    SNAP_SVC_MIRRORING = 2, /* mirroring: a main service and mirrors */
+    SNAP_SVC_FAILOVER = 3,  /* failover: service, then fallback */
+};
+
+/** A sticky cookie (loadBalancer.sticky.cookie, weighted.sticky.cookie). */
+struct snap_cookie {
+    char *name;  /* cookie name (sanitized, or Traefik's generated one) */
+    char *attrs; /* "; Path=/; Domain=..; Max-Age=..; HttpOnly; Secure;
+                    SameSite=.." as sent after name=value */
+};
+
+/** A child of a weighted, mirroring or failover service. */
+struct snap_child {
+    char *name;                /* qualified service name */
+    char *where;               /* key path of the name, for errors */
+    struct snap_service *svc;  /* resolved in the same snapshot (borrowed;
+                                  NULL until linked) */
+    uint32_t weight;           /* weighted: its weight */
+    uint32_t percent;          /* mirroring: share of requests mirrored */
+    char sticky[17];           /* weighted sticky value: hex FNV-1a-64 of
+                                  name */
+};
+
 /** A service (shared by consecutive snapshots while unchanged). */
 struct snap_service {
+    int kind;                    /* enum snap_svc_kind */
     char *name;                  /* "name@provider" */
     int refs;                    /* snapshots holding it (atomic) */
     json_t *cfg;                 /* its configuration, for reuse checks */
@@ -84,6 +114,28 @@ struct snap_service {
     struct hl_service *health;   /* healthCheck / passiveHealthCheck state
                                     (health.c), or NULL; runs while the
                                     service lives, freed with it */
+    struct snap_cookie *sticky;  /* sticky cookie, or NULL */
+    int64_t dial_ms;             /* loadBalancer.timeouts.dialTimeout
+                                    (0 = the transport's) */
+    int64_t resp_header_ms;      /* ...responseHeaderTimeout (0 = the
+                                    transport's) */
+    /* weighted, mirroring, failover (never shared between snapshots:
+       children are pointers into the snapshot that built them) */
+    struct snap_child *kids;     /* weighted: the services; mirroring: the
+                                    main service then the mirrors;
+                                    failover: service, fallback */
+    size_t nkids;                /* how many */
+    uint16_t *seq;               /* weighted: smooth round-robin order of
+                                    kids over one period of the weights */
+    size_t nseq;                 /* its length */
+    uint64_t rr;                 /* weighted: requests so far (atomic) */
+    int mirror_body;             /* mirroring.mirrorBody (default true) */
+    int64_t max_body;            /* mirroring.maxBodySize (-1: relais' cap,
+                                    SVC_MIRROR_BODY_MAX) */
+    uint64_t mirrored_total;     /* mirroring: requests seen (atomic) */
+    char *origin;                /* the document that defined it, or NULL */
+    int link_mark;               /* svc_link's walk state (control thread) */
+    size_t link_height;          /* svc_link: levels of services below */
 };
 
 /** A middleware instance (shared while unchanged). */
@@ -119,6 +171,9 @@ struct snap_router {
     const struct ts_options *tls_opts; /* its TLS options (default: NULL) */
     char *cert_resolver;           /* tls.certResolver, or NULL */
     json_t *tls_domains;           /* tls.domains (new reference), or NULL */
+    int64_t dial_ms;               /* timeouts.dialTimeout (0 = the
+                                      service's or transport's) */
+    int64_t resp_header_ms;        /* timeouts.responseHeaderTimeout */
     int status;                    /* enum snap_status */
     char *error;                   /* why disabled */
 };

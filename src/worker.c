@@ -24,6 +24,7 @@
 #include "tcp.h"
 #include "udp.h"
 #include "upstream.h"
+#include "mirror.h"
 #include "worker.h"
 
 __thread struct worker *wk_self;
@@ -127,6 +128,7 @@ static void *wk_main(void *arg)
     px_close_all(w);
     tcp_close_all(w);
     udp_stop(w);
+    mr_close_all(w); /* before the snapshots and the pool */
     /* drop snapshot references */
     while (w->old) {
         struct wk_snapref *o = w->old;

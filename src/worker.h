@@ -32,6 +32,8 @@ struct wk_snapref {
     struct wk_snapref *next;  /* older ones still in use */
 };
 
+struct mr_set;
+
 /** One worker thread. */
 struct worker {
     unsigned index;                   /* 0..count-1 */
@@ -51,6 +53,8 @@ struct worker {
     struct tcp_conn *tcp_conns;       /* relayed TCP connections (tcp.c) */
     struct udp_worker *udp;           /* UDP entry points this worker owns
                                          (udp.c), or NULL */
+    struct mr_set *mirrors;           /* open mirror calls (mirror.c), or
+                                         NULL before the first */
 };
 
 /** The calling thread's worker, NULL on the control thread. */
