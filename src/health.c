@@ -23,6 +23,8 @@
 #include "health.h"
 #include "log.h"
 #include "snapshot.h"
+#include "host_api.h"
+#include "httpc.h"
 #include "transport.h"
 
 #define HL_MAX_HEADERS 64     /* healthCheck.headers cap */
@@ -68,6 +70,10 @@ struct hl_service {
                                          hostname is set); strings owned */
     size_t nhdrs;                     /* how many */
     int tls_insecure;                 /* from the service's transport */
+    const struct tr_transport *tr;    /* the service's transport (https
+                                         probes use its TLS: rootCAs,
+                                         client certificate, serverName),
+                                         or NULL; outlives this */
     struct hl_check *checks;          /* one per server */
     /* passive */
     int passive;                      /* passiveHealthCheck present */
@@ -180,7 +186,19 @@ static void hl_probe(void *arg)
     req.timeout_ms = (uint64_t)h->timeout_ms;
     req.tls_insecure = h->tls_insecure;
     c->started_ms = hl_now_ms();
-    c->call = h->host->http_request(&req, &cb, c);
+    if (h->tr && h->tr->ctx && !strncasecmp(c->url, "https://", 8)) {
+        /* the server's own TLS settings, as proxied requests get them */
+        const struct snap_server *srv = &h->servers->v[c->idx];
+        char err[256];
+        SSL *ssl = tr_ssl(h->tr, srv->u.host, err, sizeof(err));
+        if (!ssl) {
+            hl_verdict(c, 0, err);
+            return;
+        }
+        c->call = hc_request_ssl(host_loop(), &req, ssl, &cb, c);
+    } else {
+        c->call = h->host->http_request(&req, &cb, c);
+    }
     if (!c->call) hl_verdict(c, 0, "the probe could not be sent");
 }
 
@@ -452,6 +470,7 @@ int hl_new(const relais_host *host, const relais_cfg *lb, const char *name,
     h->host = host;
     h->servers = servers;
     h->tls_insecure = tr ? tr->insecure : 0;
+    h->tr = tr;
     h->name = strdup(name);
     if (!h->name) goto fail;
     if (hc && hl_parse_active(h, hc) < 0) goto fail;

@@ -64,6 +64,11 @@ static struct event_base *host_base(void)
     return wk_self ? wk_self->base : host_control_base;
 }
 
+struct event_base *host_loop(void)
+{
+    return host_base();
+}
+
 static void host_log(int level, const char *who, const char *fmt, ...)
 {
     va_list ap;

@@ -16,6 +16,10 @@ const relais_host *host_table(void);
  *  worker threads go there). */
 void host_set_control_base(struct event_base *base);
 
+/** The calling thread's event loop: its worker's, else the control
+ *  loop. */
+struct event_base *host_loop(void);
+
 /** Sets the callbacks providers reach through provider_publish,
  *  provider_publish_kv and provider_name. */
 void host_set_publish(int (*publish)(relais_provider *prov,

@@ -302,6 +302,12 @@ static int hc_open(relais_http_call *c, struct event_base *base,
 relais_http_call *hc_request(struct event_base *base, const relais_http_req *reqin,
                              const relais_http_callbacks *cb, void *arg)
 {
+    return hc_request_ssl(base, reqin, NULL, cb, arg);
+}
+
+relais_http_call *hc_request_ssl(struct event_base *base, const relais_http_req *reqin, SSL *ssl,
+                                 const relais_http_callbacks *cb, void *arg)
+{
     relais_http_call *c;
     relais_http_req rq, *req = &rq;
     struct na_url u;
@@ -310,27 +316,43 @@ relais_http_call *hc_request(struct event_base *base, const relais_http_req *req
     struct evbuffer *out;
     int tls;
 
-    if (!base || !reqin || !cb || reqin->size < sizeof(uint32_t) || cb->size < sizeof(uint32_t))
+    if (!base || !reqin || !cb || reqin->size < sizeof(uint32_t) || cb->size < sizeof(uint32_t)) {
+        SSL_free(ssl);
         return NULL;
+    }
     /* fields the plugin's (older) struct lacks read as zero */
     memset(&rq, 0, sizeof(rq));
     memcpy(&rq, reqin, reqin->size < sizeof(rq) ? reqin->size : sizeof(rq));
-    if (!req->method || !req->url) return NULL;
-    if (na_parse_url(req->url, &u, msg, sizeof(msg)) < 0) return NULL;
+    if (!req->method || !req->url || na_parse_url(req->url, &u, msg, sizeof(msg)) < 0) {
+        SSL_free(ssl);
+        return NULL;
+    }
     tls = !strcmp(u.scheme, "https");
-    if (!tls && strcmp(u.scheme, "http") != 0) return NULL;
     for (const char *m = req->method; *m; m++)
-        if (*m <= ' ' || *m >= 0x7f) return NULL;
+        if (*m <= ' ' || *m >= 0x7f) tls = -1;
+    if (tls < 0 || (!tls && strcmp(u.scheme, "http") != 0) || (ssl && !tls)) {
+        SSL_free(ssl);
+        return NULL;
+    }
     c = calloc(1, sizeof(*c));
-    if (!c) return NULL;
+    if (!c) {
+        SSL_free(ssl);
+        return NULL;
+    }
     memcpy(&c->cb, cb, cb->size < sizeof(c->cb) ? cb->size : sizeof(c->cb));
     c->arg = arg;
     c->head_req = !strcmp(req->method, "HEAD");
     if (hc_open(c, base, req, &u) < 0) {
+        SSL_free(ssl);
         hc_free(c);
         return NULL;
     }
-    if (tls && hc_tls(c, req, &u, msg, sizeof(msg)) < 0) {
+    if (ssl && st_tls_connect(c->st, ssl) < 0) {
+        SSL_free(ssl);
+        hc_free(c);
+        return NULL;
+    }
+    if (tls && !ssl && hc_tls(c, req, &u, msg, sizeof(msg)) < 0) {
         /* reported through on_done, from the loop (never from here) */
         c->fail = strdup(msg);
         c->timer = evtimer_new(base, hc_on_timeout, c);

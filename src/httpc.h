@@ -11,6 +11,8 @@
 #ifndef RELAIS_HTTPC_H
 #define RELAIS_HTTPC_H
 
+#include <openssl/ssl.h>
+
 #include <relais/plugin.h>
 
 struct event_base;
@@ -24,6 +26,16 @@ struct event_base;
  */
 relais_http_call *hc_request(struct event_base *base, const relais_http_req *req,
                              const relais_http_callbacks *cb, void *arg);
+
+/**
+ * hc_request for an https:// URL whose TLS is already set up: ssl (taken
+ * over, freed on every path) carries the SNI, the verification and the
+ * client certificate, as a serversTransport prepares them for its
+ * servers (tr_ssl).  NULL ssl is hc_request.  Core only: the health
+ * checks probe servers with their service's transport.
+ */
+relais_http_call *hc_request_ssl(struct event_base *base, const relais_http_req *req, SSL *ssl,
+                                 const relais_http_callbacks *cb, void *arg);
 
 /** Cancels a call: no callback follows, the call is freed.  May be called
  *  from inside a callback of the same call.  NULL is a no-op. */

@@ -90,7 +90,7 @@ cat >"$T/dyn.yaml" <<EOF
 http:
   routers:
 EOF
-for n in ca ca2 system insecure snok snbad mtls nocert missing slowdial slowresp plain; do
+for n in ca ca2 system insecure snok snbad mtls nocert missing slowdial slowresp plain hcmtls hcsys; do
   printf '    %s:\n      rule: "Host(`%s.test`)"\n      service: %s\n' "$n" "$n" "$n" >>"$T/dyn.yaml"
 done
 cat >>"$T/dyn.yaml" <<EOF
@@ -137,6 +137,15 @@ $INLINE_CA
     slowdial: {loadBalancer: {serversTransport: slowdial, servers: [{url: "https://127.0.0.1:$XP"}]}}
     slowresp: {loadBalancer: {serversTransport: slowresp, servers: [{url: "http://127.0.0.1:$P1"}]}}
     plain: {loadBalancer: {servers: [{url: "http://127.0.0.1:$P1"}]}}
+    hcmtls:
+      loadBalancer:
+        serversTransport: mtls
+        healthCheck: {path: /hc, interval: 200ms, timeout: 2s}
+        servers: [{url: "https://127.0.0.1:$MP"}]
+    hcsys:
+      loadBalancer:
+        healthCheck: {path: /hc, interval: 200ms, timeout: 2s}
+        servers: [{url: "https://127.0.0.1:$SP"}]
 EOF
 cat >"$T/relais.yaml" <<EOF
 entryPoints:
@@ -220,6 +229,16 @@ inc() { get insecure /again >/dev/null; conns s; }
 ok "changed transport after a reload: a new connection" until_eq $((before + 1)) inc
 get ca /again >/dev/null
 is "unchanged transport after the reload: its connection is reused" $((before + 1)) "$(conns s)"
+
+# ---- health checks probe https servers with the service's transport
+# (rootCAs and the client certificate the mTLS server demands), and a
+# service without one is refused by the system store
+ok "probes of hcmtls reach the mTLS server" until_eq 1 bash -c "grep -c '^GET /hc' '$T/m.log' | awk '{print (\$1 >= 2)}'"
+is "hcmtls serves while probed" "hello /x" "$(get hcmtls /x)"
+ok "hcmtls is never marked down" bash -c "! grep -q 'service hcmtls@file: server https://127.0.0.1:$MP is down' '$T/relais.log'"
+ok "hcsys: the probe is refused by the system store" \
+  wait_log "service hcsys@file: server https://127.0.0.1:$SP is down.*certificate verify failed" 3
+is "hcsys: no server left: 503" "503" "$(code hcsys)"
 
 # --check refuses nothing here (dynamic errors are local) and the process lives
 ok "relais is still running" kill -0 "$RELAIS_PID"
