@@ -24,6 +24,7 @@
 #include "static_config.h"
 #include "tls.h"
 #include "tlsstore.h"
+#include "upgrade.h"
 #include "worker.h"
 
 /** A configured provider (the SDK's opaque relais_provider). */
@@ -52,6 +53,14 @@ static pthread_mutex_t ctl_rel_lock = PTHREAD_MUTEX_INITIALIZER; /* guards list 
 static struct snapshot **ctl_rel;          /* released snapshots */
 static size_t ctl_nrel, ctl_caprel;        /* list size */
 static int ctl_stopping;                   /* SIGTERM seen */
+/** Longest wait for the providers' first configuration before the
+ *  process says it is ready anyway. */
+#define CTL_READY_MAX_MS 5000
+static const char *ctl_pidfile;            /* --pid-file, or NULL */
+static struct event *ctl_ready_ev;         /* waits for the first
+                                              configuration (readiness) */
+static uint64_t ctl_started_ms;            /* when the workers started */
+static int ctl_is_ready;                   /* readiness announced */
 
 /* Frees the snapshots the workers released (control thread). */
 static void ctl_release_run(evutil_socket_t fd, short what, void *arg)
@@ -437,6 +446,60 @@ static void ctl_on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(ctl_base, NULL);
 }
 
+/* The old process after an upgrade: the new one serves, stop as for
+ * SIGTERM. */
+static void ctl_upgraded(pid_t pid)
+{
+    if (ctl_stopping) return;
+    ctl_stopping = 1;
+    log_info("control", "upgraded to pid %ld: stopping (grace %lld ms)", (long)pid,
+             (long long)(ctl_sc->neps ? ctl_sc->eps[0].grace_ms : 0));
+    event_base_loopexit(ctl_base, NULL);
+}
+
+/* SIGUSR2: hitless binary upgrade (see upgrade.h). */
+static void ctl_on_usr2(evutil_socket_t sig, short what, void *arg)
+{
+    const int *fds;
+    size_t n = wk_listen_fds(&fds);
+
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (ctl_stopping) return;
+    log_info("control", "SIGUSR2: upgrading");
+    ug_start(ctl_base, fds, n, ctl_upgraded);
+}
+
+/* Readiness: once the workers run and every provider's first
+ * configuration is applied (or after CTL_READY_MAX_MS), the pid file is
+ * written and an upgrading parent is told.  Polled every 50 ms. */
+static void ctl_check_ready(evutil_socket_t fd, short what, void *arg)
+{
+    int all = 1;
+    struct timeval tv = {0, 50000};
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (ctl_is_ready) return;
+    for (size_t i = 0; i < ctl_nprovs; i++)
+        if (!ctl_provs[i].tree) all = 0;
+    if ((!all || ctl_pending) && wk_now_ms() - ctl_started_ms < CTL_READY_MAX_MS) {
+        evtimer_add(ctl_ready_ev, &tv);
+        return;
+    }
+    ctl_is_ready = 1;
+    if (ctl_pidfile) ug_write_pidfile(ctl_pidfile);
+    ug_ready();
+}
+
+void ctl_set_pidfile(const char *path)
+{
+    ctl_pidfile = path;
+    ug_set_pidfile(path);
+}
+
 /* SIGHUP: providers re-read their sources. */
 static void ctl_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -459,7 +522,7 @@ static void ctl_on_usr1(evutil_socket_t sig, short what, void *arg)
 
 int ctl_run(struct sc_config *sc, struct pl_set *plugins)
 {
-    struct event *sigs[4] = {NULL, NULL, NULL, NULL};
+    struct event *sigs[5] = {NULL, NULL, NULL, NULL, NULL};
     int64_t grace = 0;
     int rc = 1;
 
@@ -491,7 +554,11 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     sigs[1] = evsignal_new(ctl_base, SIGINT, ctl_on_stop, NULL);
     sigs[2] = evsignal_new(ctl_base, SIGHUP, ctl_on_hup, NULL);
     sigs[3] = evsignal_new(ctl_base, SIGUSR1, ctl_on_usr1, NULL);
-    for (int i = 0; i < 4; i++) event_add(sigs[i], NULL);
+    sigs[4] = evsignal_new(ctl_base, SIGUSR2, ctl_on_usr2, NULL);
+    for (int i = 0; i < 5; i++) event_add(sigs[i], NULL);
+    ctl_started_ms = wk_now_ms();
+    ctl_ready_ev = evtimer_new(ctl_base, ctl_check_ready, NULL);
+    if (ctl_ready_ev) ctl_check_ready(-1, 0, NULL);
     for (size_t i = 0; i < sc->neps; i++) {
         log_info("entrypoint", "%s listening on %s", sc->eps[i].name, sc->eps[i].address);
         if (sc->eps[i].grace_ms > grace) grace = sc->eps[i].grace_ms;
@@ -505,8 +572,12 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     wk_stop(grace);
     /* workers are gone: their released snapshots are queued */
     ctl_release_run(-1, 0, NULL);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (sigs[i]) event_free(sigs[i]);
+    if (ctl_ready_ev) event_free(ctl_ready_ev);
+    ctl_ready_ev = NULL;
+    ug_free();
+    if (ctl_pidfile) ug_remove_pidfile(ctl_pidfile);
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (p->ops->destroy) p->ops->destroy(p->inst);

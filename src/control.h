@@ -18,4 +18,8 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins);
  *  Returns 0 when everything is valid, 1 otherwise. */
 int ctl_check(struct sc_config *sc, struct pl_set *plugins);
 
+/** Where the pid is written once relais is ready (NULL: nowhere); removed
+ *  at exit if it still names this process.  Before ctl_run. */
+void ctl_set_pidfile(const char *path);
+
 #endif /* RELAIS_CONTROL_H */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "upgrade.h"
 #include "host_api.h"
 #include "log.h"
 #include "plugin_loader.h"
@@ -33,6 +34,11 @@ static void usage(FILE *f)
             "                        configuration its providers point to, then exit\n"
             "      --plugin-dir DIR  load plugins from DIR (overrides plugins.directory)\n"
             "      --list-plugins    print the plugins that load, then exit\n"
+            "      --pid-file FILE   write the pid to FILE once serving (removed at exit)\n"
+            "      --upgrade         hitless binary upgrade of the relais whose pid is in\n"
+            "                        --pid-file (default " RELAIS_DEFAULT_PIDFILE "): it starts\n"
+            "                        the binary again with its listening sockets and\n"
+            "                        drains once the new process serves; waits for it\n"
             "      --workers N       worker threads (overrides workers; 0 = one per core)\n"
             "      --log-level L     DEBUG, INFO, WARN or ERROR (overrides log.level)\n"
             "      --KEY.PATH=VALUE  any static key, as Traefik's flags write it\n"
@@ -41,7 +47,7 @@ static void usage(FILE *f)
             "  -h, --help            print this help and exit\n"
             "\n"
             "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP re-reads providers,\n"
-            "SIGUSR1 reopens the log file.\n");
+            "SIGUSR1 reopens the log file, SIGUSR2 upgrades (as --upgrade).\n");
 }
 
 /* The first default configuration file that exists, or NULL. */
@@ -78,15 +84,21 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"pid-file", required_argument, NULL, 'P'},
+        {"upgrade", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0}};
-    const char *config = NULL, *plugin_dir = NULL, *level = NULL;
-    int check = 0, list = 0, workers = -1, o, rc;
+    const char *config = NULL, *plugin_dir = NULL, *level = NULL, *pidfile = NULL;
+    int check = 0, list = 0, upgrade = 0, workers = -1, o, rc;
     struct sc_config *sc = NULL;
     struct pl_set *plugins = NULL;
     const char *overrides[argc + 1]; /* argc is small: on the stack */
     size_t noverrides = 0;
     int i, j;
 
+    /* how relais was started, for a later upgrade; sockets an upgrading
+       parent passed on */
+    ug_init(argc, argv);
+    ug_inherit();
     /* buffers come and go by tens of KiB per request: keep freed memory
      * instead of returning it to the kernel and faulting it back in */
     mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
@@ -112,6 +124,8 @@ int main(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'k': check = 1; break;
         case 'p': plugin_dir = optarg; break;
+        case 'P': pidfile = optarg; break;
+        case 'U': upgrade = 1; break;
         case 'l': list = 1; break;
         case 'w': {
             char *end;
@@ -145,6 +159,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "relais: unexpected argument \"%s\"\n", argv[optind]);
         usage(stderr);
         return 2;
+    }
+    if (upgrade) {
+        rc = ug_command(pidfile ? pidfile : RELAIS_DEFAULT_PIDFILE);
+        ug_free();
+        return rc;
     }
     if (level) log_set_level(log_parse_level(level));
     if (list && !config && !default_config()) {
@@ -190,6 +209,7 @@ int main(int argc, char **argv)
         rc = ctl_check(sc, plugins);
         if (plugins->refused) rc = 1;
     } else {
+        ctl_set_pidfile(pidfile);
         rc = ctl_run(sc, plugins);
     }
     pl_set_free(plugins);

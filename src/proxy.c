@@ -66,6 +66,8 @@ enum px_up_state {
 #define PX_BODY_GATE (16 * 1024)      /* chunked body bytes validated before
                                          anything goes to a server */
 #define PX_BODY_GATE_MS 1000          /* ... or this long, for streams */
+#define PX_STOP_LINGER_MS 500        /* idle keep-alive connections close this
+                                        long after a graceful stop begins */
 
 /** A client connection. */
 struct px_conn {
@@ -2325,10 +2327,8 @@ static void px_process(struct px_conn *c)
 {
     while (!c->dead && c->state == PX_HEAD) {
         int rc;
-        if (c->w->stopping && c->nreq > 0) {
-            px_conn_close_after_flush(c);
-            return;
-        }
+        /* while stopping, a request on a kept connection is still
+           answered, with Connection: close (px_write_client_head) */
         rc = px_parse_head(c);
         if (rc == 0 && c->eof) {
             /* a partial head and no more bytes will come */
@@ -2552,12 +2552,13 @@ void px_shutdown(struct worker *w)
 
     for (c = w->conns; c; c = n) {
         n = c->next;
-        if (c->state == PX_HEAD &&
-            evbuffer_get_length(st_input(c->bev)) == 0) {
-            px_enter(c);
-            px_conn_close(c);
-            px_leave(c);
-        }
+        if (c->state != PX_HEAD || evbuffer_get_length(st_input(c->bev)) != 0) continue;
+        /* an idle connection closes after a short linger, not at once: a
+           client that sends now gets its answer (with Connection: close)
+           instead of a reset; a connection that has carried no request
+           yet was just accepted and its request is on the way: it keeps
+           its head timeout */
+        if (c->nreq > 0) px_timer(c, PX_STOP_LINGER_MS);
     }
     if (w->nconns == 0) event_base_loopexit(w->base, NULL);
 }

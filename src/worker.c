@@ -23,6 +23,7 @@
 #include "static_config.h"
 #include "tcp.h"
 #include "udp.h"
+#include "upgrade.h"
 #include "upstream.h"
 #include "mirror.h"
 #include "worker.h"
@@ -32,6 +33,9 @@ __thread struct worker *wk_self;
 static struct worker *wk_all;       /* the workers */
 static unsigned wk_n;               /* how many */
 static int **wk_fds;                /* listening fds [worker][ep] */
+static int *wk_lfds;                /* every listening socket (TCP and
+                                       UDP), for an upgrade */
+static size_t wk_nlfds;             /* how many */
 static struct snapshot *wk_snap;    /* published snapshot (one reference) */
 static uint64_t wk_gen;             /* its generation (atomic) */
 static pthread_mutex_t wk_lock = PTHREAD_MUTEX_INITIALIZER; /* guards wk_snap */
@@ -81,6 +85,8 @@ static int wk_listen(const struct sc_entrypoint *ep)
     return fd;
 }
 
+static void wk_close_listeners(struct worker *w);
+
 /* Listener callback: a client connected. */
 static void wk_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
@@ -104,10 +110,7 @@ static void wk_wake(evutil_socket_t fd, short what, void *arg)
     if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) return;
     if (!w->stopping) {
         w->stopping = 1;
-        for (size_t i = 0; i < w->sc->neps; i++) {
-            if (w->listeners[i]) evconnlistener_free(w->listeners[i]);
-            w->listeners[i] = NULL;
-        }
+        wk_close_listeners(w);
         udp_stop(w);
         px_shutdown(w);
     } else {
@@ -146,6 +149,48 @@ static void *wk_main(void *arg)
     return NULL;
 }
 
+/* Notes an inherited listening socket beyond the worker count for w
+ * (its listener is made with w's loop).  0 / -1. */
+static int wk_extra_add(struct worker *w, int ep, int fd)
+{
+    struct evconnlistener **l = realloc(w->extra, (w->nextra + 1) * sizeof(*l));
+    int *fe, *fd2;
+
+    if (!l) return -1;
+    w->extra = l;
+    fe = realloc(w->extra_ep, (w->nextra + 1) * sizeof(*fe));
+    if (!fe) return -1;
+    w->extra_ep = fe;
+    fd2 = realloc(w->extra_fd, (w->nextra + 1) * sizeof(*fd2));
+    if (!fd2) return -1;
+    w->extra_fd = fd2;
+    w->extra[w->nextra] = NULL;
+    w->extra_ep[w->nextra] = ep;
+    w->extra_fd[w->nextra] = fd;
+    w->nextra++;
+    return 0;
+}
+
+/* Frees w's listeners (its sockets close; an upgraded process holds its
+ * own descriptors of them). */
+static void wk_close_listeners(struct worker *w)
+{
+    for (size_t e = 0; w->listeners && e < w->sc->neps; e++) {
+        if (w->listeners[e]) evconnlistener_free(w->listeners[e]);
+        w->listeners[e] = NULL;
+    }
+    for (size_t k = 0; k < w->nextra; k++) {
+        if (w->extra[k]) evconnlistener_free(w->extra[k]);
+        w->extra[k] = NULL;
+    }
+}
+
+size_t wk_listen_fds(const int **fds)
+{
+    *fds = wk_lfds;
+    return wk_nlfds;
+}
+
 int wk_start(const struct sc_config *sc, unsigned n)
 {
     unsigned i;
@@ -156,23 +201,46 @@ int wk_start(const struct sc_config *sc, unsigned n)
     wk_fds = calloc(n, sizeof(*wk_fds));
     if (!wk_all || !wk_fds) return -1;
     wk_n = n;
-    /* sockets first: a bind error stops the start before any thread */
-    for (i = 0; i < n; i++) {
-        wk_fds[i] = calloc(sc->neps ? sc->neps : 1, sizeof(int));
-        for (e = 0; e < sc->neps; e++) {
+    /* sockets first: a bind error stops the start before any thread.
+       Sockets an upgrading parent passed on are used first: worker i
+       takes the i-th of its entry point, the ones beyond the worker
+       count become extra listeners (their backlogs must be served) */
+    wk_lfds = calloc((sc->neps ? sc->neps : 1) * (n + UG_MAX_FDS), sizeof(*wk_lfds));
+    for (i = 0; i < n; i++) wk_fds[i] = calloc(sc->neps ? sc->neps : 1, sizeof(int));
+    if (!wk_lfds) return -1;
+    for (e = 0; e < sc->neps; e++) {
+        int inh[UG_MAX_FDS];
+        size_t ninh = ug_take((const struct sockaddr *)&sc->eps[e].addr, sc->eps[e].addrlen,
+                              sc->eps[e].udp ? SOCK_DGRAM : SOCK_STREAM, inh, UG_MAX_FDS);
+        if (ninh)
+            log_info("entrypoint", "%s: %zu listening socket(s) taken over from the old process",
+                     sc->eps[e].name, ninh);
+        for (i = 0; i < n; i++) {
+            if (!wk_fds[i]) return -1;
             /* a UDP entry point has one socket, owned by one worker */
             if (sc->eps[e].udp && e % n != i) {
                 wk_fds[i][e] = -1;
                 continue;
             }
-            wk_fds[i][e] = sc->eps[e].udp ? udp_listen(&sc->eps[e]) : wk_listen(&sc->eps[e]);
+            if (sc->eps[e].udp) wk_fds[i][e] = ninh ? inh[0] : udp_listen(&sc->eps[e]);
+            else wk_fds[i][e] = i < ninh ? inh[i] : wk_listen(&sc->eps[e]);
             if (wk_fds[i][e] < 0) {
                 log_error("entrypoint", "%s: cannot listen on %s: %s", sc->eps[e].name,
                           sc->eps[e].address, strerror(errno));
                 return -1;
             }
+            wk_lfds[wk_nlfds++] = wk_fds[i][e];
+        }
+        for (size_t k = sc->eps[e].udp ? 1 : n; k < ninh; k++) {
+            if (sc->eps[e].udp) {
+                close(inh[k]);
+                continue;
+            }
+            if (wk_extra_add(&wk_all[k % n], (int)e, inh[k]) < 0) return -1;
+            wk_lfds[wk_nlfds++] = inh[k];
         }
     }
+    ug_close_rest();
     for (i = 0; i < n; i++) {
         struct worker *w = &wk_all[i];
         struct event_config *cfg = event_config_new();
@@ -204,6 +272,12 @@ int wk_start(const struct sc_config *sc, unsigned n)
             w->listeners[e] = evconnlistener_new(w->base, wk_accept, (void *)(intptr_t)e,
                                                  LEV_OPT_CLOSE_ON_FREE, -1, wk_fds[i][e]);
             if (!w->listeners[e]) return -1;
+        }
+        for (size_t k = 0; k < w->nextra; k++) {
+            w->extra[k] = evconnlistener_new(w->base, wk_accept,
+                                             (void *)(intptr_t)w->extra_ep[k],
+                                             LEV_OPT_CLOSE_ON_FREE, -1, w->extra_fd[k]);
+            if (!w->extra[k]) return -1;
         }
     }
     for (i = 0; i < n; i++) {
@@ -334,16 +408,20 @@ void wk_stop(int64_t grace_ms)
         }
     }
     for (i = 0; i < wk_n; i++) {
-        size_t e;
-        for (e = 0; e < wk_all[i].sc->neps; e++)
-            if (wk_all[i].listeners[e]) evconnlistener_free(wk_all[i].listeners[e]);
+        wk_close_listeners(&wk_all[i]);
         free(wk_all[i].listeners);
+        free(wk_all[i].extra);
+        free(wk_all[i].extra_ep);
+        free(wk_all[i].extra_fd);
         event_free(wk_all[i].wake);
         close(wk_all[i].wake_fd);
         event_base_free(wk_all[i].base);
     }
     free(wk_all);
     wk_all = NULL;
+    free(wk_lfds);
+    wk_lfds = NULL;
+    wk_nlfds = 0;
     wk_n = 0;
     pthread_mutex_lock(&wk_lock);
     if (wk_snap) snap_unref(wk_snap);

@@ -55,6 +55,11 @@ struct worker {
                                          (udp.c), or NULL */
     struct mr_set *mirrors;           /* open mirror calls (mirror.c), or
                                          NULL before the first */
+    struct evconnlistener **extra;    /* listeners of sockets inherited
+                                         beyond the worker count (upgrade) */
+    int *extra_ep;                    /* their entry points */
+    int *extra_fd;                    /* their sockets */
+    size_t nextra;                    /* how many */
 };
 
 /** The calling thread's worker, NULL on the control thread. */
@@ -71,6 +76,10 @@ void wk_set_count(unsigned n);
  *  a bind error is reported before anything starts) and starts n worker
  *  threads.  0, or -1 after logging. */
 int wk_start(const struct sc_config *sc, unsigned n);
+
+/** Every listening socket of the running workers (TCP and UDP; valid
+ *  until the stop begins), for an upgrade.  Control thread. */
+size_t wk_listen_fds(const int **fds);
 
 /** Publishes a snapshot (takes over the caller's reference).  Control
  *  thread. */
