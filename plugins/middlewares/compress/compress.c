@@ -70,18 +70,21 @@
  * is written to the client at once (the host's watermarks pause the
  * server when the client is slow).
  *
- * Encoder lifetime.  An encoder is freed after the last piece.  ABI 1.4
- * does not call the filter again when an exchange dies early (the client
- * went away, the server cut the body), so encoders live in per-worker slot
- * tables: the request's context holds (slot, serial), never a pointer to
- * the encoder; an encoder idle for CZ_REAP_IDLE_MS is freed by its worker
- * (checked at most every CZ_REAP_EVERY_MS, when that worker starts another
- * compressed response), and a request that comes back to a reaped slot
- * finds another serial and is cut (RELAIS_ERROR).  destroy frees whatever
- * remains.
+ * Encoder lifetime.  An encoder belongs to its exchange: the request's
+ * context points at it, on_response_body frees it after the last piece
+ * (or when the encoder or a write fails), and an end callback registered
+ * with host->req_on_end (ABI 1.4) frees it when the exchange ends before
+ * that (the client went away, the server cut the body, relais stopped),
+ * logging at DEBUG "freed the <enc> encoder of an exchange that ended
+ * early".  Live encoders are thus bounded by the exchanges in flight, and
+ * nothing is left for destroy.  A host without req_on_end cannot load this
+ * plugin (built for 1.4; hosts refuse a newer minor), and create checks it
+ * all the same (the middleware is then disabled), so there is no other
+ * way of freeing an encoder.
  *
- * Threading: create/destroy on the control thread; the rest on worker
- * threads, each touching only its own slot table (index thread_index()).
+ * Threading: create/destroy on the control thread; the rest (including
+ * the end callback) on the request's worker thread; an encoder is touched
+ * by that thread only.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -103,10 +106,6 @@
 #define CZ_MAX_TOKEN 128           /* cap on a media type / parameter text */
 #define CZ_MAX_AE_ITEMS 32         /* Accept-Encoding items considered */
 #define CZ_OUT_BUF 16384           /* output buffer per encoder call */
-#define CZ_SLOTS_PER_BLOCK 64      /* slots in one slot block */
-#define CZ_MAX_BLOCKS 1024         /* cap: 65536 live encoders per worker */
-#define CZ_REAP_IDLE_MS (10 * 60 * 1000) /* an encoder idle this long is freed */
-#define CZ_REAP_EVERY_MS (30 * 1000)     /* scan a worker's slots at most so often */
 #define CZ_GZIP_LEVEL 6            /* zlib level (Traefik: gzip default) */
 #define CZ_BR_QUALITY 5            /* brotli quality */
 #define CZ_BR_LGWIN 16             /* brotli window: 64 KiB */
@@ -137,23 +136,6 @@ struct cz_mtype {
     size_t nparams;                         /* how many */
 };
 
-/** One slot of a worker's encoder table. */
-struct cz_slot {
-    uint64_t serial;         /* owner's serial; 0 when free */
-    uint64_t last_ms;        /* last use (host->now_ms) */
-    struct cz_enc *enc;      /* the encoder (owned), NULL when free */
-    uint32_t next_free;      /* next free slot index + 1, 0 = none */
-};
-
-/** A worker thread's encoder table (touched by that worker only). */
-struct cz_thread {
-    _Alignas(64) struct cz_slot **blocks; /* CZ_MAX_BLOCKS block pointers, lazily */
-    uint32_t nblocks;        /* blocks allocated */
-    uint32_t free_head;      /* first free slot index + 1, 0 = none */
-    uint64_t next_serial;    /* next serial handed out (from 1) */
-    uint64_t last_scan_ms;   /* last reaping scan */
-};
-
 /** One configured instance. */
 struct cz_inst {
     const relais_host *host;      /* host function table */
@@ -166,8 +148,6 @@ struct cz_inst {
     struct cz_mtype *incl;        /* includedContentTypes */
     size_t nincl;                 /* how many */
     int64_t min_size;             /* minResponseBodyBytes */
-    struct cz_thread *threads;    /* one per worker thread */
-    unsigned nthreads;            /* how many */
 };
 
 /** A live encoder. */
@@ -178,12 +158,15 @@ struct cz_enc {
     ZSTD_CCtx *zs;                /* zstd state (type CZ_ZSTD) */
 };
 
-/** Per-request state (request memory). */
+/** Per-request state (request memory, valid until after the end
+ *  callbacks have run). */
 struct cz_req {
+    const struct cz_inst *in;     /* the instance (for the end callback) */
     int enc;                      /* chosen encoding (enum cz_enc_type) */
     int streaming;                /* flush after every piece (no length) */
-    uint32_t slot;                /* slot index in the worker's table */
-    uint64_t serial;              /* serial owning that slot */
+    struct cz_enc *coder;         /* live encoder (owned); NULL before
+                                     on_response set one up and once freed */
+    int on_end_set;               /* cz_on_end registered with req_on_end */
 };
 
 /** How the encoder is driven by one call. */
@@ -309,88 +292,25 @@ static int cz_enc_run(const relais_host *host, relais_req *req, struct cz_enc *e
     }
 }
 
-/* ---- per-worker slot tables --------------------------------------------- */
-
-/** Worker thread.  The slot with index idx of th, or NULL out of range. */
-static struct cz_slot *cz_slot_at(struct cz_thread *th, uint32_t idx)
+/** Worker thread (the request's).  Frees the request's encoder, if it
+ *  still has one. */
+static void cz_req_release(struct cz_req *s)
 {
-    uint32_t b = idx / CZ_SLOTS_PER_BLOCK;
-
-    if (!th->blocks || b >= th->nblocks) return NULL;
-    return &th->blocks[b][idx % CZ_SLOTS_PER_BLOCK];
+    cz_enc_free(s->coder);
+    s->coder = NULL;
 }
 
-/** Worker thread.  Frees slot idx's encoder and puts the slot back on the
- *  free list. */
-static void cz_slot_release(struct cz_thread *th, uint32_t idx)
+/** Worker thread, from host->req_on_end: the exchange is over.  An
+ *  encoder still there means it ended before the last piece (client gone,
+ *  server cut, relais stopping): freed, with a DEBUG line. */
+static void cz_on_end(void *arg)
 {
-    struct cz_slot *s = cz_slot_at(th, idx);
+    struct cz_req *s = arg;
 
-    if (!s || !s->serial) return;
-    cz_enc_free(s->enc);
-    s->enc = NULL;
-    s->serial = 0;
-    s->next_free = th->free_head;
-    th->free_head = idx + 1;
-}
-
-/** Worker thread.  Frees the encoders of th idle since CZ_REAP_IDLE_MS
- *  (exchanges that died without a last piece), at most every
- *  CZ_REAP_EVERY_MS. */
-static void cz_reap(const struct cz_inst *in, struct cz_thread *th, uint64_t now)
-{
-    if (now - th->last_scan_ms < CZ_REAP_EVERY_MS) return;
-    th->last_scan_ms = now;
-    for (uint32_t i = 0; i < th->nblocks * CZ_SLOTS_PER_BLOCK; i++) {
-        struct cz_slot *s = cz_slot_at(th, i);
-        if (s->serial && now - s->last_ms >= CZ_REAP_IDLE_MS) {
-            in->host->log(RELAIS_LOG_DEBUG, in->name,
-                          "freeing the encoder of an exchange idle for %u s",
-                          (unsigned)((now - s->last_ms) / 1000));
-            cz_slot_release(th, i);
-        }
-    }
-}
-
-/** Worker thread.  Stores enc (ownership passes) in a free slot of th;
- *  sets *idx and *serial.  0, or -1 when the table is full or out of
- *  memory (enc is then still the caller's). */
-static int cz_slot_take(struct cz_thread *th, struct cz_enc *enc, uint64_t now, uint32_t *idx,
-                        uint64_t *serial)
-{
-    struct cz_slot *s;
-
-    if (!th->free_head) {
-        struct cz_slot *blk;
-        uint32_t base = th->nblocks * CZ_SLOTS_PER_BLOCK;
-        if (!th->blocks && !(th->blocks = calloc(CZ_MAX_BLOCKS, sizeof(*th->blocks))))
-            return -1;
-        if (th->nblocks >= CZ_MAX_BLOCKS) return -1;
-        blk = calloc(CZ_SLOTS_PER_BLOCK, sizeof(*blk));
-        if (!blk) return -1;
-        th->blocks[th->nblocks++] = blk;
-        for (uint32_t i = CZ_SLOTS_PER_BLOCK; i-- > 0;) {
-            blk[i].next_free = th->free_head;
-            th->free_head = base + i + 1;
-        }
-    }
-    *idx = th->free_head - 1;
-    s = cz_slot_at(th, *idx);
-    th->free_head = s->next_free;
-    s->next_free = 0;
-    s->enc = enc;
-    s->last_ms = now;
-    s->serial = ++th->next_serial;
-    *serial = s->serial;
-    return 0;
-}
-
-/** Worker thread.  The calling worker's table, or NULL off a worker. */
-static struct cz_thread *cz_thread_self(const struct cz_inst *in)
-{
-    unsigned t = in->host->thread_index();
-
-    return t < in->nthreads ? &in->threads[t] : NULL;
+    if (!s->coder) return;
+    s->in->host->log(RELAIS_LOG_DEBUG, s->in->name,
+                     "freed the %s encoder of an exchange that ended early", cz_names[s->enc]);
+    cz_req_release(s);
 }
 
 /* ---- media types -------------------------------------------------------- */
@@ -492,29 +412,13 @@ static int cz_mtype_in(const struct cz_mtype *list, size_t n, const struct cz_mt
 
 /* ---- configuration ------------------------------------------------------ */
 
-/** Control thread.  Frees an instance; NULL is a no-op.  Frees every
- *  encoder still in a slot (no request uses the instance any more). */
+/** Control thread.  Frees an instance; NULL is a no-op.  No encoder is
+ *  left: each was freed by its exchange (last piece or end callback). */
 static void cz_destroy(void *inst)
 {
     struct cz_inst *in = inst;
-    size_t left = 0;
 
     if (!in) return;
-    for (unsigned t = 0; in->threads && t < in->nthreads; t++) {
-        struct cz_thread *th = &in->threads[t];
-        for (uint32_t b = 0; b < th->nblocks; b++) {
-            for (uint32_t i = 0; i < CZ_SLOTS_PER_BLOCK; i++) {
-                left += th->blocks[b][i].enc != NULL;
-                cz_enc_free(th->blocks[b][i].enc);
-            }
-            free(th->blocks[b]);
-        }
-        free(th->blocks);
-    }
-    if (left)
-        in->host->log(RELAIS_LOG_DEBUG, in->name,
-                      "freed %zu encoder(s) of exchanges that ended early", left);
-    free(in->threads);
     free(in->excl);
     free(in->incl);
     free(in->name);
@@ -674,11 +578,14 @@ static int cz_create(const relais_host *host, const relais_cfg *cfg, const char 
     in->name = strdup(name ? name : "compress");
     in->excl = calloc(CZ_MAX_TYPES + 1, sizeof(*in->excl));
     in->incl = calloc(CZ_MAX_TYPES, sizeof(*in->incl));
-    in->nthreads = host->thread_count();
-    in->threads = aligned_alloc(64, ((in->nthreads ? in->nthreads : 1) * sizeof(*in->threads) + 63) &
-                                        ~(size_t)63);
-    if (!in->name || !in->excl || !in->incl || !in->threads) goto oom;
-    memset(in->threads, 0, in->nthreads * sizeof(*in->threads));
+    if (!in->name || !in->excl || !in->incl) goto oom;
+    if (!RELAIS_HOST_ABI_AT_LEAST(host, 1, 4) || !RELAIS_HOST_HAS(host, resp_body_filter) ||
+        !RELAIS_HOST_HAS(host, resp_body_write) || !RELAIS_HOST_HAS(host, req_on_end)) {
+        host->cfg_error(cfg, NULL, "needs a host with ABI 1.4 (response body filters, "
+                                   "req_on_end); this one has %u.%u",
+                        (unsigned)host->abi_major, (unsigned)host->abi_minor);
+        goto fail;
+    }
     in->min_size = CZ_DEFAULT_MIN;
     cz_mtype_parse("application/grpc", 16, &in->excl[in->nexcl++]);
 
@@ -847,6 +754,7 @@ static int cz_on_request(void *inst, relais_req *req, void **ctx)
     s = h->req_alloc(req, sizeof(*s));
     if (!s) return RELAIS_NEXT; /* request memory exhausted: serve it uncompressed */
     memset(s, 0, sizeof(*s));
+    s->in = in;
     s->enc = enc;
     *ctx = s;
     return RELAIS_NEXT;
@@ -896,11 +804,8 @@ static int cz_on_response(void *inst, relais_req *req, void **ctx)
     const relais_host *h = in->host;
     struct cz_req *s = *ctx;
     relais_hdrs *rh;
-    struct cz_thread *th;
-    struct cz_enc *enc;
     const char *v;
     size_t vlen;
-    uint64_t now;
 
     if (!s || !(rh = h->resp_headers(req))) return RELAIS_NEXT;
     if (!cz_vary_has(h, rh)) h->hdr_add(rh, "Vary", "Accept-Encoding", 15);
@@ -920,23 +825,25 @@ static int cz_on_response(void *inst, relais_req *req, void **ctx)
     } else {
         s->streaming = 1;
     }
-    if (!(th = cz_thread_self(in))) return RELAIS_NEXT;
-    now = h->now_ms();
-    cz_reap(in, th, now);
-    enc = cz_enc_new(s->enc);
-    if (!enc) {
+    cz_req_release(s); /* a second on_response (none expected) leaks nothing */
+    s->coder = cz_enc_new(s->enc);
+    if (!s->coder) {
         h->log(RELAIS_LOG_WARN, in->name, "out of memory for a %s encoder: sent uncompressed",
                cz_names[s->enc]);
         return RELAIS_NEXT;
     }
-    if (cz_slot_take(th, enc, now, &s->slot, &s->serial) < 0) {
-        h->log(RELAIS_LOG_WARN, in->name, "too many compressed responses: sent uncompressed");
-        cz_enc_free(enc);
-        return RELAIS_NEXT;
+    /* from here the exchange's end frees the encoder, however it ends */
+    if (!s->on_end_set) {
+        if (h->req_on_end(req, cz_on_end, s) < 0) {
+            h->log(RELAIS_LOG_WARN, in->name, "no end callback left for this request: "
+                                              "sent uncompressed");
+            cz_req_release(s);
+            return RELAIS_NEXT;
+        }
+        s->on_end_set = 1;
     }
     if (h->resp_body_filter(req) < 0) {
-        cz_slot_release(th, s->slot);
-        s->serial = 0;
+        cz_req_release(s);
         return RELAIS_NEXT;
     }
     h->hdr_set(rh, "Content-Encoding", cz_names[s->enc], strlen(cz_names[s->enc]));
@@ -951,29 +858,24 @@ static int cz_on_body(void *inst, relais_req *req, void **ctx, const char *data,
 {
     struct cz_inst *in = inst;
     struct cz_req *s = *ctx;
-    struct cz_thread *th = cz_thread_self(in);
-    struct cz_slot *slot;
     int rc = 0;
 
-    if (!s || !s->serial || !th || !(slot = cz_slot_at(th, s->slot)) ||
-        slot->serial != s->serial) {
-        in->host->log(RELAIS_LOG_WARN, in->name, "encoder gone (idle too long): response cut");
+    if (!s || !s->coder) {
+        /* not reachable: the filter is only set with an encoder, and the
+         * encoder only goes with the last piece or a failure */
+        in->host->log(RELAIS_LOG_WARN, in->name, "no encoder for a body piece: response cut");
         return RELAIS_ERROR;
     }
-    slot->last_ms = in->host->now_ms();
     /* zlib takes at most 4 GiB per call: split larger pieces */
     while (len > (1u << 30) && rc == 0) {
-        rc = cz_enc_run(in->host, req, slot->enc, data, 1u << 30, CZ_CONTINUE);
+        rc = cz_enc_run(in->host, req, s->coder, data, 1u << 30, CZ_CONTINUE);
         data += 1u << 30;
         len -= 1u << 30;
     }
     if (rc == 0)
-        rc = cz_enc_run(in->host, req, slot->enc, data, len,
+        rc = cz_enc_run(in->host, req, s->coder, data, len,
                         last ? CZ_END : s->streaming && len ? CZ_FLUSH : CZ_CONTINUE);
-    if (last || rc < 0) {
-        cz_slot_release(th, s->slot);
-        s->serial = 0;
-    }
+    if (last || rc < 0) cz_req_release(s);
     if (rc < 0) {
         in->host->log(RELAIS_LOG_DEBUG, in->name, "%s encoder or write failed: response cut",
                       cz_names[s->enc]);
