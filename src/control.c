@@ -439,10 +439,24 @@ static void ctl_on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     (void)arg;
+    int64_t accept = 0;
+
     if (ctl_stopping) return;
     ctl_stopping = 1;
+    __atomic_store_n(&wk_terminating, 1, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < ctl_sc->neps; i++)
+        if (ctl_sc->eps[i].accept_grace_ms > accept) accept = ctl_sc->eps[i].accept_grace_ms;
     log_info("control", "signal %d: stopping (grace %lld ms)", (int)sig,
              (long long)(ctl_sc->neps ? ctl_sc->eps[0].grace_ms : 0));
+    if (accept > 0) {
+        /* requests are still accepted (ping turns terminatingStatusCode
+           so that a load balancer in front takes this node out) */
+        struct timeval tv = {accept / 1000, (accept % 1000) * 1000};
+        log_info("control", "accepting requests for %lld ms more (requestAcceptGraceTimeout)",
+                 (long long)accept);
+        event_base_loopexit(ctl_base, &tv);
+        return;
+    }
     event_base_loopexit(ctl_base, NULL);
 }
 

@@ -1153,6 +1153,32 @@ static int px_misdirected(struct relais_req *r)
 }
 
 /* Matches the router and runs the chain. */
+/* Answers a ping: 200 "OK", or ping.terminatingStatusCode once a
+ * graceful stop began (Traefik's body: the status text). */
+static void px_ping_answer(struct relais_req *r)
+{
+    static const relais_header ct = {"Content-Type", "text/plain; charset=utf-8"};
+    int st = __atomic_load_n(&wk_terminating, __ATOMIC_RELAXED) ? r->w->sc->ping_status : 200;
+    const char *body = px_reason(st);
+
+    r->local = 0;
+    px_api_respond(r, st, &ct, 1, body, strlen(body));
+    px_finish(r);
+}
+
+/* ping on its entry point (ping.entryPoint, not manualRouting): GET or
+ * HEAD /ping is answered before any router.  1 when answered. */
+static int px_ping_auto(struct relais_req *r)
+{
+    const struct sc_config *sc = r->w->sc;
+
+    if (!sc->ping || sc->ping_manual || r->ep != sc->ping_ep) return 0;
+    if (r->path_len != 5 || memcmp(r->path, "/ping", 5) != 0) return 0;
+    if (!px_method_is(r, "GET") && !px_method_is(r, "HEAD")) return 0;
+    px_ping_answer(r);
+    return 1;
+}
+
 static void px_route(struct relais_req *r)
 {
     struct px_conn *c = r->conn;
@@ -1187,6 +1213,7 @@ static void px_route(struct relais_req *r)
         px_finish(r);
         return;
     }
+    if (px_ping_auto(r)) return;
     rt = (r->ep < (int)r->snap->ntables)
              ? rt_match(c->tls ? r->snap->tls_tables[r->ep] : r->snap->tables[r->ep], &rq)
              : NULL;
@@ -1898,6 +1925,11 @@ static void px_forward(struct relais_req *r)
 
     if (r->local) {
         px_finish(r);
+        return;
+    }
+    if (r->router && r->router->ping) {
+        /* a router to ping@internal (ping.manualRouting) */
+        px_ping_answer(r);
         return;
     }
     switch (px_body_gate(r, 0)) {

@@ -786,6 +786,11 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
         q = snap_qualify(str, provider);
+        if (q && !strcmp(q, "ping@internal") && sc->ping) {
+            r->ping = 1; /* answered by relais itself (proxy.c) */
+            free(q);
+            break;
+        }
         r->service = q ? snap_find_svc(snap, q) : NULL;
         if (!r->service)
             conf_cfg_error(root, "service", "service \"%s\" does not exist", q ? q : str);

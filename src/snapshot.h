@@ -174,6 +174,8 @@ struct snap_router {
     int64_t dial_ms;               /* timeouts.dialTimeout (0 = the
                                       service's or transport's) */
     int64_t resp_header_ms;        /* timeouts.responseHeaderTimeout */
+    int ping;                      /* its service is ping@internal (ping
+                                      with manualRouting): no service */
     int status;                    /* enum snap_status */
     char *error;                   /* why disabled */
 };

@@ -213,6 +213,7 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
     sc_duration(conf_cfg_get(t, "respondingTimeouts"), "idleTimeout", &ep->idle_timeout_ms);
     sc_duration(conf_cfg_get(t, "respondingTimeouts"), "headerTimeout", &ep->head_timeout_ms);
     sc_duration(conf_cfg_get(t, "lifeCycle"), "graceTimeOut", &ep->grace_ms);
+    sc_duration(conf_cfg_get(t, "lifeCycle"), "requestAcceptGraceTimeout", &ep->accept_grace_ms);
     fh = conf_cfg_get(node, "forwardedHeaders");
     conf_cfg_bool(fh, "insecure", &ep->insecure);
     ips = conf_cfg_get(fh, "trustedIPs");
@@ -379,7 +380,7 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
 {
     static const char *const top_known[] = {
         "entryPoints", "providers", "log", "plugins", "workers",
-        "serversTransport", "global", "certificatesResolvers", NULL};
+        "serversTransport", "global", "certificatesResolvers", "ping", NULL};
     struct conf_error cerr;
     struct conf_session *s = NULL;
     struct sc_config *c = calloc(1, sizeof(*c));
@@ -507,6 +508,36 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
     if (conf_cfg_int(tr, "maxIdleConnsPerHost", &v) == RELAIS_CFG_OK) {
         if (v < 0 || v > 100000) conf_cfg_error(tr, "maxIdleConnsPerHost", "expected 0 to 100000");
         else c->transport.max_idle_per_host = (int)v;
+    }
+
+    {
+        /* ping: {entryPoint: traefik, manualRouting, terminatingStatusCode} */
+        const relais_cfg *pg = conf_cfg_get(root, "ping");
+        const char *epn = "traefik";
+        int on = 0;
+        c->ping_ep = -1;
+        c->ping_status = 503;
+        if (pg && (conf_cfg_type(pg) == RELAIS_CFG_BOOL || conf_cfg_type(pg) == RELAIS_CFG_STRING)) {
+            if (conf_cfg_bool(pg, NULL, &on) == RELAIS_CFG_OK && on) c->ping = 1;
+        } else if (pg && conf_cfg_type(pg) == RELAIS_CFG_MAP) {
+            c->ping = 1;
+            conf_cfg_string(pg, "entryPoint", &epn);
+            conf_cfg_bool(pg, "manualRouting", &c->ping_manual);
+            if (conf_cfg_int(pg, "terminatingStatusCode", &v) == RELAIS_CFG_OK) {
+                if (v < 100 || v > 599)
+                    conf_cfg_error(pg, "terminatingStatusCode", "expected a status from 100 to 599");
+                else
+                    c->ping_status = (int)v;
+            }
+        } else if (pg && conf_cfg_type(pg) != RELAIS_CFG_NULL) {
+            conf_cfg_error(pg, NULL, "expected a map (entryPoint, manualRouting, "
+                                     "terminatingStatusCode)");
+        }
+        if (c->ping && !c->ping_manual) {
+            c->ping_ep = sc_entrypoint_index(c, epn);
+            if (c->ping_ep < 0 || c->eps[c->ping_ep].udp)
+                conf_cfg_error(pg, "entryPoint", "no TCP entry point named \"%s\"", epn);
+        }
     }
 
     nerr = conf_session_nerrors(s);

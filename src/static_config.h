@@ -27,6 +27,10 @@ struct sc_entrypoint {
     int64_t idle_timeout_ms;      /* respondingTimeouts.idleTimeout */
     int64_t head_timeout_ms;      /* relais: time to receive a request head */
     int64_t grace_ms;             /* lifeCycle.graceTimeOut */
+    int64_t accept_grace_ms;      /* lifeCycle.requestAcceptGraceTimeout:
+                                     after SIGTERM, requests are still
+                                     accepted this long (ping answers its
+                                     terminatingStatusCode) */
     struct na_cidr *trusted;      /* forwardedHeaders.trustedIPs */
     size_t ntrusted;              /* how many */
     int insecure;                 /* forwardedHeaders.insecure */
@@ -78,6 +82,12 @@ struct sc_config {
     unsigned workers;                 /* worker threads */
     struct sc_transport transport;    /* serversTransport defaults */
     json_t *resolvers;                /* certificatesResolvers (borrowed), or NULL */
+    int ping;                         /* ping is configured */
+    int ping_ep;                      /* ping.entryPoint's index (-1 with
+                                         manualRouting) */
+    int ping_manual;                  /* ping.manualRouting: only routers
+                                         to ping@internal answer */
+    int ping_status;                  /* ping.terminatingStatusCode (503) */
 };
 
 /**

@@ -29,6 +29,7 @@
 #include "worker.h"
 
 __thread struct worker *wk_self;
+int wk_terminating;
 
 static struct worker *wk_all;       /* the workers */
 static unsigned wk_n;               /* how many */

@@ -62,6 +62,11 @@ struct worker {
     size_t nextra;                    /* how many */
 };
 
+/** 1 once a graceful stop began (ping answers its terminatingStatusCode
+ *  while requests are still accepted).  Atomic; set by the control
+ *  thread. */
+extern int wk_terminating;
+
 /** The calling thread's worker, NULL on the control thread. */
 extern __thread struct worker *wk_self;
 
