@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -95,6 +96,15 @@ int main(int argc, char **argv)
     size_t noverrides = 0;
     int i, j;
 
+    {
+        /* as many descriptors as allowed: every connection is one (the
+           default global.maxConnections is half of them) */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     /* how relais was started, for a later upgrade; sockets an upgrading
        parent passed on */
     ug_init(argc, argv);

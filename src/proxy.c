@@ -74,6 +74,8 @@ struct px_conn {
     struct worker *w;               /* owning worker */
     int ep;                         /* entry point index */
     const struct sc_entrypoint *epc; /* its configuration */
+    int handed;                     /* given to tcp.c, which counts it
+                                       as open until it ends */
     struct stream *bev;        /* client socket */
     struct sockaddr_storage peer;   /* client address */
     char peer_ip[48];               /* its text form */
@@ -201,6 +203,7 @@ static void px_conn_free(struct px_conn *c)
     if (c->prev) c->prev->next = c->next;
     else if (w->conns == c) w->conns = c->next;
     w->nconns--;
+    if (!c->handed) wk_conn_closed(w, c->ep);
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
     if (c->sniff) event_free(c->sniff);
@@ -388,6 +391,7 @@ void px_accept(struct worker *w, int ep, evutil_socket_t fd,
     c->w = w;
     c->ep = ep;
     c->epc = &w->sc->eps[ep];
+    wk_conn_opened(w, ep);
     memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
     na_ntop(sa, c->peer_ip, sizeof(c->peer_ip));
     c->peer_port = na_port(sa);
@@ -536,6 +540,7 @@ static void px_to_tcp(struct px_conn *c, struct wk_snapref *ref, const struct tc
         event_free(c->sniff);
         c->sniff = NULL;
     }
+    c->handed = 1; /* counted as open until tcp.c ends it */
     tcp_take(c->w, c->ep, s, ref, r, (const struct sockaddr *)&c->peer,
              c->has_pp_dst ? (const struct sockaddr *)&c->pp_dst : NULL);
     px_conn_free(c);
@@ -1016,11 +1021,7 @@ static int px_parse_head(struct px_conn *c)
         r->req_chunked = 1;
         h1_chunk_init(&r->req_chunk, 4096, 16384);
     } else if (head.content_length > 0) {
-        r->req_left = head.content_length;
-        if (ep->max_body > 0 && head.content_length > ep->max_body) {
-            px_send_simple(c, 413, NULL, 1);
-            return -1;
-        }
+        r->req_left = head.content_length; /* its cap is checked once routed */
     } else {
         r->req_body_done = 1;
     }
@@ -1224,6 +1225,15 @@ static void px_route(struct relais_req *r)
     }
     r->router = rt;
     r->service = rt->service;
+    {
+        /* the body cap (the router's replaces the entry point's), by the
+           declared length; px_pump_request counts a chunked body */
+        int64_t cap = rt->max_body > 0 ? rt->max_body : r->conn->epc->max_body;
+        if (cap > 0 && r->req_left > cap) {
+            px_refuse_body(r, 413);
+            return;
+        }
+    }
     {
         /* the entry point's middlewares first, then the router's */
         size_t ne = r->ep < (int)r->snap->ntables && r->snap->ep_mws ? r->snap->ep_nmws[r->ep] : 0;
@@ -2036,7 +2046,9 @@ static void px_pump_request(struct relais_req *r)
         px_arm_response_timeout(r);
         if (r->mirror) px_mirror_send(r);
     }
-    if (c->epc->max_body > 0 && (int64_t)r->req_body_bytes > c->epc->max_body) {
+    if (r->router && r->router->max_body > 0 ? (int64_t)r->req_body_bytes > r->router->max_body
+                                             : c->epc->max_body > 0 &&
+                                                   (int64_t)r->req_body_bytes > c->epc->max_body) {
         px_refuse_body(r, 413);
         return;
     }

@@ -783,6 +783,8 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
     }
     snap_router_tls(snap, r, root, provider, sc);
     snap_timeouts(root, &r->dial_ms, &r->resp_header_ms);
+    if (conf_cfg_int(root, "maxBodyBytes", &r->max_body) == RELAIS_CFG_OK && r->max_body < 0)
+        conf_cfg_error(root, "maxBodyBytes", "expected a size in bytes >= 0");
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
         q = snap_qualify(str, provider);

@@ -174,6 +174,9 @@ struct snap_router {
     int64_t dial_ms;               /* timeouts.dialTimeout (0 = the
                                       service's or transport's) */
     int64_t resp_header_ms;        /* timeouts.responseHeaderTimeout */
+    int64_t max_body;              /* maxBodyBytes (relais): request body
+                                      cap for this router (413), 0 = the
+                                      entry point's http.maxBodyBytes */
     int ping;                      /* its service is ping@internal (ping
                                       with manualRouting): no service */
     int status;                    /* enum snap_status */

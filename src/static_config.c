@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -214,6 +215,9 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
     sc_duration(conf_cfg_get(t, "respondingTimeouts"), "headerTimeout", &ep->head_timeout_ms);
     sc_duration(conf_cfg_get(t, "lifeCycle"), "graceTimeOut", &ep->grace_ms);
     sc_duration(conf_cfg_get(t, "lifeCycle"), "requestAcceptGraceTimeout", &ep->accept_grace_ms);
+    if (conf_cfg_int(t, "maxConnections", &ep->max_conns) == RELAIS_CFG_OK &&
+        (ep->max_conns < 0 || ep->max_conns > 10000000))
+        conf_cfg_error(t, "maxConnections", "expected 0 (no cap of its own) to 10000000");
     fh = conf_cfg_get(node, "forwardedHeaders");
     conf_cfg_bool(fh, "insecure", &ep->insecure);
     ips = conf_cfg_get(fh, "trustedIPs");
@@ -510,6 +514,24 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
         else c->transport.max_idle_per_host = (int)v;
     }
 
+    {
+        /* global.maxConnections: by default half the descriptors this
+           process may open (a client connection may need a server one) */
+        struct rlimit rl;
+        const relais_cfg *gl = conf_cfg_get(root, "global");
+        c->max_conns = 1024;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            rl.rlim_cur > 256)
+            c->max_conns = (int64_t)(rl.rlim_cur - 64) / 2;
+        else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY)
+            c->max_conns = 1000000;
+        if (conf_cfg_int(gl, "maxConnections", &v) == RELAIS_CFG_OK) {
+            if (v < 1 || v > 10000000)
+                conf_cfg_error(gl, "maxConnections", "expected 1 to 10000000");
+            else
+                c->max_conns = v;
+        }
+    }
     {
         /* ping: {entryPoint: traefik, manualRouting, terminatingStatusCode} */
         const relais_cfg *pg = conf_cfg_get(root, "ping");

@@ -27,6 +27,11 @@ struct sc_entrypoint {
     int64_t idle_timeout_ms;      /* respondingTimeouts.idleTimeout */
     int64_t head_timeout_ms;      /* relais: time to receive a request head */
     int64_t grace_ms;             /* lifeCycle.graceTimeOut */
+    int64_t max_conns;            /* relais: transport.maxConnections: open
+                                     client connections on this entry point
+                                     (0 = only the global cap); at the cap
+                                     the listeners pause and new
+                                     connections wait in the backlog */
     int64_t accept_grace_ms;      /* lifeCycle.requestAcceptGraceTimeout:
                                      after SIGTERM, requests are still
                                      accepted this long (ping answers its
@@ -82,6 +87,9 @@ struct sc_config {
     unsigned workers;                 /* worker threads */
     struct sc_transport transport;    /* serversTransport defaults */
     json_t *resolvers;                /* certificatesResolvers (borrowed), or NULL */
+    int64_t max_conns;                /* relais: global.maxConnections, open
+                                         client connections in all (default:
+                                         half the file descriptor limit) */
     int ping;                         /* ping is configured */
     int ping_ep;                      /* ping.entryPoint's index (-1 with
                                          manualRouting) */

@@ -149,6 +149,7 @@ struct tcp_snap {
 /** A relayed connection. */
 struct tcp_conn {
     struct worker *w;                 /* owning worker */
+    int ep;                           /* entry point (connection caps) */
     struct wk_snapref *ref;           /* snapshot held (r lives there) */
     const struct tcp_router *r;       /* its router */
     struct stream *cs;                /* client side */
@@ -1001,6 +1002,7 @@ static void tcp_conn_free(struct tcp_conn *c)
     if (c->prev) c->prev->next = c->next;
     else if (w->tcp_conns == c) w->tcp_conns = c->next;
     w->nconns--;
+    wk_conn_closed(w, c->ep);
     for (size_t i = 0; i < c->ncounted; i++) tcp_inflight_release(c->counted[i], c->caddr);
     free(c->counted);
     if (c->timer) event_free(c->timer);
@@ -1196,9 +1198,11 @@ void tcp_take(struct worker *w, int ep, struct stream *cs, struct wk_snapref *re
     if (!c) {
         st_free(cs);
         wk_release(w, ref);
+        wk_conn_closed(w, ep);
         return;
     }
     c->w = w;
+    c->ep = ep;
     c->ref = ref;
     c->r = r;
     c->cs = cs;

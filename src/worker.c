@@ -37,6 +37,9 @@ static int **wk_fds;                /* listening fds [worker][ep] */
 static int *wk_lfds;                /* every listening socket (TCP and
                                        UDP), for an upgrade */
 static size_t wk_nlfds;             /* how many */
+static int64_t *wk_ep_conns;        /* open client connections per entry
+                                       point (atomic) */
+static int64_t wk_all_conns;        /* in all (atomic) */
 static struct snapshot *wk_snap;    /* published snapshot (one reference) */
 static uint64_t wk_gen;             /* its generation (atomic) */
 static pthread_mutex_t wk_lock = PTHREAD_MUTEX_INITIALIZER; /* guards wk_snap */
@@ -172,6 +175,83 @@ static int wk_extra_add(struct worker *w, int ep, int fd)
     return 0;
 }
 
+/* Pauses (on = 0) or resumes (on = 1) w's listeners of entry point ep. */
+static void wk_listeners_set(struct worker *w, size_t ep, int on)
+{
+    if (w->stopping) return;
+    if (w->listeners[ep]) {
+        if (on) evconnlistener_enable(w->listeners[ep]);
+        else evconnlistener_disable(w->listeners[ep]);
+    }
+    for (size_t k = 0; k < w->nextra; k++) {
+        if (w->extra_ep[k] != (int)ep || !w->extra[k]) continue;
+        if (on) evconnlistener_enable(w->extra[k]);
+        else evconnlistener_disable(w->extra[k]);
+    }
+}
+
+/* 1 when entry point ep is at a connection cap. */
+static int wk_at_cap(const struct sc_config *sc, size_t ep)
+{
+    int64_t m = sc->eps[ep].max_conns;
+
+    if (__atomic_load_n(&wk_all_conns, __ATOMIC_RELAXED) >= sc->max_conns) return 1;
+    return m > 0 && __atomic_load_n(&wk_ep_conns[ep], __ATOMIC_RELAXED) >= m;
+}
+
+/* Resumes the paused entry points that are below their caps again; keeps
+ * polling (every 20 ms) while some are still paused (a connection that
+ * ends on another worker frees this one's place too). */
+static void wk_recheck(struct worker *w)
+{
+    struct timeval tv = {0, 20000};
+
+    for (size_t e = 0; w->npaused && e < w->sc->neps; e++) {
+        if (!w->paused[e] || wk_at_cap(w->sc, e)) continue;
+        w->paused[e] = 0;
+        w->npaused--;
+        wk_listeners_set(w, e, 1);
+    }
+    if (w->npaused && w->resume) evtimer_add(w->resume, &tv);
+}
+
+/* Timer: see wk_recheck. */
+static void wk_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    wk_recheck(arg);
+}
+
+void wk_conn_opened(struct worker *w, int ep)
+{
+    __atomic_add_fetch(&wk_ep_conns[ep], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&wk_all_conns, 1, __ATOMIC_RELAXED);
+    for (size_t e = 0; e < w->sc->neps; e++) {
+        if (w->paused[e] || w->sc->eps[e].udp || !wk_at_cap(w->sc, e)) continue;
+        if (!w->npaused)
+            log_warn("entrypoint", "%s: %lld connections open (%lld here): new ones wait",
+                     w->sc->eps[e].name, (long long)wk_conns(-1), (long long)wk_conns((int)e));
+        w->paused[e] = 1;
+        w->npaused++;
+        wk_listeners_set(w, e, 0);
+    }
+    if (w->npaused) wk_recheck(w);
+}
+
+void wk_conn_closed(struct worker *w, int ep)
+{
+    __atomic_sub_fetch(&wk_ep_conns[ep], 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&wk_all_conns, 1, __ATOMIC_RELAXED);
+    if (w->npaused) wk_recheck(w);
+}
+
+int64_t wk_conns(int ep)
+{
+    if (ep < 0) return __atomic_load_n(&wk_all_conns, __ATOMIC_RELAXED);
+    return wk_ep_conns ? __atomic_load_n(&wk_ep_conns[ep], __ATOMIC_RELAXED) : 0;
+}
+
 /* Frees w's listeners (its sockets close; an upgraded process holds its
  * own descriptors of them). */
 static void wk_close_listeners(struct worker *w)
@@ -207,6 +287,8 @@ int wk_start(const struct sc_config *sc, unsigned n)
        takes the i-th of its entry point, the ones beyond the worker
        count become extra listeners (their backlogs must be served) */
     wk_lfds = calloc((sc->neps ? sc->neps : 1) * (n + UG_MAX_FDS), sizeof(*wk_lfds));
+    wk_ep_conns = calloc(sc->neps ? sc->neps : 1, sizeof(*wk_ep_conns));
+    if (!wk_ep_conns) return -1;
     for (i = 0; i < n; i++) wk_fds[i] = calloc(sc->neps ? sc->neps : 1, sizeof(int));
     if (!wk_lfds) return -1;
     for (e = 0; e < sc->neps; e++) {
@@ -255,6 +337,7 @@ int wk_start(const struct sc_config *sc, unsigned n)
             w->base = event_base_new();
         }
         w->listeners = calloc(sc->neps ? sc->neps : 1, sizeof(*w->listeners));
+        w->paused = calloc(sc->neps ? sc->neps : 1, 1);
         w->pool = up_pool_new(w->base, sc->transport.max_idle_per_host,
                               sc->transport.idle_conn_timeout_ms);
         /* the worker base has no locks (NOLOCK), so another thread
@@ -264,7 +347,9 @@ int wk_start(const struct sc_config *sc, unsigned n)
                       ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wk_wake, w)
                       : NULL;
         if (w->wake) event_add(w->wake, NULL);
-        if (!w->base || !w->listeners || !w->pool || !w->wake) return -1;
+        w->resume = w->base ? evtimer_new(w->base, wk_on_resume, w) : NULL;
+        if (!w->base || !w->listeners || !w->pool || !w->wake || !w->paused || !w->resume)
+            return -1;
         for (e = 0; e < sc->neps; e++) {
             if (sc->eps[e].udp) {
                 if (wk_fds[i][e] >= 0 && udp_attach(w, (int)e, wk_fds[i][e]) < 0) return -1;
@@ -414,6 +499,8 @@ void wk_stop(int64_t grace_ms)
         free(wk_all[i].extra);
         free(wk_all[i].extra_ep);
         free(wk_all[i].extra_fd);
+        free(wk_all[i].paused);
+        if (wk_all[i].resume) event_free(wk_all[i].resume);
         event_free(wk_all[i].wake);
         close(wk_all[i].wake_fd);
         event_base_free(wk_all[i].base);
@@ -423,6 +510,9 @@ void wk_stop(int64_t grace_ms)
     free(wk_lfds);
     wk_lfds = NULL;
     wk_nlfds = 0;
+    free(wk_ep_conns);
+    wk_ep_conns = NULL;
+    wk_all_conns = 0;
     wk_n = 0;
     pthread_mutex_lock(&wk_lock);
     if (wk_snap) snap_unref(wk_snap);

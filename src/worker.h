@@ -60,6 +60,11 @@ struct worker {
     int *extra_ep;                    /* their entry points */
     int *extra_fd;                    /* their sockets */
     size_t nextra;                    /* how many */
+    unsigned char *paused;            /* paused[ep] = 1: this worker's
+                                         listeners of ep wait for a
+                                         connection cap to free up */
+    int npaused;                      /* entry points paused */
+    struct event *resume;             /* re-checks the caps while paused */
 };
 
 /** 1 once a graceful stop began (ping answers its terminatingStatusCode
@@ -85,6 +90,15 @@ int wk_start(const struct sc_config *sc, unsigned n);
 /** Every listening socket of the running workers (TCP and UDP; valid
  *  until the stop begins), for an upgrade.  Control thread. */
 size_t wk_listen_fds(const int **fds);
+
+/** A client connection on entry point ep was accepted / has ended (any
+ *  kind: HTTP, TCP).  At a connection cap (entry point or global) the
+ *  worker's listeners pause until a connection ends.  Worker thread. */
+void wk_conn_opened(struct worker *w, int ep);
+void wk_conn_closed(struct worker *w, int ep);
+
+/** Open client connections on ep (ep < 0: in all).  Any thread. */
+int64_t wk_conns(int ep);
 
 /** Publishes a snapshot (takes over the caller's reference).  Control
  *  thread. */
