@@ -38,7 +38,8 @@
 #       TOTAL GETs over CONNS keep-alive connections; prints "NAME COUNT"
 #       lines (NAME: X-Whoami-Name, or ERR:status / ERR:exception)
 #   req PORT HOST [-n N] [-m METHOD] [-H 'K: V']... [-b SIZE] [-g PREFIX] PATH
-#       N requests (default 1), each on a new connection; one line each,
+#       N requests (default 1), each on a new connection ("{i}" in PATH
+#       becomes the request's number, from 1); one line each,
 #       tab-separated: status, name, milliseconds, the body's first line
 #       (or its first line starting with PREFIX), then every Set-Cookie
 #       value in order.  -b sends SIZE bytes (byte i = i % 251).
@@ -121,7 +122,8 @@ elif mode == "req":
         elif o == "-b": body = body_bytes(int(v))
         elif o == "-g": grep = v
     for _ in range(n):
-        print("\t".join(one(port, host, method, args[0], headers, body, grep)), flush=True)
+        path = args[0].replace("{i}", str(_ + 1))
+        print("\t".join(one(port, host, method, path, headers, body, grep)), flush=True)
 elif mode == "par":
     specs = [a.split(":", 1) for a in sys.argv[3:]]
     res = [None] * len(specs)
@@ -146,18 +148,31 @@ within() { [ $(( ($1 - $2) * ($1 - $2) * 10000 )) -le $(( $2 * $2 * $3 * $3 )) ]
 
 # Hashes: `hs.py fnv STR` — FNV-1a-64 of STR in lowercase hex without zero
 # padding; `hs.py tname SERVICE` — Traefik's generated cookie name
-# ("_" + the first 5 hex digits of SHA-1("_TRAEFIK_BACKEND_" + SERVICE)).
+# ("_" + the first 5 hex digits of SHA-1("_TRAEFIK_BACKEND_" + SERVICE));
+# `hs.py fnvs STR...` — "STR HASH" lines.
 cat >"$T/hs.py" <<'PYEOF'
 import hashlib, sys
-if sys.argv[1] == "fnv":
+def fnv(s):
     h = 0xcbf29ce484222325
-    for b in sys.argv[2].encode():
+    for b in s.encode():
         h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
-    print("%x" % h)
+    return "%x" % h
+if sys.argv[1] == "fnv":
+    print(fnv(sys.argv[2]))
+elif sys.argv[1] == "fnvs":
+    for a in sys.argv[2:]:
+        print(a, fnv(a))
 else:
     print(("_" + hashlib.sha1(("_TRAEFIK_BACKEND_" + sys.argv[2]).encode()).hexdigest())[:6])
 PYEOF
-fnv() { python3 "$T/hs.py" fnv "$1"; }
+# fnv STR: FNV_OF[STR] when precomputed (fnv_cache), else hs.py
+declare -A FNV_OF=()
+fnv() { if [ -n "${FNV_OF[$1]:-}" ]; then echo "${FNV_OF[$1]}"; else python3 "$T/hs.py" fnv "$1"; fi; }
+# fnv_cache STR...: fills FNV_OF for the strings (one python run)
+fnv_cache() {
+  local k v
+  while read -r k v; do FNV_OF[$k]=$v; done < <(python3 "$T/hs.py" fnvs "$@")
+}
 
 # The recording shadow: `rec.py PORT LOG DELAY_MS` — HTTP/1.1 keep-alive,
 # threaded; for every request appends one JSON line to LOG (method, target,
@@ -384,6 +399,7 @@ poll() {
 # health NAME STATUS: sets the /health status of whoami NAME
 health() { curl -s -o /dev/null -X POST --data "$2" "$(url "$1")/health"; }
 
+fnv_cache $(for n in k1 k2 k3 k4; do url $n; done) v1@file v2@file ska@file skb@file
 publish "" "$(srv k1 k2 k3)"
 PORT=$(free_port)
 static_config "$T/relais.yaml" "$PORT" "$T/dyn/dynamic.yaml"
@@ -518,7 +534,7 @@ back() { [ "$(cl req "$PORT" sk -H "Cookie: s1=$V" /app/x | col 2)" = "$PIN" ]; 
 ok "3. healthy again: the cookie pins $PIN again within 1 s" poll 1000 back
 
 # ---- 6. mirroring ----------------------------------------------------------------------
-o=$(for i in $(seq 1 10); do cl req "$PORT" mir "/m50/$i"; done)
+o=$(cl req "$PORT" mir -n 10 "/m50/{i}")
 is "6. percent 50: 10 of 10 answered 200 by main" "200 mm|200 mm|200 mm|200 mm|200 mm|200 mm|200 mm|200 mm|200 mm|200 mm|" \
   "$(cut -f1,2 <<<"$o" | tr '\t\n' ' |')"
 EXP50=$(python3 -c '
