@@ -66,6 +66,7 @@ enum px_up_state {
 #define PX_BODY_GATE (16 * 1024)      /* chunked body bytes validated before
                                          anything goes to a server */
 #define PX_BODY_GATE_MS 1000          /* ... or this long, for streams */
+#define PX_QUEUE_POLL_MS 20            /* maxConnsPerHost queue re-check */
 #define PX_STOP_LINGER_MS 500        /* idle keep-alive connections close this
                                         long after a graceful stop begins */
 
@@ -120,6 +121,8 @@ static int px_wait_peek(struct px_conn *c, event_callback_fn cb);
 static void px_pp_read(evutil_socket_t fd, short what, void *arg);
 static void px_run_chain(struct relais_req *r);
 static void px_forward(struct relais_req *r);
+static void px_enqueue(struct relais_req *r, struct snap_server *sv);
+static void px_connect(struct relais_req *r);
 static void px_finish(struct relais_req *r);
 static void px_pump_request(struct relais_req *r);
 
@@ -133,6 +136,37 @@ struct px_mirror {
     int overflow;               /* the body was larger: nothing is sent */
     int sent;                   /* the copies left */
 };
+
+/* Takes one of sv's places under a cap of max requests at once (0: no
+ * cap).  1 taken, 0 full.  Any worker (atomic). */
+static int px_server_take(struct snap_server *sv, int max)
+{
+    uint32_t cur = __atomic_load_n(&sv->inflight, __ATOMIC_RELAXED);
+
+    if (max <= 0) {
+        __atomic_add_fetch(&sv->inflight, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    while (cur < (uint32_t)max)
+        if (__atomic_compare_exchange_n(&sv->inflight, &cur, cur + 1, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return 1;
+    return 0;
+}
+
+/* Removes r from its worker's queue (no-op when not queued). */
+static void px_unqueue(struct relais_req *r)
+{
+    struct worker *w = r->w;
+
+    if (!r->queued) return;
+    if (r->wq_prev) r->wq_prev->wq_next = r->wq_next;
+    else w->waitq = r->wq_next;
+    if (r->wq_next) r->wq_next->wq_prev = r->wq_prev;
+    else w->waitq_tail = r->wq_prev;
+    r->wq_next = r->wq_prev = NULL;
+    r->queued = NULL;
+}
 
 /* Frees m; NULL is a no-op. */
 static void px_mirror_free(struct px_mirror *m)
@@ -239,9 +273,12 @@ static void px_req_free(struct relais_req *r)
         up_conn_free(r->up);
         r->up = NULL;
     }
+    px_unqueue(r);
     if (r->server) {
         __atomic_sub_fetch(&r->server->inflight, 1, __ATOMIC_RELAXED);
         r->server = NULL;
+        /* a place may have freed up for a queued request */
+        if (r->w->waitq && r->w->waitq_ev) event_active(r->w->waitq_ev, EV_TIMEOUT, 0);
     }
     px_mirror_free(r->mirror);
     r->mirror = NULL;
@@ -1976,10 +2013,89 @@ static void px_forward(struct relais_req *r)
     }
     if (ch.nmirrors) px_mirror_start(r, &ch);
     r->server_idx = idx;
-    r->server = &s->servers.v[idx];
-    __atomic_add_fetch(&r->server->inflight, 1, __ATOMIC_RELAXED);
+    {
+        struct snap_server *sv = &s->servers.v[idx];
+        int max = sv->transport ? sv->transport->max_conns : 0;
+        if (!px_server_take(sv, max)) {
+            px_enqueue(r, sv);
+            return;
+        }
+        r->server = sv;
+    }
     r->up_start_ms = wk_now_ms();
     px_connect(r);
+}
+
+/* The queue of requests waiting for a server at its maxConnsPerHost:
+ * oldest first, each for its own server (a full server does not hold up
+ * the others); a wait ends with a place (the request goes on), or at its
+ * deadline (504).  Polled every PX_QUEUE_POLL_MS (a place freed on
+ * another worker) and run at once when a request of this worker ends. */
+static void px_queue_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct relais_req *r, *next;
+    uint64_t now = wk_now_ms();
+
+    (void)fd;
+    (void)what;
+    for (r = w->waitq; r; r = next) {
+        struct px_conn *c = r->conn;
+        struct snap_server *sv = r->queued;
+        int max = sv->transport ? sv->transport->max_conns : 0;
+        next = r->wq_next;
+        if (px_server_take(sv, max)) {
+            px_unqueue(r);
+            r->server = sv;
+            r->up_start_ms = wk_now_ms();
+            px_enter(c);
+            px_connect(r);
+            px_leave(c);
+            next = w->waitq; /* the list may have changed: start over */
+            continue;
+        }
+        if (now >= r->queue_deadline_ms) {
+            px_unqueue(r);
+            log_warn("http", "%s: no place on %s (maxConnsPerHost %d) in time: 504",
+                     c->peer_ip, sv->url, max);
+            px_enter(c);
+            px_fail(r, 504);
+            px_leave(c);
+            next = w->waitq;
+            continue;
+        }
+    }
+    if (w->waitq) {
+        struct timeval tv = {0, PX_QUEUE_POLL_MS * 1000};
+        evtimer_add(w->waitq_ev, &tv);
+    }
+}
+
+/* Queues r for server sv (see px_queue_run). */
+static void px_enqueue(struct relais_req *r, struct snap_server *sv)
+{
+    struct worker *w = r->w;
+    const struct tr_transport *tr = sv->transport;
+    int64_t wait = tr && tr->dial_timeout_ms > 0 ? tr->dial_timeout_ms : 30000;
+    struct timeval tv = {0, PX_QUEUE_POLL_MS * 1000};
+
+    if (r->router && r->router->dial_ms > 0) wait = r->router->dial_ms;
+    else if (r->service && r->service->dial_ms > 0) wait = r->service->dial_ms;
+    if (!w->waitq_ev) w->waitq_ev = evtimer_new(w->base, px_queue_run, w);
+    if (!w->waitq_ev) {
+        px_api_respond(r, 503, NULL, 0, px_error_body(503), strlen(px_error_body(503)));
+        px_finish(r);
+        return;
+    }
+    r->queued = sv;
+    r->queue_deadline_ms = wk_now_ms() + (uint64_t)wait;
+    r->wq_next = NULL;
+    r->wq_prev = w->waitq_tail;
+    if (w->waitq_tail) w->waitq_tail->wq_next = r;
+    else w->waitq = r;
+    w->waitq_tail = r;
+    log_debug("http", "%s: waiting for a place on %s", r->conn ? r->conn->peer_ip : "-", sv->url);
+    if (!evtimer_pending(w->waitq_ev, NULL)) evtimer_add(w->waitq_ev, &tv);
 }
 
 /* Moves request body bytes from the client to the server, decoding and

@@ -125,6 +125,11 @@ struct relais_req {
     unsigned nset_cookies;        /* how many */
     struct px_mirror *mirror;     /* copies for mirror services (heap), or
                                      NULL */
+    /* waiting for a server at its maxConnsPerHost */
+    struct snap_server *queued;   /* the server waited for, or NULL */
+    uint64_t queue_deadline_ms;   /* when the wait ends with 504 */
+    struct relais_req *wq_next;   /* the worker's queue links */
+    struct relais_req *wq_prev;
 };
 
 /** host->req_set_authority (ABI 1.4): the Host the request goes upstream

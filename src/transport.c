@@ -75,6 +75,12 @@ static void tr_read(struct tr_transport *t, struct tr_parse *p, const relais_cfg
         else
             t->max_idle = v < 0 ? 0 : (int)v;
     }
+    if (conf_cfg_int(root, "maxConnsPerHost", &v) == RELAIS_CFG_OK) {
+        if (v < 0 || v > 1000000)
+            conf_cfg_error(root, "maxConnsPerHost", "expected 0 (no cap) to 1000000");
+        else
+            t->max_conns = (int)v;
+    }
     ft = conf_cfg_get(root, "forwardingTimeouts");
     if (ft && conf_cfg_type(ft) != RELAIS_CFG_MAP) {
         conf_cfg_error(ft, NULL, "expected a map");

@@ -57,6 +57,12 @@ struct tr_transport {
     int64_t idle_conn_timeout_ms;       /* ...idleConnTimeout (0 = none) */
     int max_idle;                       /* maxIdleConnsPerHost (per worker;
                                            0 = no keep-alive) */
+    int max_conns;                      /* maxConnsPerHost: requests one
+                                           server carries at once (each on
+                                           its connection, in use or being
+                                           opened), all workers together;
+                                           more wait, up to dialTimeout
+                                           (then 504); 0 = no cap */
     int status;                         /* enum snap_status */
     char *error;                        /* why disabled (errors with key
                                            paths, "; "-joined), or NULL */

@@ -500,6 +500,7 @@ void wk_stop(int64_t grace_ms)
         free(wk_all[i].extra_ep);
         free(wk_all[i].extra_fd);
         free(wk_all[i].paused);
+        if (wk_all[i].waitq_ev) event_free(wk_all[i].waitq_ev);
         if (wk_all[i].resume) event_free(wk_all[i].resume);
         event_free(wk_all[i].wake);
         close(wk_all[i].wake_fd);

@@ -65,6 +65,12 @@ struct worker {
                                          connection cap to free up */
     int npaused;                      /* entry points paused */
     struct event *resume;             /* re-checks the caps while paused */
+    struct relais_req *waitq;         /* requests waiting for a server
+                                         under maxConnsPerHost (proxy.c),
+                                         oldest first */
+    struct relais_req *waitq_tail;    /* newest */
+    struct event *waitq_ev;           /* runs the queue (timer, or made
+                                         active when a server frees up) */
 };
 
 /** 1 once a graceful stop began (ping answers its terminatingStatusCode

@@ -11,7 +11,10 @@
 #  - transport.maxConnections on an entry point: with 3 connections open,
 #    a 4th waits in the backlog (not refused) and is served as soon as
 #    one ends; another entry point is not held up; global.maxConnections
-#    caps all entry points together the same way; the wait is logged.
+#    caps all entry points together the same way; the wait is logged;
+#  - serversTransports.X.maxConnsPerHost 2: 5 parallel slow requests to
+#    one server are served in waves of 2 (all 200), and with a 1 s
+#    dialTimeout the ones that cannot get a place in time are 504.
 . "$(dirname "$0")/lib.sh"
 
 start_whoami w1; P1=$WHOAMI_PORT
@@ -22,8 +25,15 @@ http:
     a: {rule: "Host(\`a.test\`)", service: w1}
     low: {rule: "Host(\`low.test\`)", service: w1, maxBodyBytes: 100}
     high: {rule: "Host(\`high.test\`)", service: w1, maxBodyBytes: 5000}
+    cap2: {rule: "Host(\`cap2.test\`)", service: cap2}
+    cap2short: {rule: "Host(\`cap2short.test\`)", service: cap2short}
+  serversTransports:
+    two: {maxConnsPerHost: 2, forwardingTimeouts: {dialTimeout: 10s}}
+    twoshort: {maxConnsPerHost: 2, forwardingTimeouts: {dialTimeout: 1s}}
   services:
     w1: {loadBalancer: {servers: [{url: "http://127.0.0.1:$P1"}]}}
+    cap2: {loadBalancer: {serversTransport: two, servers: [{url: "http://127.0.0.1:$P1"}]}}
+    cap2short: {loadBalancer: {serversTransport: twoshort, servers: [{url: "http://127.0.0.1:$P1"}]}}
 EOF
 cat >"$T/relais.yaml" <<EOF
 entryPoints:
@@ -43,7 +53,7 @@ log:
 workers: 1
 EOF
 start_relais "$T/relais.yaml" "$A"
-wait_log "configuration [0-9]+ applied: 3 routers" 5
+wait_log "configuration [0-9]+ applied: 5 routers" 5
 
 st() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
 head -c 1000 /dev/zero | tr '\0' x >"$T/b1000"
@@ -117,6 +127,40 @@ read -r code ms <<<"$(timed "$B")"
 is "global cap: a 6th connection is served" "200" "$code"
 ok "... after one of the 5 ended (waited $ms ms, > 900)" test "$ms" -gt 900
 wait_slow
+
+# ---- maxConnsPerHost: waves of 2
+# par.py PORT HOST N WAIT: N parallel requests; prints "code ms" per
+# request, in completion order
+cat >"$T/par.py" <<'PYEOF'
+import http.client, sys, threading, time
+port, host, n, wait = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t0 = time.time(); out = []; lock = threading.Lock()
+def one():
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        c.request("GET", "/?wait=" + wait, headers={"Host": host})
+        r = c.getresponse(); r.read(); code = r.status
+    except Exception as e:
+        code = type(e).__name__
+    with lock:
+        out.append("%s %d" % (code, (time.time() - t0) * 1000))
+ts = [threading.Thread(target=one) for _ in range(n)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("\n".join(out))
+PYEOF
+python3 "$T/par.py" "$B" cap2.test 5 600ms >"$T/waves.out"
+is "maxConnsPerHost 2: all 5 answered 200" "200 200 200 200 200" \
+  "$(cut -d' ' -f1 "$T/waves.out" | tr '\n' ' ' | sed 's/ $//')"
+mapfile -t ms < <(cut -d' ' -f2 "$T/waves.out" | sort -n)
+ok "the first two at once (${ms[1]} ms < 1100)" test "${ms[1]}" -lt 1100
+ok "then waves of two: the 3rd after one finished (${ms[2]} ms >= 1150)" test "${ms[2]}" -ge 1150
+ok "the 5th in the third wave (${ms[4]} ms >= 1750)" test "${ms[4]}" -ge 1750
+python3 "$T/par.py" "$B" cap2short.test 5 1500ms >"$T/short.out"
+is "with dialTimeout 1s: 2 served" "2" "$(grep -c '^200 ' "$T/short.out")"
+is "... and 3 are 504 (no place in time)" "3" "$(grep -c '^504 ' "$T/short.out")"
+ok "the refusal is logged" \
+  wait_log "no place on http://127.0.0.1:$P1 \\(maxConnsPerHost 2\\) in time: 504" 1
 ok "relais still running" kill -0 "$RELAIS_PID"
 
 t_done
