@@ -14,6 +14,7 @@
 
 #include "conf.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h> /* isfinite (a macro: no libm needed) */
@@ -1078,11 +1079,52 @@ static const char *conf_describe(json_t *v, char *buf, size_t size)
     return "?";
 }
 
-/** Records "path: what, got X" for a value of the wrong type at node. */
+/** 1 when a key path names a secret (a password, token, key, users
+ *  list...): its values are never shown in messages. */
+static int conf_path_secret(const char *path)
+{
+    static const char *const whole[] = {"users", "key", "hmacencoded", "privatekey",
+                                        "credentials", NULL};
+    static const char *const part[] = {"password", "secret", "token", NULL};
+    const char *p = path;
+
+    while (p && *p) {
+        const char *e = strchr(p, '.'), *b = strchr(p, '[');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char comp[64];
+        if (b && (!e || b < e)) n = (size_t)(b - p);
+        if (n < sizeof(comp)) {
+            memcpy(comp, p, n);
+            comp[n] = '\0';
+            for (size_t i = 0; i < n; i++) comp[i] = (char)tolower((unsigned char)comp[i]);
+            for (int i = 0; whole[i]; i++)
+                if (!strcmp(comp, whole[i])) return 1;
+            for (int i = 0; part[i]; i++)
+                if (strstr(comp, part[i])) return 1;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/** Records "path: what, got X" for a value of the wrong type at node
+ *  (only the kind of X under a secret's key). */
 static void conf_bad_type(const relais_cfg *node, const char *what)
 {
     char buf[CONF_MAX_SHOWN + 16];
 
+    if (conf_path_secret(conf_node_path(node))) {
+        const json_t *v = node->value;
+        conf_cfg_error(node, NULL, "%s, got %s (not shown: a secret)", what,
+                       json_is_string(v)    ? "a string"
+                       : json_is_integer(v) ? "an integer"
+                       : json_is_number(v)  ? "a number"
+                       : json_is_boolean(v) ? "a boolean"
+                       : json_is_array(v)   ? "a list"
+                       : json_is_object(v)  ? "a map"
+                                            : "something else");
+        return;
+    }
     conf_cfg_error(node, NULL, "%s, got %s", what,
                    conf_describe(node->value, buf, sizeof buf));
 }

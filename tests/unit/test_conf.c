@@ -730,8 +730,43 @@ static void test_session_paths(void)
     conf_session_free(s);
 }
 
+/* Values under a secret's key never appear in messages. */
+static void test_secrets(void)
+{
+    struct conf_error e;
+    struct conf_session *s = conf_session_new("providers.redis");
+    json_t *doc = yaml("password: hunter2\nusers: [[\"bob:s3cr3t\"]]\nauthToken: {a: b}\n"
+                       "tls: {key: PEMTEXT}\nname: abc\n", &e);
+    const relais_cfg *root = conf_session_root(s, doc);
+    const char *str;
+    int64_t v;
+
+    json_decref(doc);
+    conf_cfg_int(root, "password", &v);
+    ok(last_error_is(s, "providers.redis.password: expected an integer, got a string (not "
+                        "shown: a secret)"),
+       "a password's value is not shown");
+    conf_cfg_string(conf_cfg_at(conf_cfg_get(root, "users"), 0, NULL), NULL, &str);
+    ok(last_error_is(s, "providers.redis.users[0]: expected a string, got a list (not shown: a "
+                        "secret)"),
+       "a users entry is not shown");
+    conf_cfg_string(root, "authToken", &str);
+    ok(last_error_is(s, "providers.redis.authToken: expected a string, got a map (not shown: a "
+                        "secret)"),
+       "a token is not shown");
+    conf_cfg_bool(conf_cfg_get(root, "tls"), "key", &e.line);
+    ok(last_error_is(s, "providers.redis.tls.key: expected true or false, got a string (not "
+                        "shown: a secret)"),
+       "a key is not shown");
+    conf_cfg_int(root, "name", &v);
+    ok(last_error_is(s, "providers.redis.name: expected an integer, got \"abc\""),
+       "other values are shown");
+    conf_session_free(s);
+}
+
 int main(void)
 {
+    test_secrets();
     test_scalars();
     test_anchors();
     test_billion_laughs();
