@@ -107,6 +107,24 @@ ok "missing descriptor refused" grep -q "refusing plugin $PD/no_symbol.so" "$T/r
 ok "duplicate config key refused" grep -q "refusing plugin $PD/zz_dup_key.so: lb config key \"WRR\" is already provided" "$T/relais.log"
 is "each refused plugin reported once" "8" "$(grep -c 'refusing plugin' "$T/relais.log")"
 
+# a middleware whose plugin is missing (or refused): only the routers
+# that use it are off, the others serve
+cat >"$T/dyn.yaml.tmp" <<EOF
+http:
+  routers:
+    r1: {rule: "Host(\`one.test\`)", service: s1}
+    r2: {rule: "Host(\`fancy.test\`)", service: s1, middlewares: [fancy]}
+  middlewares:
+    fancy: {fancyAuth: {realm: x}}
+  services:
+    s1: {loadBalancer: {servers: [{url: "http://127.0.0.1:$P1"}]}}
+EOF
+mv "$T/dyn.yaml.tmp" "$T/dyn.yaml"
+ok "a missing middleware plugin is reported with its key path" \
+  wait_log 'http.middlewares.fancy@file.fancyAuth: no loaded plugin provides the middleware type "fancyAuth"'
+is "the router that needs it is off (404)" "404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: fancy.test' http://127.0.0.1:$RP/)"
+is "the others serve" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: one.test' http://127.0.0.1:$RP/)"
+
 # a broken dynamic file while running: the previous configuration serves
 printf 'http:\n  routers:\n    r1: [\n' >"$T/dyn.yaml.tmp"; mv "$T/dyn.yaml.tmp" "$T/dyn.yaml"
 ok "broken reload reported with file and line" wait_log "$T/dyn.yaml:[0-9]+:[0-9]+: .*previous configuration kept"
@@ -123,7 +141,7 @@ http:
         servers: [{url: "http://127.0.0.1:$P1"}]
 EOF
 mv "$T/dyn.yaml.tmp" "$T/dyn.yaml"
-ok "fixed file applied" wait_log "configuration 3 applied"
+ok "fixed file applied" wait_log "configuration 4 applied"
 is "new route serves" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: two.test' http://127.0.0.1:$RP/)"
 is "old route gone" "404" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: one.test' http://127.0.0.1:$RP/)"
 kill -TERM "$RELAIS_PID"; wait "$RELAIS_PID"
