@@ -46,6 +46,8 @@ struct p2c_inst {
     const relais_host *host; /* host function table */
     size_t nservers;         /* servers of the service (capped) */
     unsigned nslots;         /* generators: thread_count() + 1 */
+    uint64_t wmax;           /* largest weight (weights are fixed for the
+                                instance's life): rejection sampling */
     struct p2c_rng *rng;     /* nslots generators, cache-line aligned */
 };
 
@@ -100,6 +102,8 @@ static int p2c_create(const relais_host *host, const relais_cfg *cfg,
     p->host = host;
     p->nservers = host->servers_count(servers);
     if (p->nservers > P2C_MAX_SERVERS) p->nservers = P2C_MAX_SERVERS;
+    for (size_t k = 0; k < p->nservers; k++)
+        if (host->server_weight(servers, k) > p->wmax) p->wmax = host->server_weight(servers, k);
     threads = host->thread_count();
     if (threads > P2C_MAX_THREADS - 1) threads = P2C_MAX_THREADS - 1;
     p->nslots = threads + 1;
@@ -157,6 +161,41 @@ static long p2c_land(const relais_host *h, const relais_servers *servers,
  * inflight/weight wins.  Returns the server index, or -1 when no server
  * is up.
  */
+/** Rejection-sampling tries for one candidate before the exact walk. */
+#define P2C_TRIES 16
+
+/* One candidate by rejection sampling: a uniform index, kept with
+ * probability weight / wmax when up and not skip, so that a server is
+ * drawn in proportion to its weight among the usable ones, in O(1)
+ * expected when most servers are up.  -1 after P2C_TRIES misses (the
+ * caller then walks the list). */
+static long p2c_sample(const struct p2c_inst *p, const relais_servers *servers, size_t n,
+                       struct p2c_rng *rng, long skip)
+{
+    const relais_host *h = p->host;
+
+    for (int t = 0; t < P2C_TRIES; t++) {
+        size_t i = (size_t)p2c_below(rng, n);
+        uint64_t w;
+        if ((long)i == skip || !h->server_up(servers, i)) continue;
+        w = h->server_weight(servers, i);
+        if (w == 0) continue;
+        if (w == p->wmax || p2c_below(rng, p->wmax) < w) return (long)i;
+    }
+    return -1;
+}
+
+/* Of two candidates, the one with fewer requests in flight per weight. */
+static int p2c_better(const relais_host *h, const relais_servers *servers, long a, long b)
+{
+    uint64_t wa = h->server_weight(servers, (size_t)a), wb = h->server_weight(servers, (size_t)b);
+    uint64_t la = h->server_inflight(servers, (size_t)a), lb = h->server_inflight(servers, (size_t)b);
+
+    if (la * wb < lb * wa) return (int)a;
+    if (lb * wa < la * wb) return (int)b;
+    return wb > wa ? (int)b : (int)a;
+}
+
 static int p2c_pick(void *inst, const relais_servers *servers, relais_req *req)
 {
     struct p2c_inst *p = inst;
@@ -172,6 +211,13 @@ static int p2c_pick(void *inst, const relais_servers *servers, relais_req *req)
     if (n > p->nservers) n = p->nservers;
     if (slot >= p->nslots) slot = p->nslots - 1;
     rng = &p->rng[slot];
+    if (n >= 2 && p->wmax > 0) {
+        /* the usual case, in O(1): two weighted draws */
+        long ca = p2c_sample(p, servers, n, rng, -1), cb;
+        if (ca >= 0 && (cb = p2c_sample(p, servers, n, rng, ca)) >= 0)
+            return p2c_better(h, servers, ca, cb);
+    }
+    /* many servers down or of weight 0: the exact walk */
     for (i = 0; i < n; i++) {
         if (!h->server_up(servers, i)) continue;
         if (h->server_weight(servers, i) == 0) any_zero = 1;
