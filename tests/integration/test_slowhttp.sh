@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # test_slowhttp.sh — slow HTTP denial-of-service attacks (slowhttptest)
 # against relais in front of whoami, on an entry point with short
-# respondingTimeouts:
+# respondingTimeouts.  First one connection of each kind, timed exactly
+# (timing.py): silent, dripping head, dripping body, steady slow reader:
+# each is closed at its timeout (headerTimeout from the accept for the
+# first two, 408 for the drips; readTimeout for the body, 408;
+# writeTimeout as Traefik means it, from the end of the head read to the
+# end of the response write).  Then the attacks:
 #   slowloris, silent  (-H -i 4): head bytes stop for longer than
 #                      headerTimeout: cut at headerTimeout;
 #   slowloris, drip    (-H -i 1): a few head bytes every second, never a
@@ -121,6 +126,72 @@ with open(out, "w") as f:
         f.write(x + "\n")
 EOF
 
+# timing.py PORT OUT: four single connections at once, each timed until
+# relais closes it (10 s at most); OUT gets "NAME SECONDS FIRST-LINE":
+#   silent  connects and sends nothing;
+#   drip    a head that never ends, one byte every 0.5 s;
+#   body    a whole head (Content-Length: 1000), then one body byte every
+#           0.5 s;
+#   reader  GET of 64 MiB read steadily, 16 KiB every 0.1 s (the writes
+#           always progress, the response would take minutes).
+cat >"$T/timing.py" <<'EOF'
+import socket, sys, threading, time
+
+port, out = int(sys.argv[1]), sys.argv[2]
+res = {}
+
+
+def run(name, head, drip, rcvbuf=0, read_every=0.0):
+    t0 = time.time()
+    first = b""
+    try:
+        s = socket.socket()
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.connect(("127.0.0.1", port))
+        if head:
+            s.sendall(head)
+        nxt = t0 + 0.5
+        while time.time() - t0 < 10:
+            s.settimeout(0.05)
+            try:
+                b = s.recv(16384)
+                if not b:
+                    break
+                if not first:
+                    first = b
+                if read_every:
+                    time.sleep(read_every)
+            except socket.timeout:
+                pass
+            if drip and time.time() >= nxt:
+                s.sendall(drip)
+                nxt += 0.5
+        s.close()
+    except OSError as e:
+        if not first:
+            first = str(e).encode()
+    line = first.split(b"\r\n", 1)[0].decode("latin-1") or "-"
+    res[name] = "%s %.2f %s" % (name, time.time() - t0, line)
+
+
+cases = [
+    ("silent", b"", b""),
+    ("drip", b"GET /drip HTTP/1.1\r\nHost: t.test\r\nX-Drip: ", b"a"),
+    ("body", b"POST /upload HTTP/1.1\r\nHost: t.test\r\nContent-Length: 1000\r\n\r\n", b"b"),
+]
+th = [threading.Thread(target=run, args=c) for c in cases]
+th.append(threading.Thread(target=run, args=(
+    "reader", b"GET /data?size=64&unit=MB HTTP/1.1\r\nHost: t.test\r\n\r\n", b"", 16384, 0.1)))
+for t in th:
+    t.start()
+for t in th:
+    t.join()
+with open(out, "w") as f:
+    for k in ("silent", "drip", "body", "reader"):
+        f.write(res.get(k, k + " 99 -") + "\n")
+EOF
+
 # est_count: ESTABLISHED TCP sockets whose local port is relais' port
 # (ss filters in the kernel; /proc/net/tcp is the fallback).
 RP_HEX=$(printf '%04X' "$RP")
@@ -133,27 +204,29 @@ est_count() {
   fi
 }
 
-# sampler STOPFILE OUT: every 0.25 s "MS COUNT" (ms since the start).
+# sampler STOPFILE OUT MIN_S: every 0.25 s "MS COUNT" (ms since the
+# start), until STOPFILE exists and MIN_S seconds have passed.
 sampler() {
-  local t0 i
+  local t0 i ms
   t0=$(date +%s%N)
   for ((i = 0; i < 240; i++)); do
-    [ -e "$1" ] && break
-    echo "$(( ($(date +%s%N) - t0) / 1000000 )) $(est_count)" >>"$2"
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    [ -e "$1" ] && [ "$ms" -ge $(( $3 * 1000 )) ] && break
+    echo "$ms $(est_count)" >>"$2"
     sleep 0.25
   done
 }
 
-# attack NAME LEN SLOWHTTPTEST-ARGS...: runs slowhttptest for at most LEN
-# seconds (-l) with the probe and the sampler alongside; results in
-# $T/NAME.{out,csv,probe,samples}.
+# attack NAME LEN CUT SLOWHTTPTEST-ARGS...: runs slowhttptest for at most
+# LEN seconds (-l) with the probe and the sampler (at least CUT + 1 s)
+# alongside; results in $T/NAME.{out,csv,probe,samples}.
 attack() {
-  local name=$1 len=$2 ppid spid; shift 2
+  local name=$1 len=$2 cut=$3 ppid spid; shift 3
   rm -f "$T/stop"
   : >"$T/$name.samples"
   python3 "$T/probe.py" "$RP" "$T/$name.probe" "$T/stop" $((len + 10)) &
   ppid=$!
-  sampler "$T/stop" "$T/$name.samples" &
+  sampler "$T/stop" "$T/$name.samples" $((cut + 1)) &
   spid=$!
   timeout $((len + 15)) slowhttptest "$@" -l "$len" -r "$RATE" -p 2 -g -o "$T/$name" \
     >"$T/$name.raw" 2>&1
@@ -200,29 +273,57 @@ verdicts() {
 setup_s=$(( (CONNS + RATE - 1) / RATE ))
 rsetup_s=$(( (RCONNS + RATE - 1) / RATE ))
 
+# 0. one connection of each kind, timed exactly (no load)
+python3 "$T/timing.py" "$RP" "$T/timing.out"
+sed 's/^/# timing: /' "$T/timing.out"
+tm() { awk -v n="$1" '$1 == n { print $2 }' "$T/timing.out"; }
+tl() { awk -v n="$1" '$1 == n { $1 = ""; $2 = ""; sub(/^  /, ""); print }' "$T/timing.out"; }
+within() { awk -v t="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(t >= lo && t <= hi) }'; }
+ok "silent connection closed at headerTimeout (${HEAD_S} s; took $(tm silent) s)" \
+  within "$(tm silent)" $((HEAD_S - 1)) $((HEAD_S + 1))
+ok "dripping head closed at headerTimeout (${HEAD_S} s; took $(tm drip) s)" \
+  within "$(tm drip)" $((HEAD_S - 1)) $((HEAD_S + 1))
+is "dripping head: answered 408" "HTTP/1.1 408 Request Timeout" "$(tl drip)"
+ok "dripping body closed at readTimeout (${READ_S} s; took $(tm body) s)" \
+  within "$(tm body)" $((READ_S - 1)) $((READ_S + 1))
+is "dripping body: answered 408" "HTTP/1.1 408 Request Timeout" "$(tl body)"
+ok "steady slow reader cut at writeTimeout (${WRITE_S} s, Traefik: head read to response written; took $(tm reader) s)" \
+  within "$(tm reader)" $((WRITE_S - 1)) $((WRITE_S + 2))
+
 # 1. slowloris, silent: follow-up header bytes every 4 s (> headerTimeout)
-attack slowloris_silent 10 -H -c "$CONNS" -i 4 -x 10 -u "http://127.0.0.1:$RP/"
-verdicts slowloris_silent "$CONNS" $((setup_s + HEAD_S + MARGIN_S)) 1
+cut=$((setup_s + HEAD_S + MARGIN_S))
+attack slowloris_silent 10 $cut -H -c "$CONNS" -i 4 -x 10 -u "http://127.0.0.1:$RP/"
+verdicts slowloris_silent "$CONNS" $cut 1
 
 # 2. slowloris, drip: a few header bytes every second, the head never ends
-attack slowloris_drip 10 -H -c "$CONNS" -i 1 -x 10 -u "http://127.0.0.1:$RP/"
-verdicts slowloris_drip "$CONNS" $((setup_s + HEAD_S + MARGIN_S)) 1
+attack slowloris_drip 10 $cut -H -c "$CONNS" -i 1 -x 10 -u "http://127.0.0.1:$RP/"
+verdicts slowloris_drip "$CONNS" $cut 1
 
 # 3. slow body: Content-Length 8192, a few body bytes every second
-attack slowbody 10 -B -c "$CONNS" -i 1 -x 10 -s 8192 -t POST \
+cut=$((setup_s + READ_S + MARGIN_S))
+attack slowbody 10 $cut -B -c "$CONNS" -i 1 -x 10 -s 8192 -t POST \
   -u "http://127.0.0.1:$RP/upload"
-verdicts slowbody "$CONNS" $((setup_s + READ_S + MARGIN_S)) 1
+verdicts slowbody "$CONNS" $cut 1
 
 # 4. slow read: 32 MiB responses, 32 bytes read per second, 2 pipelined
 #    requests per connection; relais stops writing when the kernel buffer
 #    is full (a few seconds of copying), then writeTimeout runs
-attack slowread 12 -X -c "$RCONNS" -w 512 -y 1024 -n 1 -z 32 -k 2 \
+cut=$((rsetup_s + 2 + WRITE_S + MARGIN_S))
+attack slowread 12 $cut -X -c "$RCONNS" -w 512 -y 1024 -n 1 -z 32 -k 2 \
   -u "http://127.0.0.1:$RP/data?size=32&unit=MB"
-verdicts slowread "$RCONNS" $((rsetup_s + 2 + WRITE_S + MARGIN_S)) 0
+verdicts slowread "$RCONNS" $cut 0
 
 ok "relais is still running" kill -0 "$RELAIS_PID"
 is "relais still answers a plain request with 200" "200" \
   "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$RP/end")"
+# relais stops on SIGTERM within 15 s, exit 0, and logged no sanitizer
+# report (ASan/UBSan builds abort on one; leaks are reported at exit)
+kill -TERM "$RELAIS_PID"
+for _ in $(seq 1 300); do kill -0 "$RELAIS_PID" 2>/dev/null || break; sleep 0.05; done
+if kill -0 "$RELAIS_PID" 2>/dev/null; then rc=timeout; else wait "$RELAIS_PID"; rc=$?; fi
+is "relais stopped on SIGTERM with status 0" 0 "$rc"
+is "relais logged no sanitizer report" "" \
+  "$(grep -E 'Sanitizer|runtime error' "$T/relais.log" | head -3)"
 if [ "$TAP_FAILED" -ne 0 ]; then
   echo "# relais log (last 20 lines):"
   tail -20 "$T/relais.log" | sed 's/^/#   /'
