@@ -77,6 +77,12 @@ struct px_conn {
     const struct sc_entrypoint *epc; /* its configuration */
     int handed;                     /* given to tcp.c, which counts it
                                        as open until it ends */
+    int head_armed;                 /* headerTimeout runs for the head
+                                       being received: a fixed deadline,
+                                       not re-armed by partial reads */
+    struct event *wtimer;           /* writeTimeout: from the end of the
+                                       request head to the end of the
+                                       response, or NULL */
     struct stream *bev;        /* client socket */
     struct sockaddr_storage peer;   /* client address */
     char peer_ip[48];               /* its text form */
@@ -240,6 +246,7 @@ static void px_conn_free(struct px_conn *c)
     if (!c->handed) wk_conn_closed(w, c->ep);
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
+    if (c->wtimer) event_free(c->wtimer);
     if (c->sniff) event_free(c->sniff);
     if (c->hs_ref) wk_release(w, c->hs_ref);
     if (c->bev) st_free(c->bev);
@@ -390,6 +397,39 @@ static void px_refuse_body(struct relais_req *r, int status)
     r->local = 0;
     px_api_respond(r, status, NULL, 0, NULL, 0);
     px_finish(r);
+}
+
+/* Starts headerTimeout for the head about to be received: a deadline
+ * (a slow client dripping bytes is cut when it passes), armed once per
+ * head; without a headerTimeout, idleTimeout bounds the wait. */
+static void px_head_deadline(struct px_conn *c)
+{
+    c->head_armed = 1;
+    px_timer(c, c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms : c->epc->idle_timeout_ms);
+}
+
+/* writeTimeout passed before the response was written: the connection
+ * is cut (nothing else can be said to a client mid-response). */
+static void px_write_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct px_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    px_enter(c);
+    if (c->r && !c->r->req_body_done && !c->r->resp_started) {
+        /* still receiving the request body: as readTimeout would */
+        log_debug("http", "%s: request body not received within writeTimeout", c->peer_ip);
+        px_refuse_body(c->r, 408);
+    } else {
+        /* an abortive close: what the kernel still holds for this slow
+           reader is dropped, not trickled out after the cut */
+        struct linger lg = {1, 0};
+        log_debug("http", "%s: response not written within writeTimeout: closed", c->peer_ip);
+        if (c->bev) setsockopt(st_fd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        px_conn_close(c);
+    }
+    px_leave(c);
 }
 
 /* Idle / head timeout. */
@@ -617,7 +657,7 @@ static void px_start(struct px_conn *c)
     }
     if (ref) wk_release(w, ref);
     st_enable(c->bev, ST_READ);
-    px_timer(c, c->epc->idle_timeout_ms);
+    px_head_deadline(c);
 }
 
 /* TLS termination for the HTTP routers (the snapshot's certificates). */
@@ -634,8 +674,7 @@ static void px_https(struct px_conn *c)
     c->tls = 1;
     st_enable(c->bev, ST_READ);
     /* the handshake and the first request head: headerTimeout */
-    px_timer(c, c->epc->head_timeout_ms > 0 ? c->epc->head_timeout_ms
-                                            : c->epc->idle_timeout_ms);
+    px_head_deadline(c);
 }
 
 /* The whole ClientHello may be there (or the deadline passed): route by
@@ -740,7 +779,7 @@ static void px_sniff(evutil_socket_t fd, short what, void *arg)
     wk_release(c->w, c->hs_ref);
     c->hs_ref = NULL;
     st_enable(c->bev, ST_READ);
-    px_timer(c, c->epc->idle_timeout_ms);
+    px_head_deadline(c);
 }
 
 /* The TLS handshake is over (the first plaintext arrived): remember what
@@ -972,7 +1011,7 @@ static int px_parse_head(struct px_conn *c)
             px_send_simple(c, 431, "request header fields too large\n", 1);
             return -1;
         }
-        if (c->nreq == 0 || len > 0) px_timer(c, ep->head_timeout_ms);
+        if (!c->head_armed && len > 0) px_head_deadline(c);
         return 0;
     }
     if (rc < 0) {
@@ -982,6 +1021,14 @@ static int px_parse_head(struct px_conn *c)
         return -1;
     }
     px_timer(c, 0);
+    c->head_armed = 0;
+    if (ep->write_timeout_ms > 0) {
+        /* writeTimeout (Traefik's): the response must be written within
+           this long of the end of the request head */
+        struct timeval tv = {ep->write_timeout_ms / 1000, (ep->write_timeout_ms % 1000) * 1000};
+        if (!c->wtimer) c->wtimer = evtimer_new(c->w->base, px_write_deadline, c);
+        if (c->wtimer) evtimer_add(c->wtimer, &tv);
+    }
 
     /* the exchange owns a copy of the head: spans become pointers */
     r = arena_alloc(c->arena, sizeof(*r));
@@ -1460,6 +1507,7 @@ static void px_body_move(struct relais_req *r, struct evbuffer *in, size_t n)
     struct evbuffer *out = st_output(r->conn->bev);
 
     if (!n) return;
+    r->body_out += n;
     if (!r->filtering) {
         if (r->client_chunked) {
             char hdr[32];
@@ -1675,6 +1723,18 @@ static int px_write_upstream_head(struct relais_req *r, const struct snap_server
     PX_PUT("\r\n", 2);
 #undef PX_PUT
     return evbuffer_add(out, buf, n);
+}
+
+/* 1 when r may be sent again after a pooled connection died under it
+ * (Go's rule, which Traefik follows): GET, HEAD, OPTIONS, TRACE, or a
+ * request carrying Idempotency-Key / X-Idempotency-Key. */
+static int px_idempotent(const struct relais_req *r)
+{
+    if (px_method_is(r, "GET") || px_method_is(r, "HEAD") || px_method_is(r, "OPTIONS") ||
+        px_method_is(r, "TRACE"))
+        return 1;
+    return msg_hdrs_find(&r->req_hdrs, "Idempotency-Key", 15, 0) >= 0 ||
+           msg_hdrs_find(&r->req_hdrs, "X-Idempotency-Key", 17, 0) >= 0;
 }
 
 /* Answers the client with status when nothing was sent yet, else cuts the
@@ -2218,6 +2278,7 @@ static int px_write_client_head(struct relais_req *r, int has_body,
     memcpy(buf + n, "\r\n", 2);
     n += 2;
     r->resp_started = 1;
+    r->head_alone = evbuffer_get_length(st_output(c->bev)) == 0 ? n : 0;
     return evbuffer_add(st_output(c->bev), buf, n);
 }
 
@@ -2227,6 +2288,8 @@ static int px_write_client_head(struct relais_req *r, int has_body,
 static void px_finish(struct relais_req *r)
 {
     struct px_conn *c = r->conn;
+
+    if (c->wtimer) evtimer_del(c->wtimer); /* the response is written */
 
     if (r->local && !r->resp_started) {
         /* a local answer: middlewares see it, then it is written */
@@ -2310,7 +2373,18 @@ static void px_pump_response(struct relais_req *r)
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
             used = h1_chunk_parse(&r->resp_chunk, v.iov_base, v.iov_len, &doff, &dlen);
             if (used < 0) {
-                log_debug("http", "bad chunked response from %s", r->server->url);
+                log_warn("http", "%s: bad chunked response body: 502", r->server->url);
+                px_report(r, RELAIS_OUTCOME_FAILED);
+                if (r->head_alone && !r->filtering && r->body_out == 0 &&
+                    evbuffer_get_length(out) == r->head_alone) {
+                    /* nothing reached the client yet: take the head back
+                       and answer 502 instead of a cut */
+                    evbuffer_drain(out, r->head_alone);
+                    r->resp_started = 0;
+                    r->client_close = 1;
+                    px_fail(r, 502);
+                    return;
+                }
                 px_conn_close(c);
                 return;
             }
@@ -2665,7 +2739,7 @@ static void px_up_event(struct stream *bev, short what, void *arg)
             px_report(r, RELAIS_OUTCOME_TIMEOUT);
             px_fail(r, 504);
         } else if (r->up->reused && !r->retried && r->req_body_bytes == 0 &&
-                   r->req_body_done &&
+                   r->req_body_done && px_idempotent(r) &&
                    evbuffer_get_length(st_input(r->up->bev)) == 0) {
             /* a pooled connection the server had closed: retry once on a
              * fresh one (nothing of the body was consumed) */

@@ -104,6 +104,13 @@ struct relais_req {
     int local;                    /* answered by relais or a middleware */
     const char *local_body; size_t local_body_len; /* local response body */
     int resp_started;             /* head sent to the client */
+    size_t head_alone;            /* the client's output held only the
+                                     response head when it was queued:
+                                     its length (0 otherwise), so that a
+                                     server failing before any body byte
+                                     can still be answered 502 */
+    size_t body_out;              /* response body bytes queued for the
+                                     client */
     /* upstream */
     struct up_conn *up;           /* server connection */
     int up_state;                 /* enum px_up_state */

@@ -13,7 +13,8 @@ DEPS="build-essential autoconf automake libtool libtool-bin pkg-config
   libevent-dev libssl-dev libltdl-dev libjansson-dev libpcre2-dev libyaml-dev
   curl netcat-openbsd python3 varnish binutils redis-server redis-tools
   etcd-server etcd-client docker.io busybox-static openssl pebble
-  zlib1g-dev libbrotli-dev libzstd-dev libcrypt-dev apache2-utils brotli zstd"
+  zlib1g-dev libbrotli-dev libzstd-dev libcrypt-dev apache2-utils brotli zstd
+  slowhttptest iproute2"
 missing=""
 for p in $DEPS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
