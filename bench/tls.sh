@@ -91,30 +91,8 @@ for p in "$BACKEND_PORT" 18443 18444 18445; do
   fi
 done
 
-W=$(mktemp -d /tmp/relais-tls-bench.XXXXXX); chmod 755 "$W"
-PIDS=()
-# Stops every process started here (by pid, children included), then
-# removes the work directory.
-cleanup() {
-  local p all=() kids=() left
-  set +e
-  for p in "${PIDS[@]}"; do
-    read -ra kids <<<"$(pgrep -P "$p" 2>/dev/null)"
-    all+=("$p" "${kids[@]}")
-  done
-  for p in "${all[@]}"; do kill "$p" 2>/dev/null; done
-  for _ in $(seq 1 30); do
-    left=0
-    for p in "${all[@]}"; do if kill -0 "$p" 2>/dev/null; then left=1; fi; done
-    [ "$left" = 0 ] && break
-    sleep 0.1
-  done
-  for p in "${all[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/common.sh"
+bench_workdir relais-tls-bench
 
 # ---- the certificate (self-signed; wrk does not verify it)
 if [ "$KEY" = ec ]; then

@@ -124,6 +124,20 @@ start_relais() {
   wait_port "$port"
 }
 
+# stop_relais_clean [PID]: SIGTERM to relais (default $RELAIS_PID); checks
+# that it stops within 15 s with status 0 and that its log holds no
+# sanitizer report (ASan/UBSan builds abort on one; leaks are reported at
+# exit).  Two TAP checks.
+stop_relais_clean() {
+  local pid=${1:-$RELAIS_PID} rc
+  kill -TERM "$pid"
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$pid" 2>/dev/null; then rc=timeout; else wait "$pid"; rc=$?; fi
+  is "relais stopped on SIGTERM with status 0" 0 "$rc"
+  is "relais logged no sanitizer report" "" \
+    "$(grep -E 'Sanitizer|runtime error' "$T/relais.log" | head -3)"
+}
+
 # wait_log REGEX [SECONDS]: waits until the relais log matches.
 wait_log() {
   local i n=$(( ${2:-5} * 20 ))

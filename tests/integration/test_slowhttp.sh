@@ -316,14 +316,7 @@ verdicts slowread "$RCONNS" $cut 0
 ok "relais is still running" kill -0 "$RELAIS_PID"
 is "relais still answers a plain request with 200" "200" \
   "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$RP/end")"
-# relais stops on SIGTERM within 15 s, exit 0, and logged no sanitizer
-# report (ASan/UBSan builds abort on one; leaks are reported at exit)
-kill -TERM "$RELAIS_PID"
-for _ in $(seq 1 300); do kill -0 "$RELAIS_PID" 2>/dev/null || break; sleep 0.05; done
-if kill -0 "$RELAIS_PID" 2>/dev/null; then rc=timeout; else wait "$RELAIS_PID"; rc=$?; fi
-is "relais stopped on SIGTERM with status 0" 0 "$rc"
-is "relais logged no sanitizer report" "" \
-  "$(grep -E 'Sanitizer|runtime error' "$T/relais.log" | head -3)"
+stop_relais_clean
 if [ "$TAP_FAILED" -ne 0 ]; then
   echo "# relais log (last 20 lines):"
   tail -20 "$T/relais.log" | sed 's/^/#   /'

@@ -179,14 +179,7 @@ is "whoami received each accepted request and its pipelined follower" \
   "$((2 * N_ACCEPT))" \
   "$(grep -c 'smug-ok-' "$T/smug.log")"
 ok "relais is still running" kill -0 "$RELAIS_PID"
-# relais stops on SIGTERM within 15 s, exit 0, and logged no sanitizer
-# report (ASan/UBSan builds abort on one; leaks are reported at exit)
-kill -TERM "$RELAIS_PID"
-for _ in $(seq 1 300); do kill -0 "$RELAIS_PID" 2>/dev/null || break; sleep 0.05; done
-if kill -0 "$RELAIS_PID" 2>/dev/null; then rc=timeout; else wait "$RELAIS_PID"; rc=$?; fi
-is "relais stopped on SIGTERM with status 0" 0 "$rc"
-is "relais logged no sanitizer report" "" \
-  "$(grep -E 'Sanitizer|runtime error' "$T/relais.log" | head -3)"
+stop_relais_clean
 if [ "$TAP_FAILED" -ne 0 ]; then
   echo "# whoami log:"; sed 's/^/#   /' "$T/smug.log"
   echo "# relais log (warnings, last 20):"
