@@ -423,11 +423,12 @@ EOF
   "${PIN[@]}" wrk -t1 -c"$SOAK_CONNS" -d"${SOAK_SECONDS}s" -s "$W/soak.lua" \
     "http://127.0.0.1:$port" >"$W/wrk.out" 2>&1 &
   WRK=$!; PIDS+=("$WRK")
-  t0=$(date +%s); ver=a; declare -A RSS_AT
+  t0=$(date +%s); ver=a; RSS_MIN1=""; T_MIN1=""; RSS_LAST=""; last=0
   for ((t = SAMPLE_SECONDS; t <= SOAK_SECONDS; t += SAMPLE_SECONDS)); do
     now=$(date +%s); [ $((t0 + t)) -gt "$now" ] && sleep $((t0 + t - now))
     kill -0 "$RPID" 2>/dev/null || { echo "memory.sh: relais died during the soak" >&2; tail -5 "$W/soak.log" >&2; exit 1; }
-    m=$(mem "$RPID"); RSS_AT[$t]=${m%% *}
+    m=$(mem "$RPID"); last=$t; RSS_LAST=${m%% *}
+    [ -z "$RSS_MIN1" ] && [ "$t" -ge 60 ] && { RSS_MIN1=$RSS_LAST; T_MIN1=$t; }
     printf "%-7s %10s %10s %10s %9s %s\n" "$t" $m \
       "$(grep -c 'configuration [0-9]* applied' "$W/soak.log" || true)" "$(cut -d' ' -f1 /proc/loadavg)"
     # reload: replace the dynamic file with the other version
@@ -441,10 +442,9 @@ EOF
   echo "# wrk:"; sed 's/^/#   /' "$W/wrk.out"
   echo "# configurations applied: $(grep -c 'configuration [0-9]* applied' "$W/soak.log" || true)," \
        "log lines at WARN/ERROR: $(grep -Ec ' (WRN|ERR) ' "$W/soak.log" || true)"
-  last=$(( SOAK_SECONDS / SAMPLE_SECONDS * SAMPLE_SECONDS ))
-  if [ -n "${RSS_AT[60]:-}" ] && [ "$last" -gt 60 ]; then
-    awk -v a="${RSS_AT[60]}" -v b="${RSS_AT[$last]}" -v l="$last" 'BEGIN{
-      printf "growth VmRSS t=60 s -> t=%d s: %+d KiB (%+.0f bytes, %+.2f %%)\n", l, b - a, (b - a) * 1024, (b - a) * 100 / a }'
+  if [ -n "$RSS_MIN1" ] && [ "$last" -gt "$T_MIN1" ]; then
+    awk -v a="$RSS_MIN1" -v b="$RSS_LAST" -v f="$T_MIN1" -v l="$last" 'BEGIN{
+      printf "growth VmRSS t=%d s -> t=%d s: %+d KiB (%+.0f bytes, %+.2f %%)\n", f, l, b - a, (b - a) * 1024, (b - a) * 100 / a }'
   fi
   grep -E ' (WRN|ERR) ' "$W/soak.log" | sed 's/^[^ ]* //' | sort | uniq -c | sort -rn | head -5 | sed 's/^/# log: /' || true
   stop_relais
