@@ -7,7 +7,9 @@
 #
 # (a) idle connections, for each case "WORKERS:MODE" of CASES (default
 #     "1:req 1:conn 2:req 2:conn"), on a fresh relais (--workers WORKERS,
-#     one router to a contrib/whoami/whoami, idleTimeout 1 h):
+#     one router to a contrib/whoami/whoami, idleTimeout and headerTimeout
+#     1 h: a connection that never sent a request is cut after
+#     headerTimeout, a kept idle one after idleTimeout):
 #       before  after a warm-up of 100 requests (50 connections, closed);
 #       open    N (default 10,000) client connections held open: MODE req =
 #               each carried ONE complete keep-alive request (GET /bench,
@@ -227,7 +229,8 @@ EOF
 
 # start_relais NAME PORT WORKERS: relais with static file $W/NAME.yaml
 # (entry point on PORT, file provider on $W/NAME.dyn.yaml, written by the
-# caller first); log $W/NAME.log; sets RPID.
+# caller first; global.maxConnections above N: its default is half the
+# open-file limit); log $W/NAME.log; sets RPID.
 start_relais() {
   cat >"$W/$1.yaml" <<EOF
 entryPoints:
@@ -236,6 +239,9 @@ entryPoints:
     transport:
       respondingTimeouts:
         idleTimeout: 1h
+        headerTimeout: 1h
+global:
+  maxConnections: $((N + 1000))
 providers:
   providersThrottleDuration: 0s
   file:
@@ -313,6 +319,7 @@ EOF
     base_fds=$(nfds "$RPID")
     before=$(mem "$RPID")
     opened=$(client "open $mode")
+    case $opened in "open $N 0 "*) ;; *) echo "memory.sh: $wk:$mode: client: $opened" >&2 ;; esac
     wait_fds "$RPID" ge $((base_fds + N - 10)) 30
     sleep 2
     open=$(mem "$RPID")
