@@ -80,15 +80,10 @@ if [ "$WHAT" != soak ] && [ "$hard" -lt $((N + 200)) ]; then
   echo "memory.sh: open-file hard limit $hard is below N + 200 = $((N + 200))" >&2; exit 2
 fi
 
-W=$(mktemp -d /tmp/relais-memory.XXXXXX); chmod 755 "$W"
-PIDS=()
-COPROC_PID_SAVED=""
-cleanup() {
-  local p
-  for p in "${PIDS[@]:-}" $COPROC_PID_SAVED; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}" $COPROC_PID_SAVED; do stop_pid "$p"; done
-  rm -rf "$W"
-}
+# $W, PIDS and the exit trap that stops them all and removes $W.
+. "$HERE/common.sh"
+bench_workdir relais-memory
+trap 'trap - ERR; bench_cleanup' EXIT    # no ERR report from the cleanup
 # stop_pid PID: waits up to 5 s for PID (already sent SIGTERM), then kills it.
 stop_pid() {
   [ -n "$1" ] || return 0
@@ -96,7 +91,6 @@ stop_pid() {
   kill -9 "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
-trap cleanup EXIT
 trap 'echo "memory.sh: command failed at line $LINENO" >&2' ERR
 
 # free_port: the tests' helper (tests/servers/common.sh): a loopback port
@@ -313,7 +307,7 @@ EOF
     rt_wait_port "$port" 10
     wait_200 "$port" /bench
     coproc CL { exec "$PYTHON" "$W/client.py" "$port" "$N" "$CONC"; }
-    COPROC_PID_SAVED=$CL_PID
+    PIDS+=("$CL_PID")
     warm=$(client "warm 100")
     sleep 1
     base_fds=$(nfds "$RPID")
@@ -335,7 +329,6 @@ EOF
     client close >/dev/null
     clfd=${CL[1]}; exec {clfd}>&-
     wait "$CL_PID" 2>/dev/null || true
-    COPROC_PID_SAVED=""
     read -r b_rss b_pss b_pd <<<"$before"
     read -r o_rss o_pss o_pd <<<"$open"
     printf "%-7s %-4s %-22s %-22s %-20s %-22s %-22s %-22s %s | %s | %s\n" "$wk" "$mode" \
