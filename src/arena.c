@@ -10,6 +10,7 @@
 #include "arena.h"
 
 #define ARENA_BLOCK 8192 /* default block payload size */
+#define ARENA_CACHE 64   /* free default-size blocks a thread keeps */
 
 /** One block of memory. */
 struct arena_block {
@@ -27,6 +28,46 @@ struct arena {
     size_t used;              /* bytes handed out */
 };
 
+static __thread struct arena_block *arena_free_blocks; /* thread's cache */
+static __thread unsigned arena_nfree;                  /* its length */
+
+/* Frees block b, or keeps it in the thread's cache when it is of the
+ * default size and the cache has room. */
+static void arena_drop(struct arena_block *b)
+{
+    if (b->size == ARENA_BLOCK && arena_nfree < ARENA_CACHE) {
+        b->next = arena_free_blocks;
+        arena_free_blocks = b;
+        arena_nfree++;
+        return;
+    }
+    free(b);
+}
+
+void arena_cache_clear(void)
+{
+    while (arena_free_blocks) {
+        struct arena_block *b = arena_free_blocks;
+        arena_free_blocks = b->next;
+        free(b);
+    }
+    arena_nfree = 0;
+}
+
+void arena_release(struct arena *a)
+{
+    struct arena_block *b, *n;
+
+    if (!a) return;
+    for (b = a->head; b; b = n) {
+        n = b->next;
+        arena_drop(b);
+    }
+    a->head = NULL;
+    a->total = 0;
+    a->used = 0;
+}
+
 struct arena *arena_new(size_t cap)
 {
     struct arena *a = calloc(1, sizeof(*a));
@@ -43,7 +84,7 @@ void arena_free(struct arena *a)
     if (!a) return;
     for (b = a->head; b; b = n) {
         n = b->next;
-        free(b);
+        arena_drop(b);
     }
     free(a);
 }
@@ -56,7 +97,7 @@ void arena_reset(struct arena *a)
     /* keep the oldest block: it is the default size */
     for (b = a->head; b->next; b = n) {
         n = b->next;
-        free(b);
+        arena_drop(b);
     }
     a->head = b;
     b->used = 0;
@@ -76,8 +117,14 @@ void *arena_alloc(struct arena *a, size_t size)
     if (!b || b->size - b->used < need) {
         bsize = need > ARENA_BLOCK ? need : ARENA_BLOCK;
         if (a->total + bsize > a->cap + ARENA_BLOCK) return NULL;
-        b = malloc(sizeof(*b) + bsize);
-        if (!b) return NULL;
+        if (bsize == ARENA_BLOCK && arena_free_blocks) {
+            b = arena_free_blocks;
+            arena_free_blocks = b->next;
+            arena_nfree--;
+        } else {
+            b = malloc(sizeof(*b) + bsize);
+            if (!b) return NULL;
+        }
         b->size = bsize;
         b->used = 0;
         b->next = a->head;

@@ -2340,8 +2340,10 @@ static void px_finish(struct relais_req *r)
     }
     if (r->client_paused && !c->eof) st_enable(c->bev, ST_READ);
     px_timer(c, c->epc->idle_timeout_ms);
-    /* a pipelined request may be waiting */
+    /* a pipelined request may be waiting; else the connection is idle and
+       holds no arena block (the worker's cache has them) */
     if (evbuffer_get_length(st_input(c->bev)) > 0) px_process(c);
+    else arena_release(c->arena);
 }
 
 /* Moves response body bytes from the server to the client. */

@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "arena.h"
 #include "log.h"
 #include "proxy.h"
 #include "snapshot.h"
@@ -150,6 +151,7 @@ static void *wk_main(void *arg)
     }
     up_pool_free(w->pool);
     w->pool = NULL;
+    arena_cache_clear();
     return NULL;
 }
 
