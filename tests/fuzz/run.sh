@@ -108,7 +108,8 @@ build() {
 
 # run_one TARGET: fuzzes a copy of the seed corpus; writes $WORK/result-TARGET
 run_one() {
-  local t=$1 corpus="$WORK/corpus-$t" crashes="$WORK/crashes-$t" dict="" rc
+  local t=$1
+  local corpus="$WORK/corpus-$t" crashes="$WORK/crashes-$t" dict="" rc
   rm -rf "$corpus" "$crashes"
   mkdir -p "$corpus" "$crashes"
   [ -d "$HERE/corpus/$t" ] && cp -R "$HERE/corpus/$t/." "$corpus/"
@@ -128,7 +129,8 @@ run_one() {
 
 # report TARGET: prints the summary line (and the crash, if any); 0 or 1
 report() {
-  local t=$1 log="$WORK/fuzz-$t.log" rc execs cov ft ncrash files f
+  local t=$1
+  local log="$WORK/fuzz-$t.log" rc execs cov ft ncrash files f
   rc=$(cat "$WORK/rc-$t" 2>/dev/null || echo 1)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
