@@ -13,6 +13,8 @@
 #   FUZZ_SECONDS  seconds per target (default 60)
 #   FUZZ_JOBS     targets run at the same time (default 1)
 #   FUZZ_CC       the compiler (default clang; needs -fsanitize=fuzzer)
+#   FUZZ_CFLAGS   extra compiler flags (e.g. -DFZ_KNOWN_TOPLEVEL_LIST to
+#                 step over a known bug while looking for others)
 #   FUZZ_WORKDIR  where binaries, corpus copies and logs go (default: a new
 #                 mktemp -d under /tmp, removed when every target passed
 #                 unless FUZZ_KEEP=1)
@@ -41,7 +43,7 @@ for a in "$@"; do
   case "$a" in
     --merge) MERGE=1 ;;
     --build-only) BUILD_ONLY=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
     *) case " $ALL_TARGETS " in
          *" $a "*) TARGETS="$TARGETS $a" ;;
@@ -71,7 +73,7 @@ printf '#ifndef _GNU_SOURCE\n#define _GNU_SOURCE\n#endif\n' >"$WORK/include/conf
 
 CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
   -std=gnu11 -Wall -Wextra -Werror -Wno-unused-function
-  -I$WORK/include -I$SRC/src -I$SRC/sdk -I$HERE"
+  -I$WORK/include -I$SRC/src -I$SRC/sdk -I$HERE ${FUZZ_CFLAGS:-}"
 
 # sources_of TARGET: the .c files linked into fuzz_TARGET
 sources_of() {
