@@ -15,7 +15,8 @@
  *  - flattening the tree back into pairs (objects by key, lists by index,
  *    under the same root and separator) and decoding those does not give
  *    an equal tree (skipped when the tree holds an empty list or object,
- *    which pairs cannot express).
+ *    which pairs cannot express, or when a flattened key would break the
+ *    depth or length limit: splitting a label list adds a level).
  */
 #ifndef RELAIS_FUZZ_KVCHECK_H
 #define RELAIS_FUZZ_KVCHECK_H
@@ -78,9 +79,12 @@ static char *fzkv_join(const char *prefix, char sep, const char *part)
     return s;
 }
 
-/** Flattens v, found at key path prefix, into f. */
+/** Flattens v, found at key path prefix (depth segments below the root),
+ *  into f.  Keys kvc_decode would refuse for their size (deeper than 32
+ *  segments, longer than 4096 bytes: a split label list adds a level)
+ *  make the tree inexpressible. */
 static void fzkv_flatten(const json_t *v, const char *prefix, char sep,
-                         struct fzkv_flat *f, int top)
+                         struct fzkv_flat *f, int depth)
 {
     const char *k;
     json_t *c;
@@ -88,10 +92,10 @@ static void fzkv_flatten(const json_t *v, const char *prefix, char sep,
     char idx[32], *key;
 
     if (json_is_object(v)) {
-        if (!top && json_object_size(v) == 0) f->inexpressible = 1;
+        if (depth > 0 && json_object_size(v) == 0) f->inexpressible = 1;
         json_object_foreach((json_t *)v, k, c) {
             key = fzkv_join(prefix, sep, k);
-            fzkv_flatten(c, key, sep, f, 0);
+            fzkv_flatten(c, key, sep, f, depth + 1);
             free(key);
         }
     } else if (json_is_array(v)) {
@@ -99,11 +103,12 @@ static void fzkv_flatten(const json_t *v, const char *prefix, char sep,
         json_array_foreach(v, i, c) {
             snprintf(idx, sizeof idx, "%zu", i);
             key = fzkv_join(prefix, sep, idx);
-            fzkv_flatten(c, key, sep, f, 0);
+            fzkv_flatten(c, key, sep, f, depth + 1);
             free(key);
         }
     } else {
         FZ_CHECK(json_is_string(v)); /* values stay strings */
+        if (depth > 32 || strlen(prefix) > 4096) f->inexpressible = 1;
         key = strdup(prefix);
         if (!key) abort();
         fzkv_flat_add(f, key, strdup(json_string_value(v)));
@@ -199,7 +204,7 @@ static int fzkv_check(const struct kvc_pair *pairs, size_t n,
     rl = strlen(root);
     while (rl && root[rl - 1] == opt->sep) root[--rl] = 0;
     memset(&flat, 0, sizeof flat);
-    fzkv_flatten(t, root, opt->sep, &flat, 1);
+    fzkv_flatten(t, root, opt->sep, &flat, 0);
     if (!flat.inexpressible) {
         t2 = fzkv_decode(flat.v, flat.n, opt);
         FZ_CHECK(t2 && json_equal(t, t2));

@@ -5,9 +5,9 @@
 #
 # Usage: tests/fuzz/run.sh [--merge] [--build-only] [TARGET...]
 #   TARGET        http1 rule config kv labels (default: all)
-#   --merge       afterwards, merge the inputs that add coverage into the
-#                 tree's corpus (tests/fuzz/corpus/TARGET); without it the
-#                 tree is never written
+#   --merge       afterwards, merge the inputs that reach new code (edges)
+#                 into the tree's corpus (tests/fuzz/corpus/TARGET);
+#                 without it the tree is never written
 #   --build-only  build the binaries, run nothing
 # Environment:
 #   FUZZ_SECONDS  seconds per target (default 60)
@@ -124,7 +124,8 @@ run_one() {
   echo "$rc" >"$WORK/rc-$t"
   if [ "$MERGE" = 1 ] && [ "$rc" = 0 ]; then
     mkdir -p "$HERE/corpus/$t"
-    "$WORK/fuzz_$t" -merge=1 -max_len=16384 -timeout=30 -rss_limit_mb=2560 \
+    # -use_counters=0: only inputs that reach new edges, not new hit counts
+    "$WORK/fuzz_$t" -merge=1 -use_counters=0 -max_len=16384 -timeout=30 -rss_limit_mb=2560 \
       "$HERE/corpus/$t" "$corpus" >"$WORK/merge-$t.log" 2>&1
   fi
 }
