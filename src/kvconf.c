@@ -670,6 +670,13 @@ static json_t *kvc_build(struct kvc_ctx *c, const struct kvc_node *n,
         return NULL;
     }
     for (k = n->first; k; k = k->next) nnum += (size_t)k->numeric;
+    if (nnum == n->nkids && depth == 0) {
+        /* a configuration is a map: a list at the top would be taken for
+           an empty configuration */
+        kvc_fail(c, n->first->some_key, "list index at the top level (expected http, tcp, "
+                                        "udp or tls)");
+        return NULL;
+    }
     if (nnum == n->nkids) return kvc_build_array(c, n, depth);
     if (nnum != 0) {
         for (k = n->first; k && !k->numeric; k = k->next) {}

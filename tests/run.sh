@@ -14,7 +14,7 @@ DEPS="build-essential autoconf automake libtool libtool-bin pkg-config
   curl netcat-openbsd python3 varnish binutils redis-server redis-tools
   etcd-server etcd-client docker.io busybox-static openssl pebble
   zlib1g-dev libbrotli-dev libzstd-dev libcrypt-dev apache2-utils brotli zstd
-  slowhttptest iproute2"
+  slowhttptest iproute2 clang"
 missing=""
 for p in $DEPS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -69,6 +69,16 @@ run_suite "$BUILD"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_suite "$BUILD-asan" --enable-sanitizers
+# 3. fuzzing: every libFuzzer target of tests/fuzz for 60 s, two at a time
+#    (one check per target; a crash, or a target that does not build, is a
+#    failure)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_JOBS=2 bash "$SRC/tests/fuzz/run.sh" >"$BUILD-fuzz.out" 2>&1
+frc=$?
+fpass=$(grep -cE '^fuzz_[a-z0-9]+: [0-9]+ execs, 0 crashes' "$BUILD-fuzz.out")
+echo "== fuzz ($fpass targets clean, run.sh status $frc):"
+grep -E '^(fuzz_|  |run.sh)' "$BUILD-fuzz.out" | head -60
+TOTAL_PASS=$((TOTAL_PASS + fpass))
+if [ "$frc" != 0 ]; then TOTAL_FAIL=$((TOTAL_FAIL + 1)); fi
 
 # a skipped test counts as a failure in CI: CI installs what tests need
 TOTAL_FAIL=$((TOTAL_FAIL + TOTAL_SKIP))

@@ -775,8 +775,25 @@ static void test_scale(void)
     free(p);
 }
 
+/* A list at the top level is refused (it would read as an empty
+ * configuration): found by tests/fuzz/fuzz_kv. */
+static void test_toplevel_list(void)
+{
+    struct kvc_error e;
+    const struct kvc_pair under[] = {{"traefik/0", "x"}};
+    const struct kvc_pair bare[] = {{"0", "x"}, {"1", "y"}};
+    json_t *r;
+
+    r = dec(under, NELEM(under), '/', "traefik", 0, &e);
+    ok(fails(r, &e, "traefik/0", "list index at the top level"),
+       "traefik/0 under the root: refused");
+    r = dec(bare, NELEM(bare), '/', NULL, 0, &e);
+    ok(fails(r, &e, "0", "list index at the top level"), "0 and 1 without a root: refused");
+}
+
 int main(void)
 {
+    test_toplevel_list();
     test_kv_full();
     test_root();
     test_lists();
