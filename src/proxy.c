@@ -129,6 +129,7 @@ static void px_run_chain(struct relais_req *r);
 static void px_forward(struct relais_req *r);
 static void px_enqueue(struct relais_req *r, struct snap_server *sv);
 static void px_connect(struct relais_req *r);
+static int px_fail_level(struct snap_server *sv);
 static void px_finish(struct relais_req *r);
 static void px_pump_request(struct relais_req *r);
 
@@ -1830,7 +1831,8 @@ static void px_connect(struct relais_req *r)
     }
     r->up = up_connect(r->w->pool, r->server, err, sizeof(err));
     if (!r->up) {
-        log_warn("http", "cannot connect to %s: %s", r->server->url, err);
+        log_msg(px_fail_level(r->server), "http", "cannot connect to %s: %s", r->server->url,
+                err);
         px_report(r, RELAIS_OUTCOME_FAILED);
         px_fail(r, 502);
         return;
@@ -1844,21 +1846,36 @@ static void px_connect(struct relais_req *r)
     st_enable(r->up->bev, ST_WRITE);
 }
 
+/* The level a connection failure to sv is logged at: WARN at most once a
+ * second per server (a dead server under load would flood the log), DEBUG
+ * for the others.  Any worker. */
+static int px_fail_level(struct snap_server *sv)
+{
+    uint64_t now = wk_now_ms(), last = __atomic_load_n(&sv->warned_ms, __ATOMIC_RELAXED);
+
+    if (now - last >= 1000 &&
+        __atomic_compare_exchange_n(&sv->warned_ms, &last, now, 0, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+        return RELAIS_LOG_WARN;
+    return RELAIS_LOG_DEBUG;
+}
+
 /* A new server connection failed before it was usable: logs why (the TLS
  * reason for a handshake, the socket error or the timeout otherwise). */
 static void px_log_connect_failure(struct relais_req *r, short what, int err)
 {
     const char *tls = r->up ? st_tls_error(r->up->bev) : "";
+    int lv = px_fail_level(r->server);
 
     if (what & ST_TIMEOUT)
-        log_warn("http", "%s: %s timed out (dialTimeout)", r->server->url,
-                 r->up && r->up->tls && st_tls_handshaking(r->up->bev) ? "TLS handshake"
-                                                                       : "connect");
+        log_msg(lv, "http", "%s: %s timed out (dialTimeout)", r->server->url,
+                r->up && r->up->tls && st_tls_handshaking(r->up->bev) ? "TLS handshake"
+                                                                      : "connect");
     else if (tls && *tls)
-        log_warn("http", "%s: TLS handshake failed: %s", r->server->url, tls);
+        log_msg(lv, "http", "%s: TLS handshake failed: %s", r->server->url, tls);
     else
-        log_warn("http", "%s: connect failed: %s", r->server->url,
-                 err ? strerror(err) : "connection closed");
+        log_msg(lv, "http", "%s: connect failed: %s", r->server->url,
+                err ? strerror(err) : "connection closed");
 }
 
 /* Body gate: a chunked body whose framing is broken must not reach a

@@ -61,6 +61,9 @@ struct snap_server {
                                      borrowed) */
     char sticky[17];              /* sticky cookie value: lowercase hex of
                                      FNV-1a-64 of url (Traefik v3's) */
+    uint64_t warned_ms;           /* last connection failure logged at
+                                     WARN (atomic): at most one a second,
+                                     the others at DEBUG */
 };
 
 /** The SDK's opaque server set: a service's servers. */
