@@ -13,12 +13,14 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "accesslog.h"
 #include "conf.h"
 #include "control.h"
 #include "host_api.h"
 #include "kvconf.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "proxy.h"
 #include "resolvers.h"
 #include "snapshot.h"
 #include "static_config.h"
@@ -407,6 +409,8 @@ static void ctl_teardown(void)
     ctl_base = NULL;
 }
 
+static int ctl_access_log(const struct sc_config *sc, struct al_log **out);
+
 int ctl_check(struct sc_config *sc, struct pl_set *plugins)
 {
     int bad = 0;
@@ -414,6 +418,11 @@ int ctl_check(struct sc_config *sc, struct pl_set *plugins)
     if (ctl_setup(sc, plugins) < 0) return 1;
     if (ctl_create_providers() < 0) bad = 1;
     if (rs_check(sc) < 0) bad = 1;
+    {
+        struct al_log *l = NULL;
+        if (ctl_access_log(sc, &l) < 0) bad = 1;
+        al_free(l);
+    }
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (!p->ops->load_once) continue;
@@ -532,6 +541,25 @@ static void ctl_on_usr1(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     log_reopen();
+    al_reopen(px_alog);
+}
+
+/* Opens the static accessLog (if any) for sc's workers into *out.  0, or
+ * -1 after logging its errors with the file and key path. */
+static int ctl_access_log(const struct sc_config *sc, struct al_log **out)
+{
+    struct conf_session *s = conf_session_new("");
+    const relais_cfg *node = conf_cfg_get(conf_session_root(s, sc->root), "accessLog");
+    int rc = 0;
+
+    *out = NULL;
+    if (node && al_new(node, sc->workers, out) < 0) {
+        for (size_t i = 0; i < conf_session_nerrors(s); i++)
+            log_error("config", "%s: %s", sc->path, conf_session_error(s, i));
+        rc = -1;
+    }
+    conf_session_free(s);
+    return rc;
 }
 
 int ctl_run(struct sc_config *sc, struct pl_set *plugins)
@@ -554,6 +582,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
      * request; LB strategies size their per-thread state from the worker
      * count, which is therefore set first */
     wk_set_count(sc->workers);
+    if (ctl_access_log(sc, &px_alog) < 0) goto out_providers;
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (p->ops->start(p->inst) != 0)
@@ -584,6 +613,9 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
     wk_stop(grace);
+    /* workers are gone: the access log has every line */
+    al_free(px_alog);
+    px_alog = NULL;
     /* workers are gone: their released snapshots are queued */
     ctl_release_run(-1, 0, NULL);
     for (int i = 0; i < 5; i++)
@@ -614,6 +646,8 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     return rc;
 out_providers:
     ctl_live = 0;
+    al_free(px_alog);
+    px_alog = NULL;
     ctl_free_providers(0);
 out:
     ctl_teardown();

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -29,6 +30,7 @@
 
 #include "stream.h"
 
+#include "accesslog.h"
 #include "arena.h"
 #include "health.h"
 #include "http1.h"
@@ -175,6 +177,64 @@ static void px_unqueue(struct relais_req *r)
     r->queued = NULL;
 }
 
+struct al_log *px_alog;
+static uint64_t px_requests; /* requests so far (access log RequestCount) */
+
+/* Writes r's access-log line (the exchange ended with a response).
+ * Worker thread. */
+static void px_access_log(struct relais_req *r)
+{
+    struct al_record a;
+    struct px_conn *c = r->conn;
+    struct timespec now;
+    SSL *ssl = c && c->bev ? st_ssl(c->bev) : NULL;
+
+    memset(&a, 0, sizeof(a));
+    clock_gettime(CLOCK_REALTIME, &now);
+    a.client_ip = c ? c->peer_ip : "-";
+    a.client_port = c ? c->peer_port : 0;
+    a.start_ns = r->start_ns;
+    a.duration_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - r->start_ns;
+    if (r->up_start_ms)
+        a.origin_duration_ns = (int64_t)(wk_now_ms() - r->up_start_ms) * 1000000;
+    a.method = r->method;
+    a.method_len = r->method_len;
+    a.path = r->path;
+    a.path_len = r->path_len;
+    a.query = r->query;
+    a.query_len = r->query_len;
+    a.protocol = r->version >= 11 ? "HTTP/1.1" : "HTTP/1.0";
+    a.authority = r->authority;
+    a.authority_len = r->authority_len;
+    a.entry_point = c ? c->epc->name : NULL;
+    a.router = r->router ? r->router->name : NULL;
+    a.service = r->service ? r->service->name : NULL;
+    a.service_url = r->server ? r->server->url : NULL;
+    a.status = r->status;
+    a.origin_status = r->origin_status;
+    a.content_size = r->local ? r->local_body_len : r->body_out;
+    a.origin_content_size = r->local ? 0 : r->body_out;
+    a.request_content_size = r->req_body_bytes;
+    a.retry_attempts = (unsigned)r->retried;
+    a.request_count = __atomic_add_fetch(&px_requests, 1, __ATOMIC_RELAXED);
+    if (ssl) {
+        const char *v = SSL_get_version(ssl);
+        a.tls_version = v && !strncmp(v, "TLSv", 4) ? v + 4 : v;
+        a.tls_cipher = SSL_get_cipher_name(ssl);
+    }
+    a.req_headers = r->req_hdrs.v;
+    a.n_req_headers = r->req_hdrs.n;
+    if (r->has_resp) {
+        if (!r->local) {
+            a.origin_headers = r->resp_hdrs.v;
+            a.n_origin_headers = r->resp_hdrs.n;
+        }
+        a.down_headers = r->resp_hdrs.v;
+        a.n_down_headers = r->resp_hdrs.n;
+    }
+    al_write(px_alog, r->w->index, &a);
+}
+
 /* Frees m; NULL is a no-op. */
 static void px_mirror_free(struct px_mirror *m)
 {
@@ -272,6 +332,7 @@ static inline void px_leave(struct px_conn *c)
  * memory.  A suspended exchange whose client died stays until resumed. */
 static void px_req_free(struct relais_req *r)
 {
+    if (px_alog && r->status && r->start_ns) px_access_log(r);
     /* req_on_end: last registered first, before the memory goes */
     while (r->nendcb > 0) {
         struct px_endcb e = r->endcb[--r->nendcb];
@@ -1052,6 +1113,11 @@ static int px_parse_head(struct px_conn *c)
     r->filter_cur = -1;
     r->tls = c->tls ? st_ssl(c->bev) : NULL;
     r->start_ms = wk_now_ms();
+    if (px_alog) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
     c->r = r;
     c->state = PX_BUSY;
     c->nreq++;
@@ -2507,6 +2573,7 @@ static int px_parse_response(struct relais_req *r)
     memcpy(copy, data, (size_t)rc);
     evbuffer_drain(in, (size_t)rc);
     r->status = head.status;
+    r->origin_status = head.status;
     r->has_resp = 1;
     for (i = 0; i < head.nfields; i++) {
         const char *nm = copy + fields[i].name.off;

@@ -132,6 +132,9 @@ struct relais_req {
     unsigned nset_cookies;        /* how many */
     struct px_mirror *mirror;     /* copies for mirror services (heap), or
                                      NULL */
+    int origin_status;            /* the server's status, 0 when none */
+    int64_t start_ns;             /* wall clock at the head (access log
+                                     only, else 0) */
     /* waiting for a server at its maxConnsPerHost */
     struct snap_server *queued;   /* the server waited for, or NULL */
     uint64_t queue_deadline_ms;   /* when the wait ends with 504 */
@@ -156,6 +159,11 @@ int px_api_on_end(relais_req *r, void (*cb)(void *arg), void *arg);
 /** host->resp_body_filter / resp_body_write (ABI 1.4).  0 / -1. */
 int px_api_body_filter(relais_req *r);
 int px_api_body_write(relais_req *r, const char *data, size_t len);
+
+struct al_log;
+/** The access log (accesslog.c), or NULL: set by the control thread
+ *  before the workers start, read by them. */
+extern struct al_log *px_alog;
 
 /** Accepts a client connection on entry point ep.  Worker thread. */
 void px_accept(struct worker *w, int ep, evutil_socket_t fd,
