@@ -86,7 +86,12 @@ struct px_conn {
                                        request head to the end of the
                                        response, or NULL */
     struct stream *bev;        /* client socket */
-    struct sockaddr_storage peer;   /* client address */
+    union {
+        struct sockaddr sa;         /* family */
+        struct sockaddr_in in4;     /* IPv4 */
+        struct sockaddr_in6 in6;    /* IPv6 */
+    } peer;                         /* client address (entry points are IP
+                                       only: no sockaddr_storage) */
     char peer_ip[48];               /* its text form */
     int peer_port;                  /* its port */
     int trusted;                    /* peer in forwardedHeaders.trustedIPs */
@@ -105,13 +110,14 @@ struct px_conn {
                                        not), or NULL */
     struct wk_snapref *hs_ref;      /* snapshot held from accept to the end
                                        of the TLS handshake, or NULL */
-    char tls_opts[96];              /* name of the TLS options the
-                                       handshake used (421 check) */
+    char *tls_opts;                 /* name of the TLS options the
+                                       handshake used (421 check; owned),
+                                       NULL on plain connections */
     uint64_t accept_ms;             /* when accepted (PROXY header and
                                        ClientHello deadline) */
     int pp_trusted;                 /* peer may send a PROXY header */
-    int has_pp_dst;                 /* pp_dst holds the header's destination */
-    struct sockaddr_storage pp_dst; /* destination the PROXY header gave */
+    struct sockaddr_storage *pp_dst; /* destination the PROXY header gave
+                                       (owned), or NULL */
     struct px_conn *next;           /* worker's list */
     struct px_conn *prev;
 };
@@ -308,6 +314,8 @@ static void px_conn_free(struct px_conn *c)
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
     if (c->wtimer) event_free(c->wtimer);
+    free(c->tls_opts);
+    free(c->pp_dst);
     if (c->sniff) event_free(c->sniff);
     if (c->hs_ref) wk_release(w, c->hs_ref);
     if (c->bev) st_free(c->bev);
@@ -646,8 +654,8 @@ static void px_pp_read(evutil_socket_t fd, short what, void *arg)
             char real[48];
             memcpy(real, c->peer_ip, sizeof(real));
             memcpy(&c->peer, &info.src, sizeof(c->peer));
-            memcpy(&c->pp_dst, &info.dst, sizeof(c->pp_dst));
-            c->has_pp_dst = 1;
+            if (!c->pp_dst) c->pp_dst = malloc(sizeof(*c->pp_dst));
+            if (c->pp_dst) memcpy(c->pp_dst, &info.dst, sizeof(*c->pp_dst));
             na_ntop((struct sockaddr *)&c->peer, c->peer_ip, sizeof(c->peer_ip));
             c->peer_port = na_port((struct sockaddr *)&c->peer);
             na_to_mapped((struct sockaddr *)&c->peer, mapped);
@@ -681,7 +689,7 @@ static void px_to_tcp(struct px_conn *c, struct wk_snapref *ref, const struct tc
     }
     c->handed = 1; /* counted as open until tcp.c ends it */
     tcp_take(c->w, c->ep, s, ref, r, (const struct sockaddr *)&c->peer,
-             c->has_pp_dst ? (const struct sockaddr *)&c->pp_dst : NULL);
+             c->pp_dst ? (const struct sockaddr *)c->pp_dst : NULL);
     px_conn_free(c);
 }
 
@@ -850,8 +858,7 @@ static void px_handshake_done(struct px_conn *c)
 {
     SSL *ssl = st_ssl(c->bev);
 
-    if (ssl) snprintf(c->tls_opts, sizeof(c->tls_opts), "%s",
-                      ts_options_name(ts_ssl_options(ssl)));
+    if (ssl && !c->tls_opts) c->tls_opts = strdup(ts_options_name(ts_ssl_options(ssl)));
     wk_release(c->w, c->hs_ref);
     c->hs_ref = NULL;
 }
@@ -1301,7 +1308,7 @@ static int px_misdirected(struct relais_req *r)
     host[hl] = '\0';
     o = ts_hosts_lookup(r->snap->tls_hosts, host, strlen(host));
     want = ts_options_name(o);
-    return strncmp(want, r->conn->tls_opts, sizeof(r->conn->tls_opts) - 1) != 0;
+    return strcmp(want, r->conn->tls_opts ? r->conn->tls_opts : "") != 0;
 }
 
 /* Matches the router and runs the chain. */

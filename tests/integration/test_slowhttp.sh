@@ -255,8 +255,10 @@ verdicts() {
   ok "$name: slowhttptest's CSV has a row per second ($csv_rows)" test "$csv_rows" -ge 3
   is "$name: no second of the CSV says the service was unavailable" "0" "$bad_rows"
   peak=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$T/$name.samples")
+  # (headerTimeout cuts each one 2 s after its accept while new ones
+  # arrive at RATE a second: at most RATE x 2 = 400 of 500 at once)
   ok "$name: the attack held many connections on relais at once (peak $peak of $conns)" \
-    test "$peak" -ge $((conns * 6 / 10))
+    test "$peak" -ge $((conns * 4 / 10))
   # every attack connection exists after conns/RATE s; then the timeout
   late=$(awk -v after=$((cut * 1000)) '$1 >= after && $2 > m { m = $2 } END { print m + 0 }' \
     "$T/$name.samples")
