@@ -2432,8 +2432,12 @@ static void px_finish(struct relais_req *r)
     px_timer(c, c->epc->idle_timeout_ms);
     /* a pipelined request may be waiting; else the connection is idle and
        holds no arena block (the worker's cache has them) */
-    if (evbuffer_get_length(st_input(c->bev)) > 0) px_process(c);
-    else arena_release(c->arena);
+    if (evbuffer_get_length(st_input(c->bev)) > 0) {
+        px_process(c);
+    } else {
+        arena_release(c->arena);
+        st_idle(c->bev);
+    }
 }
 
 /* Moves response body bytes from the server to the client. */

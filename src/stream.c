@@ -51,6 +51,8 @@ struct stream {
     unsigned flush_pending : 1; /* ev_flush activated */
     unsigned connecting : 1;  /* connect in progress */
     unsigned eof : 1;         /* read side closed */
+    unsigned idle_wanted : 1; /* st_idle asked: release the buffers once
+                                 the output is written */
     SSL *ssl;                 /* TLS session (owned), or NULL */
     char *tls_err;            /* why TLS failed (allocated), or NULL */
     unsigned tls_hs : 1;      /* handshake in progress */
@@ -62,6 +64,47 @@ struct stream {
 };
 
 static void st_on_read(evutil_socket_t fd, short what, void *arg);
+static void st_in_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                          void *arg);
+static void st_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                           void *arg);
+
+static void st_release_bufs(struct stream *s);
+static void st_on_flush(evutil_socket_t fd, short what, void *arg);
+
+/* Schedules the end-of-turn write (the flush event is made again if an
+ * idle stream gave it back).  Out of memory: the write waits for the
+ * owner's next one. */
+static void st_flush_soon(struct stream *s)
+{
+    if (!s->ev_flush) s->ev_flush = event_new(s->base, -1, 0, st_on_flush, s);
+    if (!s->ev_flush) return;
+    s->flush_pending = 1;
+    event_active(s->ev_flush, EV_WRITE, 1);
+}
+
+/* Bytes in b; 0 for a buffer released while idle (NULL). */
+static size_t st_len(const struct evbuffer *b)
+{
+    return b ? evbuffer_get_length(b) : 0;
+}
+
+/* Makes s's buffers again after st_idle released them.  0 / -1 (out of
+ * memory: the caller reports an error). */
+static int st_bufs(struct stream *s)
+{
+    if (!s->in) {
+        s->in = evbuffer_new();
+        if (!s->in) return -1;
+        s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
+    }
+    if (!s->out) {
+        s->out = evbuffer_new();
+        if (!s->out) return -1;
+        s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
+    }
+    return (s->in_cb && s->out_cb) ? 0 : -1;
+}
 
 /* Registers or drops read interest according to the flags. */
 static void st_update_read(struct stream *s)
@@ -80,9 +123,18 @@ static void st_update_read(struct stream *s)
     }
 }
 
-/* Registers write interest (re-arming its timeout: progress was made). */
+static void st_on_write(evutil_socket_t fd, short what, void *arg);
+
+/* Registers write interest (re-arming its timeout: progress was made).
+ * The write event is made the first time a write has to wait: most
+ * connections never need it, and an idle one keeps none. */
 static void st_want_write(struct stream *s)
 {
+    if (!s->ev_write) {
+        s->ev_write = event_new(s->base, s->fd, EV_WRITE | EV_PERSIST, st_on_write, s);
+        if (!s->ev_write) return; /* out of memory: the write timeout or the
+                                     owner's next write retries */
+    }
     event_add(s->ev_write, s->has_wr_tmo ? &s->wr_tmo : NULL);
     s->wr_added = 1;
 }
@@ -118,7 +170,7 @@ static ssize_t st_tls_write(struct stream *s)
     const void *p;
     int rc;
 
-    while ((len = evbuffer_get_length(s->out)) > 0) {
+    while ((len = st_len(s->out)) > 0) {
         if (evbuffer_peek(s->out, -1, NULL, &v, 1) < 1) break;
         if (v.iov_len >= ST_TLS_DIRECT || v.iov_len == len) {
             p = v.iov_base;
@@ -160,7 +212,7 @@ static ssize_t st_tls_write(struct stream *s)
  * now at or below the low watermark, 0 otherwise, -1 on a socket error. */
 static int st_do_write(struct stream *s)
 {
-    size_t before = evbuffer_get_length(s->out), after;
+    size_t before = st_len(s->out), after;
     int n;
 
     if (before == 0) {
@@ -172,7 +224,7 @@ static int st_do_write(struct stream *s)
         if (s->tls_hs) return 0; /* the output waits for the handshake */
         w = st_tls_write(s);
         if (w < 0) return -1;
-        after = evbuffer_get_length(s->out);
+        after = st_len(s->out);
         if (after == 0) st_drop_write(s);
         return (w > 0 && after <= s->wr_low) ? 1 : 0;
     }
@@ -184,7 +236,7 @@ static int st_do_write(struct stream *s)
         }
         return -1;
     }
-    after = evbuffer_get_length(s->out);
+    after = st_len(s->out);
     if (after > 0) st_want_write(s);
     else st_drop_write(s);
     return (n > 0 && after <= s->wr_low) ? 1 : 0;
@@ -197,6 +249,9 @@ static void st_write_notify(struct stream *s)
 
     if (!s->writing || s->connecting || s->tls_hs) return;
     rc = st_do_write(s);
+    if (rc >= 0 && s->idle_wanted && !s->wr_added && !s->flush_pending && !st_len(s->in) &&
+        !st_len(s->out))
+        st_release_bufs(s); /* before writecb, which may free s */
     if (rc < 0) {
         st_drop_write(s);
         if (s->eventcb) s->eventcb(s, ST_WRITING | ST_ERROR, s->arg);
@@ -213,8 +268,7 @@ static void st_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *
 
     (void)buf;
     if (info->n_added == 0 || s->flush_pending || s->connecting || s->wr_added) return;
-    s->flush_pending = 1;
-    event_active(s->ev_flush, EV_WRITE, 1);
+    st_flush_soon(s);
 }
 
 /* Input shrank: lift the cap when it is no longer reached. */
@@ -244,9 +298,8 @@ static void st_on_flush(evutil_socket_t fd, short what, void *arg)
 /* Schedules the end-of-turn write when output is waiting. */
 static void st_schedule_flush(struct stream *s)
 {
-    if (evbuffer_get_length(s->out) > 0 && !s->flush_pending && s->writing) {
-        s->flush_pending = 1;
-        event_active(s->ev_flush, EV_WRITE, 1);
+    if (st_len(s->out) > 0 && !s->flush_pending && s->writing) {
+        st_flush_soon(s);
     }
 }
 
@@ -303,7 +356,7 @@ static void st_tls_read(struct stream *s)
         st_write_notify(s);
         return; /* level-triggered: a read, if any, comes next turn */
     }
-    nv = evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
+    nv = st_bufs(s) < 0 ? -1 : evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
     if (nv <= 0) {
         if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
         return;
@@ -329,7 +382,7 @@ static void st_tls_read(struct stream *s)
         err = SSL_ERROR_WANT_READ;
     }
     if (got > 0) {
-        if (s->rd_high && evbuffer_get_length(s->in) >= s->rd_high) {
+        if (s->rd_high && st_len(s->in) >= s->rd_high) {
             s->suspended = 1;
             st_update_read(s);
         } else if (err == SSL_ERROR_NONE && SSL_has_pending(s->ssl)) {
@@ -367,6 +420,7 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
     int nv, i;
 
+    s->idle_wanted = 0; /* the client speaks again */
     if (what & EV_TIMEOUT) {
         if (s->eventcb) s->eventcb(s, ST_READING | ST_TIMEOUT, s->arg);
         return;
@@ -376,7 +430,7 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
         else st_tls_read(s);
         return;
     }
-    nv = evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
+    nv = st_bufs(s) < 0 ? -1 : evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
     if (nv <= 0) {
         if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
         return;
@@ -393,7 +447,7 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
             left -= v[i].iov_len;
         }
         evbuffer_commit_space(s->in, v, nv);
-        if (s->rd_high && evbuffer_get_length(s->in) >= s->rd_high) {
+        if (s->rd_high && st_len(s->in) >= s->rd_high) {
             s->suspended = 1;
             st_update_read(s);
         }
@@ -438,9 +492,8 @@ static void st_on_write(evutil_socket_t fd, short what, void *arg)
             st_tls_handshake(s);
             return;
         }
-        if (evbuffer_get_length(s->out) > 0 && !s->flush_pending) {
-            s->flush_pending = 1;
-            event_active(s->ev_flush, EV_WRITE, 1);
+        if (st_len(s->out) > 0 && !s->flush_pending) {
+            st_flush_soon(s);
         }
         if (s->eventcb) s->eventcb(s, ST_CONNECTED, s->arg);
         return;
@@ -451,7 +504,7 @@ static void st_on_write(evutil_socket_t fd, short what, void *arg)
     }
     if (s->ssl && s->rd_want_w) { /* a read waited for this */
         s->rd_want_w = 0;
-        if (!evbuffer_get_length(s->out)) st_drop_write(s);
+        if (!st_len(s->out)) st_drop_write(s);
         st_on_read(fd, EV_READ, s);
         return;
     }
@@ -469,9 +522,8 @@ struct stream *st_new(struct event_base *base, evutil_socket_t fd)
     s->in = evbuffer_new();
     s->out = evbuffer_new();
     s->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, st_on_read, s);
-    s->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, st_on_write, s);
     s->ev_flush = event_new(base, -1, 0, st_on_flush, s);
-    if (!s->in || !s->out || !s->ev_read || !s->ev_write || !s->ev_flush) {
+    if (!s->in || !s->out || !s->ev_read || !s->ev_flush) {
         s->fd = -1; /* the caller still owns fd on failure */
         st_free(s);
         return NULL;
@@ -517,12 +569,44 @@ void st_setcb(struct stream *s, st_data_cb readcb, st_data_cb writecb,
 
 struct evbuffer *st_input(struct stream *s)
 {
+    if (!s->in) st_bufs(s); /* a released buffer comes back on use */
     return s->in;
 }
 
 struct evbuffer *st_output(struct stream *s)
 {
+    if (!s->out) st_bufs(s);
     return s->out;
+}
+
+/* Frees s's empty buffers and its flush event (see st_idle). */
+static void st_release_bufs(struct stream *s)
+{
+    s->idle_wanted = 0;
+    if (s->ev_flush && !s->flush_pending) {
+        event_free(s->ev_flush);
+        s->ev_flush = NULL;
+    }
+    if (s->in) {
+        evbuffer_remove_cb_entry(s->in, s->in_cb);
+        evbuffer_free(s->in);
+    }
+    if (s->out) {
+        evbuffer_remove_cb_entry(s->out, s->out_cb);
+        evbuffer_free(s->out);
+    }
+    s->in = s->out = NULL;
+    s->in_cb = s->out_cb = NULL;
+}
+
+void st_idle(struct stream *s)
+{
+    if (!s || s->ssl) return;
+    if (s->flush_pending || s->wr_added || st_len(s->in) || st_len(s->out)) {
+        s->idle_wanted = 1; /* once the response is out (st_write_notify) */
+        return;
+    }
+    st_release_bufs(s);
 }
 
 evutil_socket_t st_fd(const struct stream *s)
@@ -538,9 +622,8 @@ void st_enable(struct stream *s, short what)
     }
     if ((what & ST_WRITE) && !s->writing) {
         s->writing = 1;
-        if (evbuffer_get_length(s->out) && !s->flush_pending && !s->connecting) {
-            s->flush_pending = 1;
-            event_active(s->ev_flush, EV_WRITE, 1);
+        if (st_len(s->out) && !s->flush_pending && !s->connecting) {
+            st_flush_soon(s);
         }
     }
 }
@@ -561,7 +644,7 @@ void st_setwatermark(struct stream *s, short what, size_t low, size_t high)
 {
     if (what & ST_READ) {
         s->rd_high = high;
-        if (s->suspended && (!high || evbuffer_get_length(s->in) < high)) {
+        if (s->suspended && (!high || st_len(s->in) < high)) {
             s->suspended = 0;
             st_update_read(s);
         }
@@ -593,9 +676,11 @@ void st_set_timeouts(struct stream *s, const struct timeval *rd,
     event_del(s->ev_read);
     event_assign(s->ev_read, s->base, s->fd, EV_READ | EV_PERSIST, st_on_read, s);
     if (s->rd_added) event_add(s->ev_read, rd ? &s->rd_tmo : NULL);
-    event_del(s->ev_write);
-    event_assign(s->ev_write, s->base, s->fd, EV_WRITE | EV_PERSIST, st_on_write, s);
-    if (s->wr_added) event_add(s->ev_write, wr ? &s->wr_tmo : NULL);
+    if (s->ev_write) {
+        event_del(s->ev_write);
+        event_assign(s->ev_write, s->base, s->fd, EV_WRITE | EV_PERSIST, st_on_write, s);
+        if (s->wr_added) event_add(s->ev_write, wr ? &s->wr_tmo : NULL);
+    }
 }
 
 int st_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)

@@ -96,6 +96,12 @@ int st_connect(struct stream *s, const struct sockaddr *sa, socklen_t len);
 /** The socket. */
 evutil_socket_t st_fd(const struct stream *s);
 
+/** The owner has nothing in flight on s (an idle keep-alive connection):
+ *  its empty buffers are freed, and made again when st_input/st_output
+ *  or a read needs them (an idle connection then costs a few hundred
+ *  bytes less).  No-op with data buffered, a write pending or TLS. */
+void st_idle(struct stream *s);
+
 /** Writes what the output holds now, without waiting for the end of the
  *  loop turn (used before a shutdown).  Never calls back. */
 void st_flush(struct stream *s);
