@@ -154,9 +154,18 @@ void up_pool_free(struct up_pool *p)
     if (!p) return;
     for (size_t i = 0; i < UP_BUCKETS; i++) {
         struct up_bucket *b = p->buckets[i], *nb;
+        p->buckets[i] = NULL;
         for (; b; b = nb) {
+            struct up_conn *c, *n;
             nb = b->next;
-            while (b->head) up_conn_free(b->head);
+            /* not through up_unlink: it would look the bucket up in a
+               chain whose earlier buckets are already freed */
+            for (c = b->head; c; c = n) {
+                n = c->next;
+                c->idle = 0;
+                p->idle--;
+                up_conn_free(c);
+            }
             free(b->key);
             free(b);
         }
