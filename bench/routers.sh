@@ -68,6 +68,7 @@ fi
 # free_port: a loopback port no socket uses, below the ephemeral range and
 # reserved against concurrent runs (the tests' helper, tests/servers/common.sh).
 . "$HERE/../tests/servers/common.sh"
+. "$HERE/common.sh" # median
 free_port() { rt_free_port; }
 
 # wait_200 PORT HOST: waits until GET / with Host HOST answers 200.
@@ -163,7 +164,6 @@ stop_relais() {
 }
 built_ms() { sed -E 's/.*built in ([0-9.]+) ms.*/\1/' <<<"$1"; }
 log_ms() { date -d "$(cut -d' ' -f1 <<<"$1")" +%s%3N; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 
 echo "# relais: $RELAIS ($("$RELAIS" --version 2>&1 | head -1))"
 echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  host: $(uname -sr)  cores: $(nproc)  routers: $N"

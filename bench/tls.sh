@@ -318,20 +318,6 @@ for t in "${TARGETS[@]}"; do
   kill -0 "${PID[$name]}" 2>/dev/null || DEAD[$name]=1
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
-# spread "V1 V2 ...": (max - min) / median in percent, the rounds' noise
-spread() {
-  tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g |
-    awk '{a[NR]=$1} END{ if (NR==0) { print "nan"; exit }
-      m = NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
-      if (m > 0) printf "%.0f\n", (a[NR]-a[1]) / m * 100; else print "nan" }'
-}
-# errtext "NON2XX CONNECT READ WRITE TIMEOUT": the nonzero ones, else 0
-errtext() {
-  awk '{ s = ""; split("non2xx connect read write timeout", n, " ");
-         for (i = 1; i <= 5; i++) if ($i > 0) s = s (s ? " " : "") n[i] "=" $i;
-         print (s ? s : "0") }' <<<"$1"
-}
 
 echo "# relais: $RELAIS ($("$RELAIS" --version 2>&1 | head -1))"
 echo "# $(haproxy -v 2>&1 | head -1); $(nginx -v 2>&1); $(openssl version)"
