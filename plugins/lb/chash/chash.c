@@ -107,28 +107,6 @@ struct ch_ticket {
     uint32_t server;      /* the server reserved */
 };
 
-/** FNV-1a over len bytes.  Pure. */
-static uint64_t ch_hash(const char *s, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-/** A bijective 64-bit mixer (splitmix64 finalizer).  Pure. */
-static uint64_t ch_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /** qsort order of ring points: by position, then server (deterministic). */
 static int ch_point_cmp(const void *a, const void *b)
 {
@@ -248,12 +226,12 @@ static int ch_build_ring(struct ch_inst *c, const relais_servers *servers,
     for (i = 0; i < c->nservers; i++) {
         const char *url = h->server_url(servers, i);
         uint64_t w = h->server_weight(servers, i), v, j;
-        uint64_t base = ch_mix(url ? ch_hash(url, strlen(url)) : i);
+        uint64_t base = lbc_mix(url ? lbc_fnv1a(url, strlen(url)) : i);
         if (w == 0) w = 1;
         v = ((uint64_t)vnodes * w + max_w / 2) / max_w;
         if (v == 0) v = 1;
         for (j = 0; j < v && k < total; j++) {
-            c->ring[k].pos = ch_mix(base ^ ch_mix(j + 1));
+            c->ring[k].pos = lbc_mix(base ^ lbc_mix(j + 1));
             c->ring[k].server = (uint32_t)i;
             k++;
         }
@@ -377,17 +355,17 @@ static uint64_t ch_key_hash(const struct ch_inst *c, relais_req *req)
     const char *v = NULL, *ip;
     size_t len = 0;
 
-    if (!req) return ch_mix(0);
+    if (!req) return lbc_mix(0);
     if (c->key != CH_KEY_CLIENT_IP) {
         relais_hdrs *hdrs = h->req_headers(req);
         if (hdrs) {
             if (c->key == CH_KEY_HEADER) v = h->hdr_get(hdrs, c->name, 0, &len);
             else v = ch_cookie(c, hdrs, &len);
         }
-        if (v && len > 0) return ch_mix(ch_hash(v, len));
+        if (v && len > 0) return lbc_mix(lbc_fnv1a(v, len));
     }
     ip = h->req_client_ip(req);
-    return ch_mix(ch_hash(ip ? ip : "", ip ? strlen(ip) : 0));
+    return lbc_mix(lbc_fnv1a(ip ? ip : "", ip ? strlen(ip) : 0));
 }
 
 /** Worker thread, from req_on_end: releases a reservation. */

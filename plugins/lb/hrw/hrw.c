@@ -38,28 +38,6 @@ struct hrw_inst {
     uint64_t *url_hash;      /* per server: hash of its URL (immutable) */
 };
 
-/** FNV-1a over len bytes, then mixed.  Pure. */
-static uint64_t hrw_hash(const char *s, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-/** A bijective 64-bit mixer (splitmix64 finalizer).  Pure. */
-static uint64_t hrw_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /** Natural logarithm of x > 0 (normal doubles): exponent times ln 2 plus
  *  an atanh series on the mantissa brought into [0.707, 1.415); absolute
  *  error below 1e-12.  Pure. */
@@ -123,7 +101,7 @@ static int hrw_create(const relais_host *host, const relais_cfg *cfg,
     if (!r->url_hash) goto nomem;
     for (i = 0; i < r->nservers; i++) {
         const char *url = host->server_url(servers, i);
-        r->url_hash[i] = hrw_mix(url ? hrw_hash(url, strlen(url)) : i);
+        r->url_hash[i] = lbc_mix(url ? lbc_fnv1a(url, strlen(url)) : i);
     }
     *inst = r;
     return 0;
@@ -156,7 +134,7 @@ static int hrw_pick(void *inst, const relais_servers *servers, relais_req *req)
     const relais_host *h = r->host;
     size_t n = h->servers_count(servers), i;
     const char *ip = req ? h->req_client_ip(req) : NULL;
-    uint64_t key = hrw_hash(ip ? ip : "", ip ? strlen(ip) : 0);
+    uint64_t key = lbc_fnv1a(ip ? ip : "", ip ? strlen(ip) : 0);
     double best_score = 0.0;
     long best = -1;
     int zero_mode;
@@ -175,7 +153,7 @@ static int hrw_pick(void *inst, const relais_servers *servers, relais_req *req)
         } else if (w == 0) {
             continue;
         }
-        sc = hrw_score(hrw_mix(key ^ r->url_hash[i]), w);
+        sc = hrw_score(lbc_mix(key ^ r->url_hash[i]), w);
         if (best < 0 || sc > best_score) {
             best_score = sc;
             best = (long)i;

@@ -61,7 +61,6 @@ static int lc_create(const relais_host *host, const relais_cfg *cfg,
                      const relais_servers *servers, void **inst)
 {
     struct lc_inst *l;
-    size_t bytes, per_line = LC_CACHE_LINE / sizeof(struct lc_slot);
     unsigned threads;
 
     if (!host->servers_count || !host->server_weight || !host->server_up ||
@@ -79,12 +78,9 @@ static int lc_create(const relais_host *host, const relais_cfg *cfg,
     threads = host->thread_count();
     if (threads > LC_MAX_THREADS - 1) threads = LC_MAX_THREADS - 1;
     l->nslots = threads + 1;
-    l->stride = (l->nservers + per_line - 1) / per_line * per_line;
-    if (l->stride == 0) l->stride = per_line;
-    bytes = l->stride * sizeof(struct lc_slot) * l->nslots;
-    l->state = aligned_alloc(LC_CACHE_LINE, bytes);
+    l->state = lbc_slots_new(l->nservers, sizeof(struct lc_slot), l->nslots, LC_CACHE_LINE,
+                             &l->stride);
     if (!l->state) goto nomem;
-    memset(l->state, 0, bytes);
     *inst = l;
     return 0;
 

@@ -97,7 +97,7 @@ static int lt_create(const relais_host *host, const relais_cfg *cfg,
     struct lt_inst *l = NULL;
     const relais_cfg *opt = host->cfg_get ? host->cfg_get(cfg, "leasttime") : NULL;
     int64_t penalty_ms = LT_PENALTY_MS;
-    size_t bytes, per_line = LT_CACHE_LINE / sizeof(struct lt_slot), i;
+    size_t bytes, i;
     unsigned threads;
     int t;
 
@@ -143,12 +143,9 @@ static int lt_create(const relais_host *host, const relais_cfg *cfg,
     threads = host->thread_count();
     if (threads > LT_MAX_THREADS - 1) threads = LT_MAX_THREADS - 1;
     l->nslots = threads + 1;
-    l->stride = (l->nservers + per_line - 1) / per_line * per_line;
-    if (l->stride == 0) l->stride = per_line;
-    bytes = l->stride * sizeof(struct lt_slot) * l->nslots;
-    l->state = aligned_alloc(LT_CACHE_LINE, bytes);
+    l->state = lbc_slots_new(l->nservers, sizeof(struct lt_slot), l->nslots, LT_CACHE_LINE,
+                             &l->stride);
     if (!l->state) goto nomem;
-    memset(l->state, 0, bytes);
     *inst = l;
     return 0;
 

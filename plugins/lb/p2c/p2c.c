@@ -51,15 +51,6 @@ struct p2c_inst {
     struct p2c_rng *rng;     /* nslots generators, cache-line aligned */
 };
 
-/** splitmix64 step: a well-mixed 64-bit value from a counter.  Pure. */
-static uint64_t p2c_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /** Next value of a per-thread generator (xorshift64*).  Calling thread's
  *  own state only. */
 static uint64_t p2c_next(struct p2c_rng *r)
@@ -111,7 +102,7 @@ static int p2c_create(const relais_host *host, const relais_cfg *cfg,
     if (!p->rng) goto nomem;
     memset(p->rng, 0, sizeof(struct p2c_rng) * p->nslots);
     for (i = 0; i < p->nslots; i++) {
-        uint64_t s = p2c_mix((uint64_t)(uintptr_t)p ^ ((uint64_t)i << 32) ^
+        uint64_t s = lbc_mix((uint64_t)(uintptr_t)p ^ ((uint64_t)i << 32) ^
                              (host->now_ms ? host->now_ms() : 0));
         p->rng[i].state = s ? s : 0x853c49e6748fea9bull;
     }
