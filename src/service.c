@@ -25,7 +25,7 @@
 
 /* ------------------------------------------------------------ cookies */
 
-void svc_sticky_value(const char *s, char out[17])
+uint64_t svc_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
 
@@ -33,7 +33,12 @@ void svc_sticky_value(const char *s, char out[17])
         h ^= (unsigned char)*s;
         h *= 0x100000001b3ULL;
     }
-    snprintf(out, 17, "%llx", (unsigned long long)h);
+    return h;
+}
+
+void svc_sticky_value(const char *s, char out[17])
+{
+    snprintf(out, 17, "%llx", (unsigned long long)svc_hash(s));
 }
 
 void svc_cookie_free(struct snap_cookie *c)

@@ -71,6 +71,10 @@ int svc_cookie_parse(const relais_cfg *parent, const char *qname, struct snap_co
 /** Frees a cookie; NULL is a no-op. */
 void svc_cookie_free(struct snap_cookie *c);
 
+/** The 64-bit FNV-1a hash of the NUL-terminated s (sticky values, pool
+ *  keys).  Pure. */
+uint64_t svc_hash(const char *s);
+
 /** Writes the sticky value of s (lowercase hex of its 64-bit FNV-1a hash,
  *  no padding) into out (17 bytes). */
 void svc_sticky_value(const char *s, char out[17]);

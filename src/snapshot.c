@@ -282,17 +282,6 @@ static int snap_resolve(struct snap_server *sv, char *msg, size_t msglen)
     return 0;
 }
 
-/* FNV-1a of a NUL-terminated string. */
-static uint64_t snap_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* The transport named q in the snapshot being built, or NULL. */
 static struct tr_transport *snap_find_tr(const struct snapshot *s, const char *q)
 {
@@ -491,7 +480,7 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
             srv->pool_key = malloc(kl);
             if (srv->pool_key)
                 snprintf(srv->pool_key, kl, "%s://%s|%s", srv->u.scheme, srv->u.hostport, tag);
-            srv->pool_hash = srv->pool_key ? snap_hash(srv->pool_key) : 0;
+            srv->pool_hash = srv->pool_key ? svc_hash(srv->pool_key) : 0;
         }
         sv->servers.n++;
     }
