@@ -1079,29 +1079,34 @@ static const char *conf_describe(json_t *v, char *buf, size_t size)
     return "?";
 }
 
-/** 1 when a key path names a secret (a password, token, key, users
- *  list...): its values are never shown in messages. */
-static int conf_path_secret(const char *path)
+int conf_key_secret(const char *key, size_t n)
 {
     static const char *const whole[] = {"users", "key", "hmacencoded", "privatekey",
                                         "credentials", NULL};
     static const char *const part[] = {"password", "secret", "token", NULL};
+    char comp[64];
+
+    if (n >= sizeof(comp)) return 0;
+    for (size_t i = 0; i < n; i++) comp[i] = (char)tolower((unsigned char)key[i]);
+    comp[n] = '\0';
+    for (int i = 0; whole[i]; i++)
+        if (!strcmp(comp, whole[i])) return 1;
+    for (int i = 0; part[i]; i++)
+        if (strstr(comp, part[i])) return 1;
+    return 0;
+}
+
+/** 1 when a key path names a secret (a password, token, key, users
+ *  list...): its values are never shown in messages. */
+static int conf_path_secret(const char *path)
+{
     const char *p = path;
 
     while (p && *p) {
         const char *e = strchr(p, '.'), *b = strchr(p, '[');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        char comp[64];
         if (b && (!e || b < e)) n = (size_t)(b - p);
-        if (n < sizeof(comp)) {
-            memcpy(comp, p, n);
-            comp[n] = '\0';
-            for (size_t i = 0; i < n; i++) comp[i] = (char)tolower((unsigned char)comp[i]);
-            for (int i = 0; whole[i]; i++)
-                if (!strcmp(comp, whole[i])) return 1;
-            for (int i = 0; part[i]; i++)
-                if (strstr(comp, part[i])) return 1;
-        }
+        if (conf_key_secret(p, n)) return 1;
         p = e ? e + 1 : NULL;
     }
     return 0;

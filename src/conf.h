@@ -85,4 +85,10 @@ void conf_cfg_error(const relais_cfg *node, const char *key, const char *fmt,
 void conf_cfg_verror(const relais_cfg *node, const char *key, const char *fmt,
                      va_list ap);
 
+/** 1 when the configuration key key[0..n) names a secret (users, key,
+ *  privateKey, credentials, or any key containing password, secret or
+ *  token, without regard to case): its values are never shown in
+ *  messages or by the API. */
+int conf_key_secret(const char *key, size_t n);
+
 #endif /* RELAIS_CONF_H */

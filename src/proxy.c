@@ -31,6 +31,7 @@
 #include "stream.h"
 
 #include "accesslog.h"
+#include "api.h"
 #include "arena.h"
 #include "health.h"
 #include "http1.h"
@@ -1325,17 +1326,81 @@ static void px_ping_answer(struct relais_req *r)
     px_finish(r);
 }
 
-/* ping on its entry point (ping.entryPoint, not manualRouting): GET or
- * HEAD /ping is answered before any router.  1 when answered. */
-static int px_ping_auto(struct relais_req *r)
+char *(*px_prom_render)(size_t *len);
+
+/* Answers with the Prometheus exposition (prometheus@internal). */
+static void px_prometheus(struct relais_req *r)
+{
+    static const relais_header ct = {"Content-Type", "text/plain; version=0.0.4; charset=utf-8"};
+    static const relais_header allow = {"Allow", "GET, HEAD"};
+    size_t len = 0;
+    char *text;
+
+    r->local = 0;
+    if (!px_method_is(r, "GET") && !px_method_is(r, "HEAD")) {
+        px_api_respond(r, 405, &allow, 1, NULL, 0);
+    } else if (!px_prom_render || !(text = px_prom_render(&len))) {
+        px_api_respond(r, 503, NULL, 0, NULL, 0);
+    } else if (px_respond_heap(r, 200, &ct, 1, text, len) < 0) {
+        px_api_respond(r, 500, NULL, 0, NULL, 0);
+    }
+    px_finish(r);
+}
+
+/* The answer of an internal service (enum snap_internal). */
+static void px_internal(struct relais_req *r, int what)
+{
+    switch (what) {
+    case SNAP_INT_PING:
+        px_ping_answer(r);
+        return;
+    case SNAP_INT_PROMETHEUS:
+        px_prometheus(r);
+        return;
+    default:
+        r->local = 0;
+        api_serve(r);
+        px_finish(r);
+        return;
+    }
+}
+
+/* 1 when p[0..n) is prefix itself or starts with prefix + "/". */
+static int px_path_under(const char *p, size_t n, const char *prefix)
+{
+    size_t l = strlen(prefix);
+    return n >= l && !memcmp(p, prefix, l) && (n == l || p[l] == '/');
+}
+
+/* What relais answers on an entry point before any router, without one
+ * being configured (Traefik's internal routers): GET or HEAD /ping on
+ * ping.entryPoint; /metrics on metrics.prometheus.entryPoint; with
+ * api.insecure, /api/..., /dashboard/... and / on entry point traefik.
+ * None of it with manualRouting (then only routers to the @internal
+ * services answer).  1 when answered. */
+static int px_internal_auto(struct relais_req *r)
 {
     const struct sc_config *sc = r->w->sc;
+    const char *p = r->path;
+    size_t n = r->path_len;
 
-    if (!sc->ping || sc->ping_manual || r->ep != sc->ping_ep) return 0;
-    if (r->path_len != 5 || memcmp(r->path, "/ping", 5) != 0) return 0;
-    if (!px_method_is(r, "GET") && !px_method_is(r, "HEAD")) return 0;
-    px_ping_answer(r);
-    return 1;
+    if (sc->ping && !sc->ping_manual && r->ep == sc->ping_ep && n == 5 &&
+        !memcmp(p, "/ping", 5) && (px_method_is(r, "GET") || px_method_is(r, "HEAD"))) {
+        px_ping_answer(r);
+        return 1;
+    }
+    if (sc->prom && !sc->prom_manual && r->ep == sc->prom_ep && n == 8 &&
+        !memcmp(p, "/metrics", 8)) {
+        px_prometheus(r);
+        return 1;
+    }
+    if (sc->api_insecure && r->ep == sc->api_ep &&
+        (px_path_under(p, n, "/api") || px_path_under(p, n, "/dashboard") ||
+         (n == 1 && p[0] == '/'))) {
+        px_internal(r, SNAP_INT_API);
+        return 1;
+    }
+    return 0;
 }
 
 static void px_route(struct relais_req *r)
@@ -1372,7 +1437,7 @@ static void px_route(struct relais_req *r)
         px_finish(r);
         return;
     }
-    if (px_ping_auto(r)) return;
+    if (px_internal_auto(r)) return;
     rt = (r->ep < (int)r->snap->ntables)
              ? rt_match(c->tls ? r->snap->tls_tables[r->ep] : r->snap->tables[r->ep], &rq)
              : NULL;
@@ -1612,10 +1677,12 @@ static void px_body_end(struct relais_req *r)
     else if (r->client_chunked) evbuffer_add(st_output(r->conn->bev), "0\r\n\r\n", 5);
 }
 
-int px_api_respond(relais_req *r, int status, const relais_header *headers,
-                   size_t nheaders, const char *body, size_t len)
+/* px_api_respond's body: copy = 1 copies body into the arena, 0 keeps
+ * the pointer (the caller guarantees it lives as long as the request). */
+static int px_respond(relais_req *r, int status, const relais_header *headers, size_t nheaders,
+                      const char *body, size_t len, int copy)
 {
-    char *b = NULL;
+    const char *b = NULL;
 
     if (r->resp_started || status < 100 || status > 999) return -1;
     if (msg_hdrs_init(&r->resp_hdrs, r->arena, (uint32_t)nheaders + 4, 1024) < 0)
@@ -1627,11 +1694,15 @@ int px_api_respond(relais_req *r, int status, const relais_header *headers,
     if (!body && px_error_body(status) == NULL && status >= 400) {
         body = px_reason(status);
         len = strlen(body);
+        copy = 0; /* static text */
     }
-    if (len) {
-        b = arena_alloc(r->arena, len);
-        if (!b) return -1;
-        memcpy(b, body, len);
+    if (len && copy) {
+        char *c = arena_alloc(r->arena, len);
+        if (!c) return -1;
+        memcpy(c, body, len);
+        b = c;
+    } else if (len) {
+        b = body;
     }
     if (msg_hdrs_find(&r->resp_hdrs, "Content-Type", 12, 0) < 0 && len)
         msg_hdrs_add(&r->resp_hdrs, "Content-Type", 12, "text/plain; charset=utf-8", 25, 0);
@@ -1641,6 +1712,22 @@ int px_api_respond(relais_req *r, int status, const relais_header *headers,
     r->local_body = b;
     r->local_body_len = len;
     return 0;
+}
+
+int px_api_respond(relais_req *r, int status, const relais_header *headers,
+                   size_t nheaders, const char *body, size_t len)
+{
+    return px_respond(r, status, headers, nheaders, body, len, 1);
+}
+
+int px_respond_heap(relais_req *r, int status, const relais_header *headers, size_t nheaders,
+                    char *body, size_t len)
+{
+    if (px_api_on_end(r, free, body) < 0) {
+        free(body);
+        return -1;
+    }
+    return px_respond(r, status, headers, nheaders, body, len, 0);
 }
 
 int px_api_set_path(relais_req *r, const char *path, size_t len)
@@ -2124,9 +2211,9 @@ static void px_forward(struct relais_req *r)
         px_finish(r);
         return;
     }
-    if (r->router && r->router->ping) {
-        /* a router to ping@internal (ping.manualRouting) */
-        px_ping_answer(r);
+    if (r->router && r->router->internal) {
+        /* a router to ping@internal, api@internal, prometheus@internal */
+        px_internal(r, r->router->internal);
         return;
     }
     switch (px_body_gate(r, 0)) {

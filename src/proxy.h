@@ -180,6 +180,16 @@ void px_close_all(struct worker *w);
 int px_api_respond(relais_req *req, int status, const relais_header *headers,
                    size_t nheaders, const char *body, size_t len);
 void px_api_resume(relais_req *req, int verdict);
+
+/** Like px_api_respond with a malloc'd body whose ownership passes to
+ *  the request (freed when it ends, also on failure: -1). */
+int px_respond_heap(relais_req *req, int status, const relais_header *headers,
+                    size_t nheaders, char *body, size_t len);
+
+/** The Prometheus exposition (metrics.c's mt_render: malloc'd text,
+ *  length in *len), or NULL before metrics are set up: then
+ *  prometheus@internal answers 503.  Set before the workers start. */
+extern char *(*px_prom_render)(size_t *len);
 int px_api_set_path(relais_req *req, const char *path, size_t len);
 int px_api_set_query(relais_req *req, const char *query, size_t len);
 

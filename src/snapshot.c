@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api.h"
 #include "conf.h"
 #include "health.h"
 #include "log.h"
@@ -102,6 +103,7 @@ void snap_free(struct snapshot *s)
     free(s->ep_tls);
     tcp_snap_free(s->tcp);
     udp_snap_free(s->udp);
+    json_decref(s->api);
     ts_hosts_free(s->tls_hosts);
     ts_conf_unref(s->tls);
     for (i = 0; s->ep_mws && i < s->ntables; i++) free(s->ep_mws[i]);
@@ -752,6 +754,9 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
             r->priority = p;
     }
     snap_read_eps(root, sc, r->eps, 0);
+    if (!conf_session_nerrors(s) && !memchr(r->eps, 1, sc->neps ? sc->neps : 1))
+        conf_cfg_error(root, "entryPoints", "no valid entry point for this router (\"traefik\" "
+                                            "is never a default one: name it)");
     mws = conf_cfg_get(root, "middlewares");
     if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
         conf_cfg_error(mws, NULL, "expected a list of middleware names");
@@ -777,8 +782,14 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
         q = snap_qualify(str, provider);
-        if (q && !strcmp(q, "ping@internal") && sc->ping) {
-            r->ping = 1; /* answered by relais itself (proxy.c) */
+        /* services relais answers itself (proxy.c), when configured */
+        if (q && !strcmp(q, "ping@internal") && sc->ping)
+            r->internal = SNAP_INT_PING;
+        else if (q && (!strcmp(q, "api@internal") || !strcmp(q, "dashboard@internal")) && sc->api)
+            r->internal = SNAP_INT_API;
+        else if (q && !strcmp(q, "prometheus@internal") && sc->prom)
+            r->internal = SNAP_INT_PROMETHEUS;
+        if (r->internal) {
             free(q);
             break;
         }
@@ -826,7 +837,15 @@ void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned 
     const char *str;
 
     if (!list) {
-        for (size_t i = 0; i < sc->neps; i++) eps[i] = !sc->eps[i].udp == !udp;
+        /* Traefik's default entry points: those with asDefault, or when
+           none has it every one but "traefik" (the internal one, where
+           the API and ping answer) */
+        int any = 0;
+        for (size_t i = 0; i < sc->neps; i++)
+            if (!sc->eps[i].udp == !udp && sc->eps[i].as_default) any = 1;
+        for (size_t i = 0; i < sc->neps; i++)
+            eps[i] = !sc->eps[i].udp == !udp &&
+                     (any ? sc->eps[i].as_default : strcmp(sc->eps[i].name, "traefik") != 0);
         return;
     }
     if (conf_cfg_type(list) != RELAIS_CFG_LIST) {
@@ -1071,6 +1090,8 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
     /* tcp and udp sections (TCP routers' HostSNI names join tls_hosts) */
     if (tcp_snap_build(snap, src, nsrc, sc) < 0 || udp_snap_build(snap, src, nsrc, sc) < 0)
         goto oom;
+    /* what the API shows of it (only when the API exists) */
+    if (sc->api && !(snap->api = api_build(snap, src, nsrc, sc))) goto oom;
     return snap;
 oom:
     log_error("config", "out of memory while building the configuration");

@@ -42,6 +42,15 @@ struct hl_service;
 /** Object states as the API reports them. */
 enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
 
+/** Services relais answers itself (name@internal), for routers to use. */
+enum snap_internal {
+    SNAP_INT_NONE = 0,       /* a real service */
+    SNAP_INT_PING = 1,       /* ping@internal (ping configured) */
+    SNAP_INT_API = 2,        /* api@internal or dashboard@internal (api
+                                configured): /api/... and /dashboard/ */
+    SNAP_INT_PROMETHEUS = 3, /* prometheus@internal (metrics.prometheus) */
+};
+
 /** One server of a service. */
 struct snap_server {
     char *url;                    /* as configured */
@@ -180,8 +189,9 @@ struct snap_router {
     int64_t max_body;              /* maxBodyBytes (relais): request body
                                       cap for this router (413), 0 = the
                                       entry point's http.maxBodyBytes */
-    int ping;                      /* its service is ping@internal (ping
-                                      with manualRouting): no service */
+    int internal;                  /* enum snap_internal: its service is
+                                      one relais answers itself (service
+                                      stays NULL) */
     int status;                    /* enum snap_status */
     char *error;                   /* why disabled */
 };
@@ -215,6 +225,10 @@ struct snapshot {
     size_t nerrors;                 /* objects disabled */
     struct tcp_snap *tcp;           /* the tcp section (tcp.c), or NULL */
     struct udp_snap *udp;           /* the udp section (udp.c), or NULL */
+    json_t *api;                    /* what the API shows of this snapshot
+                                       (api.c's api_build; immutable once
+                                       published, read by workers), or NULL
+                                       when the api is not configured */
     struct tr_transport **transports; /* http.serversTransports, the
                                        default (default@internal) first;
                                        references */
@@ -269,9 +283,10 @@ char *snap_errors(struct conf_session *s, const char *what, const char *origin);
 /** Appends p to a growable pointer array.  0 / -1. */
 int snap_push(void ***arr, size_t *n, size_t *cap, void *p);
 
-/** Reads a router's entryPoints list into eps[] (1 = bound): every TCP
- *  entry point (udp = 0) or every UDP one (udp = 1) when the list is
- *  absent.  Errors go to root's session. */
+/** Reads a router's entryPoints list into eps[] (1 = bound); when the
+ *  list is absent, the default TCP (udp = 0) or UDP (udp = 1) entry
+ *  points: those with asDefault, or when none has it all but the one
+ *  called "traefik".  Errors go to root's session. */
 void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
                    int udp);
 

@@ -186,6 +186,7 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
         return;
     }
     ep->udp_timeout_ms = 3000;
+    conf_cfg_bool(node, "asDefault", &ep->as_default);
     switch (conf_cfg_string(node, "address", &addr)) {
     case RELAIS_CFG_OK: {
         size_t al = strlen(addr);
@@ -379,12 +380,65 @@ static int sc_override(json_t *root, const char *flag, char *msg, size_t msglen)
     }
 }
 
+/* The member of object o called key, compared without case (the
+ * document's keys are matched that way), or NULL. */
+static json_t *sc_jget(json_t *o, const char *key)
+{
+    const char *k;
+    json_t *v;
+
+    if (!json_is_object(o)) return NULL;
+    json_object_foreach(o, k, v)
+        if (!strcasecmp(k, key)) return v;
+    return NULL;
+}
+
+/* 1 when v says true (a boolean, or the text "true" of a flag). */
+static int sc_jtrue(const json_t *v)
+{
+    return json_is_true(v) || (json_is_string(v) && !strcasecmp(json_string_value(v), "true"));
+}
+
+/* 1 when the feature node x (ping, metrics.prometheus) is on and answers
+ * on its default entry point "traefik" (no manualRouting, no other
+ * entryPoint). */
+static int sc_uses_traefik_ep(json_t *x)
+{
+    json_t *e;
+
+    if (sc_jtrue(x)) return 1;
+    if (!json_is_object(x) || sc_jtrue(sc_jget(x, "manualRouting"))) return 0;
+    e = sc_jget(x, "entryPoint");
+    return !e || (json_is_string(e) && !strcmp(json_string_value(e), "traefik"));
+}
+
+/* Traefik's default entry point: when api.insecure, ping or
+ * metrics.prometheus answer on the entry point "traefik" and the
+ * configuration defines none (but defines entry points), it is created
+ * on ":8080".  Done on the document before it is read, so that entry
+ * point is read like any other; c->traefik_ep_made says it happened. */
+static void sc_default_traefik_ep(struct sc_config *c)
+{
+    json_t *eps = sc_jget(c->root, "entryPoints"), *api = sc_jget(c->root, "api");
+    int need = 0;
+
+    if (!json_is_object(eps) || json_object_size(eps) == 0 || json_object_get(eps, "traefik"))
+        return;
+    if (json_is_object(api) && sc_jtrue(sc_jget(api, "insecure"))) need = 1;
+    if (sc_uses_traefik_ep(sc_jget(c->root, "ping"))) need = 1;
+    if (sc_uses_traefik_ep(sc_jget(sc_jget(c->root, "metrics"), "prometheus"))) need = 1;
+    if (!need) return;
+    if (json_object_set_new(eps, "traefik", json_pack("{s:s}", "address", ":8080")) == 0)
+        c->traefik_ep_made = strdup(":8080");
+}
+
 struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
                           const char *const *overrides, size_t noverrides)
 {
     static const char *const top_known[] = {
         "entryPoints", "providers", "log", "plugins", "workers",
-        "serversTransport", "global", "certificatesResolvers", "ping", "accessLog", NULL};
+        "serversTransport", "global", "certificatesResolvers", "ping", "accessLog", "api",
+        "metrics", "tracing", NULL};
     struct conf_error cerr;
     struct conf_session *s = NULL;
     struct sc_config *c = calloc(1, sizeof(*c));
@@ -411,6 +465,7 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
         }
     }
     path = c->path;
+    sc_default_traefik_ep(c);
     s = conf_session_new("");
     root = conf_session_root(s, c->root);
     sc_warn_unknown(path, root, top_known);
@@ -562,10 +617,65 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
         }
     }
 
+    {
+        /* api: true, or {insecure, dashboard (true), debug} */
+        static const char *const api_known[] = {"insecure", "dashboard", "debug",
+                                                "disableDashboardAd", NULL};
+        const relais_cfg *ap = conf_cfg_get(root, "api");
+        int on = 0;
+        c->api_ep = -1;
+        c->api_dashboard = 1;
+        if (ap && (conf_cfg_type(ap) == RELAIS_CFG_BOOL || conf_cfg_type(ap) == RELAIS_CFG_STRING)) {
+            if (conf_cfg_bool(ap, NULL, &on) == RELAIS_CFG_OK && on) c->api = 1;
+        } else if (ap && conf_cfg_type(ap) == RELAIS_CFG_MAP) {
+            c->api = 1;
+            sc_warn_unknown(path, ap, api_known);
+            conf_cfg_bool(ap, "insecure", &c->api_insecure);
+            conf_cfg_bool(ap, "dashboard", &c->api_dashboard);
+            conf_cfg_bool(ap, "debug", &c->api_debug);
+        } else if (ap && conf_cfg_type(ap) != RELAIS_CFG_NULL) {
+            conf_cfg_error(ap, NULL, "expected a map (insecure, dashboard, debug)");
+        }
+        if (c->api_insecure) {
+            c->api_ep = sc_entrypoint_index(c, "traefik");
+            if (c->api_ep < 0 || c->eps[c->api_ep].udp)
+                conf_cfg_error(ap, "insecure", "needs a TCP entry point named \"traefik\"");
+        }
+    }
+    {
+        /* metrics.prometheus: entryPoint and manualRouting here, the rest
+           in metrics.c */
+        const relais_cfg *pr = conf_cfg_get(conf_cfg_get(root, "metrics"), "prometheus");
+        const char *epn = "traefik";
+        int on = 0;
+        c->prom_ep = -1;
+        if (pr && (conf_cfg_type(pr) == RELAIS_CFG_BOOL || conf_cfg_type(pr) == RELAIS_CFG_STRING)) {
+            if (conf_cfg_bool(pr, NULL, &on) == RELAIS_CFG_OK && on) c->prom = 1;
+        } else if (pr && conf_cfg_type(pr) == RELAIS_CFG_MAP) {
+            c->prom = 1;
+            conf_cfg_string(pr, "entryPoint", &epn);
+            conf_cfg_bool(pr, "manualRouting", &c->prom_manual);
+        } else if (pr && conf_cfg_type(pr) != RELAIS_CFG_NULL) {
+            conf_cfg_error(pr, NULL, "expected a map (entryPoint, manualRouting, buckets, ...)");
+        }
+        if (c->prom && !c->prom_manual) {
+            c->prom_ep = sc_entrypoint_index(c, epn);
+            if (c->prom_ep < 0 || c->eps[c->prom_ep].udp)
+                conf_cfg_error(pr, "entryPoint", "no TCP entry point named \"%s\"", epn);
+        }
+    }
+
     nerr = conf_session_nerrors(s);
     for (i = 0; i < nerr; i++)
         log_error("config", "%s: %s", path, conf_session_error(s, i));
     if (nerr) goto fail;
+    if (c->traefik_ep_made)
+        log_info("config", "%s: entry point traefik created on %s (api.insecure, ping or "
+                 "metrics answer there and none is defined)", path, c->traefik_ep_made);
+    if (c->api_insecure)
+        log_warn("config", "%s: api.insecure: the API and the dashboard answer anyone who "
+                 "reaches entry point traefik (%s), with no authentication", path,
+                 c->eps[c->api_ep].address);
     conf_session_free(s);
     return c;
 fail:
@@ -596,6 +706,7 @@ void sc_free(struct sc_config *c)
     free(c->plugin_load);
     free(c->plugin_dir);
     free(c->log_file);
+    free(c->traefik_ep_made);
     free(c->path);
     json_decref(c->root);
     free(c);

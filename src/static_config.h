@@ -52,6 +52,9 @@ struct sc_entrypoint {
     int redirect_permanent;       /* ...permanent (default true) */
     int redirect_port;            /* the port redirected to (from "to") */
     int udp;                      /* address ends in "/udp": a UDP entry point */
+    int as_default;               /* asDefault: routers without entryPoints
+                                     use the entry points that say so (all
+                                     but "traefik" when none does) */
     int64_t udp_timeout_ms;       /* udp.timeout: idle session lifetime (3s) */
     int pp_enabled;               /* proxyProtocol set: PROXY headers accepted */
     int pp_insecure;              /* proxyProtocol.insecure: from anyone */
@@ -96,6 +99,25 @@ struct sc_config {
     int ping_manual;                  /* ping.manualRouting: only routers
                                          to ping@internal answer */
     int ping_status;                  /* ping.terminatingStatusCode (503) */
+    int api;                          /* api is configured: the services
+                                         api@internal and dashboard@internal
+                                         exist (routers must use them) */
+    int api_insecure;                 /* api.insecure: /api and /dashboard
+                                         answered on entry point traefik
+                                         without any router */
+    int api_dashboard;                /* api.dashboard (default true) */
+    int api_debug;                    /* api.debug (accepted, no effect) */
+    int api_ep;                       /* the traefik entry point's index
+                                         with insecure, else -1 */
+    int prom;                         /* metrics.prometheus is configured:
+                                         prometheus@internal exists */
+    int prom_ep;                      /* metrics.prometheus.entryPoint's
+                                         index (-1 with manualRouting) */
+    int prom_manual;                  /* metrics.prometheus.manualRouting */
+    char *traefik_ep_made;            /* the address of the entry point
+                                         "traefik" relais created because
+                                         api.insecure, ping or metrics use
+                                         it and none was defined, or NULL */
 };
 
 /**

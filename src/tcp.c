@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "api.h"
 #include "conf.h"
 #include "log.h"
 #include "netaddr.h"
@@ -1306,4 +1307,24 @@ fail:
 void tcp_close_all(struct worker *w)
 {
     while (w->tcp_conns) tcp_conn_free(w->tcp_conns);
+}
+
+void tcp_api_status(const struct tcp_snap *t, const struct sc_config *sc, json_t *routers,
+                    json_t *services, json_t *mws)
+{
+    size_t i;
+
+    if (!t) return;
+    for (i = 0; i < t->nrouters; i++) {
+        const struct tcp_router *r = &t->routers[i];
+        json_t *o = api_status(r->status, r->error);
+        if (o && r->status != SNAP_DISABLED && r->eps)
+            json_object_set_new(o, "using", api_ep_names(r->eps, sc));
+        if (o) json_object_set_new(routers, r->name, o);
+    }
+    for (i = 0; i < t->nsvcs; i++)
+        json_object_set_new(services, t->svcs[i]->name,
+                            api_status(t->svcs[i]->status, t->svcs[i]->error));
+    for (i = 0; i < t->nmws; i++)
+        json_object_set_new(mws, t->mws[i]->name, api_status(t->mws[i]->status, t->mws[i]->error));
 }

@@ -29,6 +29,7 @@
 #ifndef RELAIS_TCP_H
 #define RELAIS_TCP_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -104,5 +105,12 @@ void tcp_take(struct worker *w, int ep, struct stream *cs, struct wk_snapref *re
 
 /** Closes every relayed connection of w now.  Worker thread. */
 void tcp_close_all(struct worker *w);
+
+/** For the API: adds every TCP router, service and middleware of t to
+ *  routers / services / mws as "name@provider" -> {"status", "error",
+ *  and for routers "using"} (api_status).  t may be NULL.  Control
+ *  thread. */
+void tcp_api_status(const struct tcp_snap *t, const struct sc_config *sc, json_t *routers,
+                    json_t *services, json_t *mws);
 
 #endif /* RELAIS_TCP_H */

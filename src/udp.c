@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "api.h"
 #include "conf.h"
 #include "log.h"
 #include "netaddr.h"
@@ -582,4 +583,22 @@ size_t udp_sessions(const struct worker *w)
 
     for (size_t i = 0; w->udp && i < w->udp->n; i++) n += w->udp->l[i]->nsess;
     return n;
+}
+
+void udp_api_status(const struct udp_snap *u, const struct sc_config *sc, json_t *routers,
+                    json_t *services)
+{
+    size_t i;
+
+    if (!u) return;
+    for (i = 0; i < u->nrouters; i++) {
+        const struct udp_router *r = &u->routers[i];
+        json_t *o = api_status(r->status, r->error);
+        if (o && r->status != SNAP_DISABLED && r->eps)
+            json_object_set_new(o, "using", api_ep_names(r->eps, sc));
+        if (o) json_object_set_new(routers, r->name, o);
+    }
+    for (i = 0; i < u->nsvcs; i++)
+        json_object_set_new(services, u->svcs[i]->name,
+                            api_status(u->svcs[i]->status, u->svcs[i]->error));
 }

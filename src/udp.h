@@ -19,6 +19,7 @@
 #ifndef RELAIS_UDP_H
 #define RELAIS_UDP_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 struct snapshot;
@@ -57,5 +58,11 @@ void udp_stop(struct worker *w);
 
 /** Number of live sessions of w (tests, logs). */
 size_t udp_sessions(const struct worker *w);
+
+/** For the API: adds every UDP router and service of u to routers /
+ *  services as "name@provider" -> {"status", "error", and for routers
+ *  "using"} (api_status).  u may be NULL.  Control thread. */
+void udp_api_status(const struct udp_snap *u, const struct sc_config *sc, json_t *routers,
+                    json_t *services);
 
 #endif /* RELAIS_UDP_H */
