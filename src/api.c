@@ -693,7 +693,7 @@ static void api_dashboard(struct relais_req *r, const char *p, size_t n)
     };
     static const relais_header loc = {"Location", "/dashboard/"};
 
-    if (!r->w->sc->api_dashboard || !api_html) {
+    if (!r->w->sc->api_dashboard) {
         px_api_respond(r, 404, NULL, 0, NULL, 0);
         return;
     }
@@ -701,7 +701,7 @@ static void api_dashboard(struct relais_req *r, const char *p, size_t n)
         px_api_respond(r, 301, &loc, 1, NULL, 0);
         return;
     }
-    if (!api_is(p, n, "/dashboard/") && !api_is(p, n, "/dashboard/index.html")) {
+    if (!api_html || (!api_is(p, n, "/dashboard/") && !api_is(p, n, "/dashboard/index.html"))) {
         px_api_respond(r, 404, NULL, 0, NULL, 0);
         return;
     }
