@@ -720,7 +720,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
     struct conf_session *s;
     const relais_cfg *root, *mws;
     const char *str;
-    char path[512], *q;
+    char path[512], *q, *warn = NULL;
     size_t i, n;
 
     r->name = strdup(qname);
@@ -753,10 +753,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
         if (conf_cfg_int(root, "priority", &p) == RELAIS_CFG_OK && p != 0)
             r->priority = p;
     }
-    snap_read_eps(root, sc, r->eps, 0);
-    if (!conf_session_nerrors(s) && !memchr(r->eps, 1, sc->neps ? sc->neps : 1))
-        conf_cfg_error(root, "entryPoints", "no valid entry point for this router (\"traefik\" "
-                                            "is never a default one: name it)");
+    warn = snap_read_eps(root, sc, r->eps, 0);
     mws = conf_cfg_get(root, "middlewares");
     if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
         conf_cfg_error(mws, NULL, "expected a list of middleware names");
@@ -813,7 +810,14 @@ done:
         r->status = SNAP_DISABLED;
         r->error = snap_errors(s, what, origin);
         snap->nerrors++;
+    } else if (warn) {
+        log_warn("config", "%s%srouter %s: %s", origin ? origin : "", origin ? ": " : "",
+                 qname, warn);
+        r->status = SNAP_WARNING;
+        r->error = warn;
+        warn = NULL;
     }
+    free(warn);
     conf_session_free(s);
 }
 
@@ -830,11 +834,13 @@ json_t *snap_subsection(json_t *tree, const char *top, const char *section)
     return NULL;
 }
 
-void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
-                   int udp)
+char *snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
+                    int udp)
 {
     const relais_cfg *list = conf_cfg_get(root, "entryPoints");
     const char *str;
+    char *warn = NULL;
+    size_t nok = 0;
 
     if (!list) {
         /* Traefik's default entry points: those with asDefault, or when
@@ -843,30 +849,55 @@ void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned 
         int any = 0;
         for (size_t i = 0; i < sc->neps; i++)
             if (!sc->eps[i].udp == !udp && sc->eps[i].as_default) any = 1;
-        for (size_t i = 0; i < sc->neps; i++)
+        for (size_t i = 0; i < sc->neps; i++) {
             eps[i] = !sc->eps[i].udp == !udp &&
                      (any ? sc->eps[i].as_default : strcmp(sc->eps[i].name, "traefik") != 0);
-        return;
+            nok += eps[i];
+        }
+        if (!nok)
+            conf_cfg_error(root, "entryPoints", "no valid entry point for this router "
+                                                "(\"traefik\" is never a default one: name it)");
+        return NULL;
     }
     if (conf_cfg_type(list) != RELAIS_CFG_LIST) {
         conf_cfg_error(list, NULL, "expected a list of entry point names");
-        return;
+        return NULL;
     }
     for (size_t i = 0; i < conf_cfg_len(list); i++) {
         const relais_cfg *it = conf_cfg_at(list, i, NULL);
+        char msg[700];
         int idx;
         if (conf_cfg_string(it, NULL, &str) != RELAIS_CFG_OK) continue;
         idx = sc_entrypoint_index(sc, str);
+        msg[0] = '\0';
         if (idx < 0)
-            conf_cfg_error(it, NULL, "entry point \"%s\" does not exist", str);
+            snprintf(msg, sizeof(msg), "%s: entry point \"%s\" does not exist",
+                     conf_node_path(it), str);
         else if (sc->eps[idx].udp && !udp)
-            conf_cfg_error(it, NULL, "entry point \"%s\" is a UDP entry point", str);
+            snprintf(msg, sizeof(msg), "%s: entry point \"%s\" is a UDP entry point",
+                     conf_node_path(it), str);
         else if (!sc->eps[idx].udp && udp)
-            conf_cfg_error(it, NULL, "entry point \"%s\" is not a UDP entry point (address "
-                                     "\"host:port/udp\")", str);
+            snprintf(msg, sizeof(msg), "%s: entry point \"%s\" is not a UDP entry point "
+                     "(address \"host:port/udp\")", conf_node_path(it), str);
         else
-            eps[idx] = 1;
+            eps[idx] = 1, nok++;
+        if (msg[0]) {
+            /* Traefik: a warning while the router has another entry point */
+            size_t ol = warn ? strlen(warn) : 0, ml = strlen(msg);
+            char *nw = realloc(warn, ol + ml + 3);
+            if (!nw) continue;
+            if (ol) memcpy(nw + ol, "; ", 2), ol += 2;
+            memcpy(nw + ol, msg, ml + 1);
+            warn = nw;
+        }
     }
+    if (!nok) {
+        conf_cfg_error(list, NULL, "no valid entry point for this router%s%s",
+                       warn ? ": " : "", warn ? warn : "");
+        free(warn);
+        warn = NULL;
+    }
+    return warn;
 }
 
 /* Appends p to a growable pointer array.  0 / -1. */

@@ -286,8 +286,12 @@ int snap_push(void ***arr, size_t *n, size_t *cap, void *p);
 /** Reads a router's entryPoints list into eps[] (1 = bound); when the
  *  list is absent, the default TCP (udp = 0) or UDP (udp = 1) entry
  *  points: those with asDefault, or when none has it all but the one
- *  called "traefik".  Errors go to root's session. */
-void snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
+ *  called "traefik".  A name that does not exist (or is of the other
+ *  kind) is a warning while another one is valid, as in Traefik: the
+ *  warnings are returned (malloc'd, "; "-joined, NULL when none; the
+ *  router then has status warning); no valid entry point at all is an
+ *  error in root's session. */
+char *snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
                    int udp);
 
 /** Takes a reference.  Any thread. */

@@ -567,7 +567,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
     struct conf_session *s;
     const relais_cfg *root, *mws;
     const char *str;
-    char path[512], *q;
+    char path[512], *q, *warn = NULL;
     size_t i, n;
 
     r->name = strdup(qname);
@@ -610,7 +610,7 @@ static void tcp_router_build(struct snapshot *snap, struct tcp_snap *t, struct t
         int64_t p;
         if (conf_cfg_int(root, "priority", &p) == RELAIS_CFG_OK && p != 0) r->priority = p;
     }
-    snap_read_eps(root, sc, r->eps, 0);
+    warn = snap_read_eps(root, sc, r->eps, 0);
     mws = conf_cfg_get(root, "middlewares");
     if (mws && conf_cfg_type(mws) != RELAIS_CFG_LIST) {
         conf_cfg_error(mws, NULL, "expected a list of middleware names");
@@ -653,7 +653,13 @@ done:
         r->status = SNAP_DISABLED;
         r->error = snap_errors(s, what, origin);
         snap->nerrors++;
+    } else if (warn) {
+        log_warn("config", "TCP router %s: %s", qname, warn);
+        r->status = SNAP_WARNING;
+        r->error = warn;
+        warn = NULL;
     }
+    free(warn);
     conf_session_free(s);
 }
 

@@ -189,7 +189,7 @@ static void udp_router_build(struct snapshot *snap, struct udp_snap *u, struct u
     struct conf_session *s;
     const relais_cfg *root;
     const char *str;
-    char path[512], *q;
+    char path[512], *q, *warn = NULL;
     size_t i;
 
     r->name = strdup(qname);
@@ -201,7 +201,7 @@ static void udp_router_build(struct snapshot *snap, struct udp_snap *u, struct u
         conf_cfg_error(root, NULL, "expected a map with entryPoints and a service");
         goto done;
     }
-    snap_read_eps(root, sc, r->eps, 1);
+    warn = snap_read_eps(root, sc, r->eps, 1);
     switch (conf_cfg_string(root, "service", &str)) {
     case RELAIS_CFG_OK:
         q = snap_qualify(str, provider);
@@ -227,7 +227,13 @@ done:
         r->status = SNAP_DISABLED;
         r->error = snap_errors(s, what, NULL);
         snap->nerrors++;
+    } else if (warn) {
+        log_warn("config", "UDP router %s: %s", qname, warn);
+        r->status = SNAP_WARNING;
+        r->error = warn;
+        warn = NULL;
     }
+    free(warn);
     conf_session_free(s);
 }
 

@@ -36,6 +36,7 @@ http:
     other: {rule: "PathPrefix(\`/other\`)", service: svc, entryPoints: [web], priority: 5}
     broken: {rule: "Host(\`x\`", service: svc}
     orphan: {rule: "Host(\`o.test\`)", service: nowhere}
+    half: {rule: "Host(\`half.test\`)", service: svc, entryPoints: [web, nope]}
   services:
     svc:
       loadBalancer:
@@ -101,17 +102,22 @@ is "%40 in a name; a disabled router: status and its error list" "True" \
 like "orphan router: missing service named" 'service \\"nowhere@file\\" does not exist' \
   "$(api /api/http/routers/orphan@file)"
 is "router list: sorted by name, internal ones included" \
-  "['api@internal', 'app@file', 'broken@file', 'dashboard@internal', 'orphan@file', 'other@file']" \
+  "['api@internal', 'app@file', 'broken@file', 'dashboard@internal', 'half@file', 'orphan@file', 'other@file']" \
   "$(api /api/http/routers | pj '[r["name"] for r in d]')"
 is "internal api@internal router on traefik" "PathPrefix(\`/api\`) ['traefik'] internal" \
   "$(api /api/http/routers/api@internal | pj 'd["rule"]+" "+str(d["entryPoints"])+" "+d["provider"]')"
 is "status=disabled filter" "['broken@file', 'orphan@file']" \
   "$(api '/api/http/routers?status=disabled' | pj '[r["name"] for r in d]')"
+is "an entry point that does not exist next to a valid one: warning (Traefik)" "True" \
+  "$(api /api/http/routers/half@file | pj 'd["status"] == "warning" and d["using"] == ["web"] and d["error"] == ["http.routers.half@file.entryPoints[1]: entry point \"nope\" does not exist"]')"
+is "... and it serves there" 200 "$(code -H 'Host: half.test' "http://127.0.0.1:$WP/")"
+is "status=warning filter" "['half@file']" \
+  "$(api '/api/http/routers?status=warning' | pj '[r["name"] for r in d]')"
 is "search filter (name or rule, any case)" "['other@file']" \
   "$(api '/api/http/routers?search=OTHER' | pj '[r["name"] for r in d]')"
 is "search in the rule" "['app@file']" \
   "$(api '/api/http/routers?search=app.test' | pj '[r["name"] for r in d]')"
-is "serviceName filter" "['app@file', 'broken@file', 'other@file']" \
+is "serviceName filter" "['app@file', 'broken@file', 'half@file', 'other@file']" \
   "$(api '/api/http/routers?serviceName=svc@file' | pj '[r["name"] for r in d]')"
 is "middlewareName filter" "['app@file']" \
   "$(api '/api/http/routers?middlewareName=auth' | pj '[r["name"] for r in d]')"
@@ -119,7 +125,7 @@ curl -s -D "$T/h" -o "$T/b" "http://127.0.0.1:$TP/api/http/routers?per_page=2&pa
 is "per_page=2 page=2: the 3rd and 4th" "['broken@file', 'dashboard@internal']" \
   "$(pj '[r["name"] for r in d]' <"$T/b")"
 is "X-Next-Page: 3" "3" "$(grep -i '^x-next-page:' "$T/h" | tr -d '\r' | cut -d' ' -f2)"
-curl -s -D "$T/h" -o /dev/null "http://127.0.0.1:$TP/api/http/routers?per_page=2&page=3"
+curl -s -D "$T/h" -o /dev/null "http://127.0.0.1:$TP/api/http/routers?per_page=2&page=4"
 is "last page: X-Next-Page 1" "1" "$(grep -i '^x-next-page:' "$T/h" | tr -d '\r' | cut -d' ' -f2)"
 is "page past the end: 400" 400 "$(code "http://127.0.0.1:$TP/api/http/routers?per_page=2&page=9")"
 is "... Traefik's message" "invalid request: page: 9, per_page: 2" \
@@ -135,7 +141,7 @@ is "Content-Type application/json" "application/json" \
 # ---- services
 S=$(api /api/http/services/svc@file)
 is "service svc@file" \
-  "{'loadBalancer': {'servers': [{'url': 'http://127.0.0.1:$P1'}]}, 'name': 'svc@file', 'provider': 'file', 'serverStatus': {'http://127.0.0.1:$P1': 'UP'}, 'status': 'enabled', 'type': 'loadbalancer', 'usedBy': ['app@file', 'other@file', 'broken@file']}" \
+  "{'loadBalancer': {'servers': [{'url': 'http://127.0.0.1:$P1'}]}, 'name': 'svc@file', 'provider': 'file', 'serverStatus': {'http://127.0.0.1:$P1': 'UP'}, 'status': 'enabled', 'type': 'loadbalancer', 'usedBy': ['app@file', 'other@file', 'broken@file', 'half@file']}" \
   "$(printf '%s' "$S" | pj 'dict(sorted(d.items()))')"
 for _ in $(seq 1 40); do
   [ "$(api /api/http/services/deadsvc@file | pj 'd["serverStatus"]["http://127.0.0.1:'$DEAD'"]')" = DOWN ] && break
@@ -175,7 +181,7 @@ is "entry points: names and addresses" \
   "$(api /api/entrypoints | pj '[(e["name"], e["address"]) for e in d]')"
 is "one entry point" "127.0.0.1:$WP" "$(api /api/entrypoints/web | pj 'd["address"]')"
 is "overview: http counts" \
-  "{'middlewares': {'errors': 0, 'total': 3, 'warnings': 0}, 'routers': {'errors': 2, 'total': 6, 'warnings': 0}, 'services': {'errors': 0, 'total': 4, 'warnings': 0}}" \
+  "{'middlewares': {'errors': 0, 'total': 3, 'warnings': 0}, 'routers': {'errors': 2, 'total': 7, 'warnings': 1}, 'services': {'errors': 0, 'total': 4, 'warnings': 0}}" \
   "$(api /api/overview | pj 'json.loads(json.dumps(d["http"], sort_keys=True))')"
 is "overview: tcp, udp, providers" "1 1 ['file']" \
   "$(api /api/overview | pj 'str(d["tcp"]["routers"]["total"])+" "+str(d["udp"]["services"]["total"])+" "+str(d["providers"])')"
