@@ -258,6 +258,19 @@ providers:
   file: {filename: "$T/dyn2.yaml"}
 EOF
 "$RELAIS" --check --config "$T/noapi.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" >"$T/check.out" 2>&1
+cat >"$T/default-ep.yaml" <<EOF
+entryPoints:
+  web: {address: "127.0.0.1:$(free_port)"}
+api: {insecure: true}
+providers:
+  file: {filename: "$T/dyn2.yaml"}
+EOF
+"$RELAIS" --check --config "$T/default-ep.yaml" --plugin-dir "$RELAIS_PLUGIN_DIR" >"$T/check2.out" 2>&1
+like "api.insecure without an entry point traefik: Traefik's one is created on :8080" \
+  'entry point traefik created on :8080' "$(cat "$T/check2.out")"
+like "... and the exposure is logged as a warning" \
+  'WRN .*api.insecure: the API and the dashboard answer anyone who reaches entry point traefik \(:8080\)' \
+  "$(cat "$T/check2.out")"
 like "without api, a router to api@internal is an error" 'service "api@internal" does not exist' \
   "$(cat "$T/check.out")"
 
