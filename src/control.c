@@ -19,6 +19,7 @@
 #include "host_api.h"
 #include "kvconf.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin_loader.h"
 #include "proxy.h"
 #include "resolvers.h"
@@ -134,6 +135,7 @@ static void ctl_apply(void)
     ctl_last = s;
     snap_ref(s);
     wk_publish(s);
+    mt_reload(1);
     ctl_last_apply_ms = wk_now_ms();
     rs_sync(s); /* certificates the routers need */
 }
@@ -209,6 +211,7 @@ static int ctl_publish_kv(relais_provider *p, const relais_kv *pairs, size_t n, 
         else
             log_error("config", "provider %s: separator must be '/' or '.'", p->name);
         p->failed = 1;
+        mt_reload(0);
         return -1;
     }
     ctl_accept(p, tree, NULL);
@@ -236,6 +239,7 @@ static int ctl_publish(relais_provider *p, const relais_doc *docs, size_t n)
                       docs[i].source ? docs[i].source : "?", err.line, err.column, err.msg,
                       p->name);
             p->failed = 1;
+            mt_reload(0);
             goto done;
         }
     }
@@ -411,6 +415,20 @@ static void ctl_teardown(void)
 
 static int ctl_access_log(const struct sc_config *sc, struct al_log **out);
 
+/* Reads the static metrics map (metrics.c).  0, or -1 after logging its
+ * errors with the file and key path. */
+static int ctl_metrics(const struct sc_config *sc)
+{
+    struct conf_session *s = conf_session_new("");
+    int rc = mt_configure(conf_cfg_get(conf_session_root(s, sc->root), "metrics"));
+
+    for (size_t i = 0; i < conf_session_nerrors(s); i++)
+        log_error("config", "%s: %s", sc->path, conf_session_error(s, i));
+    if (conf_session_nerrors(s)) rc = -1;
+    conf_session_free(s);
+    return rc;
+}
+
 int ctl_check(struct sc_config *sc, struct pl_set *plugins)
 {
     int bad = 0;
@@ -418,6 +436,7 @@ int ctl_check(struct sc_config *sc, struct pl_set *plugins)
     if (ctl_setup(sc, plugins) < 0) return 1;
     if (ctl_create_providers() < 0) bad = 1;
     if (rs_check(sc) < 0) bad = 1;
+    if (ctl_metrics(sc) < 0) bad = 1;
     {
         struct al_log *l = NULL;
         if (ctl_access_log(sc, &l) < 0) bad = 1;
@@ -439,6 +458,7 @@ int ctl_check(struct sc_config *sc, struct pl_set *plugins)
     wk_publish(NULL);
     ctl_free_providers(0);
     ctl_teardown();
+    mt_stop();
     if (!bad) printf("configuration OK\n");
     return bad;
 }
@@ -583,6 +603,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
      * count, which is therefore set first */
     wk_set_count(sc->workers);
     if (ctl_access_log(sc, &px_alog) < 0) goto out_providers;
+    if (ctl_metrics(sc) < 0 || mt_start(sc, sc->workers) < 0) goto out_providers;
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (p->ops->start(p->inst) != 0)
@@ -613,6 +634,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
     wk_stop(grace);
+    mt_stop(); /* workers are gone */
     /* workers are gone: the access log has every line */
     al_free(px_alog);
     px_alog = NULL;
@@ -648,6 +670,7 @@ out_providers:
     ctl_live = 0;
     al_free(px_alog);
     px_alog = NULL;
+    mt_stop();
     ctl_free_providers(0);
 out:
     ctl_teardown();

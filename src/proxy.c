@@ -36,6 +36,7 @@
 #include "health.h"
 #include "http1.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "mirror.h"
 #include "proxy.h"
@@ -342,6 +343,7 @@ static inline void px_leave(struct px_conn *c)
 static void px_req_free(struct relais_req *r)
 {
     if (px_alog && r->status && r->start_ns) px_access_log(r);
+    mt_request(r);
     /* req_on_end: last registered first, before the memory goes */
     while (r->nendcb > 0) {
         struct px_endcb e = r->endcb[--r->nendcb];

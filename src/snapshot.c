@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin_loader.h"
 #include "router.h"
 #include "service.h"
@@ -388,6 +389,7 @@ static struct snap_service *snap_service(const char *qname, json_t *cfg,
     }
     sv->refs = 1;
     sv->name = strdup(qname);
+    sv->mt_id = mt_intern(MT_SERVICE, qname);
     sv->origin = origin ? strdup(origin) : NULL;
     sv->cfg = json_incref(cfg);
     sv->pass_host_header = 1;
@@ -724,6 +726,7 @@ static void snap_router(struct snapshot *snap, struct snap_router *r,
     size_t i, n;
 
     r->name = strdup(qname);
+    r->mt_id = mt_intern(MT_ROUTER, qname);
     r->eps = calloc(sc->neps ? sc->neps : 1, 1);
     snprintf(path, sizeof(path), "http.routers.%s", qname);
     s = conf_session_new(path);

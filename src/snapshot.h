@@ -148,6 +148,7 @@ struct snap_service {
     char *origin;                /* the document that defined it, or NULL */
     int link_mark;               /* svc_link's walk state (control thread) */
     size_t link_height;          /* svc_link: levels of services below */
+    uint32_t mt_id;              /* metrics id of name (mt_intern), 0: none */
 };
 
 /** A middleware instance (shared while unchanged). */
@@ -194,6 +195,7 @@ struct snap_router {
                                       stays NULL) */
     int status;                    /* enum snap_status */
     char *error;                   /* why disabled */
+    uint32_t mt_id;                /* metrics id of name (mt_intern), 0: none */
 };
 
 /** One snapshot. */

@@ -1254,3 +1254,11 @@ int ts_ssl_is_alpn01(const SSL *ssl)
 {
     return SSL_get_ex_data(ssl, ts_idx_alpn01) != NULL;
 }
+
+X509 *ts_conf_cert(const struct ts_conf *c, size_t i)
+{
+    if (!c) return NULL;
+    if (i < c->ncerts) return c->certs[i].leaf;
+    if (i == c->ncerts && c->dflt_owned) return c->dflt.leaf;
+    return NULL;
+}

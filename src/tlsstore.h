@@ -71,6 +71,11 @@ void ts_conf_unref(struct ts_conf *c);
 const struct ts_options *ts_conf_options(const struct ts_conf *c, const char *name,
                                          const char **error);
 
+/** The i-th certificate c serves (configured, from resolvers, and a
+ *  configured default certificate; not the generated one), NULL past the
+ *  end.  Borrowed: valid while c is.  Any thread (read only). */
+X509 *ts_conf_cert(const struct ts_conf *c, size_t i);
+
 /** Name of options (for logs and the API). */
 const char *ts_options_name(const struct ts_options *o);
 

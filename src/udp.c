@@ -17,6 +17,7 @@
 #include "api.h"
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "snapshot.h"
 #include "static_config.h"
@@ -403,6 +404,7 @@ static void udp_session_free(struct udp_session *s)
     if (s->prev) s->prev->next = s->next;
     else l->list = s->next;
     l->nsess--;
+    mt_udp_session(l->w->index, l->ep, -1);
     if (s->ev) event_free(s->ev);
     if (s->timer) event_free(s->timer);
     if (s->fd >= 0) close(s->fd);
@@ -499,6 +501,7 @@ static struct udp_session *udp_session_new(struct udp_listener *l,
     if (l->list) l->list->prev = s;
     l->list = s;
     l->nsess++;
+    mt_udp_session(l->w->index, l->ep, 1);
     {
         char ip[48];
         na_ntop((const struct sockaddr *)client, ip, sizeof(ip));
