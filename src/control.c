@@ -14,6 +14,7 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "api.h"
 #include "conf.h"
 #include "control.h"
 #include "host_api.h"
@@ -604,6 +605,8 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     wk_set_count(sc->workers);
     if (ctl_access_log(sc, &px_alog) < 0) goto out_providers;
     if (ctl_metrics(sc) < 0 || mt_start(sc, sc->workers) < 0) goto out_providers;
+    px_prom_render = mt_render; /* prometheus@internal */
+    api_set_stats(mt_stats);    /* /api/relais/stats */
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (p->ops->start(p->inst) != 0)
