@@ -29,8 +29,9 @@ WEB=$(free_port)
 TP=$(free_port)
 TLSP=$(free_port)
 
-pki_ca "$T" ca && pki_leaf "$T" site ca "DNS:site.test,DNS:www.site.test" "" "/CN=site.test" ||
-  { echo "Bail out! openssl failed: $(tail -3 "$T/pki.log")"; exit 1; }
+if ! pki_ca "$T" ca || ! pki_leaf "$T" site ca "DNS:site.test,DNS:www.site.test" "" "/CN=site.test"; then
+  echo "Bail out! openssl failed: $(tail -3 "$T/pki.log")"; exit 1
+fi
 
 # dyn EXTRA: the dynamic configuration (EXTRA: one more router line).
 dyn() {
@@ -181,7 +182,7 @@ print("held", flush=True)
 time.sleep(4)
 PYEOF
 HOLD_PID=$!
-PIDS+=($HOLD_PID)
+PIDS+=("$HOLD_PID")
 got=absent
 for _ in $(seq 1 40); do
   scrape "$T/m2.txt" >/dev/null
@@ -203,6 +204,7 @@ is "open_connections back to 0 once they closed" 0 "$got"
 # ---- config reloads
 r0=$(metric relais_config_reloads_total "$T/m2.txt")
 n0=$(grep -c "configuration [0-9]* applied" "$T/relais.log")
+# shellcheck disable=SC2016 # the backquotes belong to the rule
 dyn '    r3: {rule: "PathPrefix(`/three`)", service: s1, entryPoints: [web]}' >"$T/dynamic.yaml.tmp"
 mv -f "$T/dynamic.yaml.tmp" "$T/dynamic.yaml"
 ok "the change is applied" wait_log "configuration [0-9]+ applied: 4 routers" 5
@@ -229,7 +231,7 @@ done
 is "server_up of the killed server: 0" 0 "$got"
 out=$(promtool check metrics <"$T/m4.txt" 2>&1)
 is "promtool: the later scrape is clean too" "0:" "$?:$out"
-stop_relais_clean
+stop_relais_clean "$RELAIS_PID"
 
 # ---- addRoutersLabels off (default), addServicesLabels off
 static "$T/relais2.yaml" "{entryPoint: traefik, addServicesLabels: false}"
@@ -245,5 +247,5 @@ is "addRoutersLabels false (default): no router family" 0 "$(grep -c '^relais_ro
 is "addServicesLabels false: no service family" 0 "$(grep -c '^relais_service_' "$T/m5.txt")"
 out=$(promtool check metrics <"$T/m5.txt" 2>&1)
 is "promtool: clean" "0:" "$?:$out"
-stop_relais_clean
+stop_relais_clean "$RELAIS_PID"
 t_done
