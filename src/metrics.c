@@ -39,7 +39,7 @@
 /** What metrics.prometheus asks for. */
 struct mt_conf {
     double le[MT_MAX_BUCKETS]; /* histogram upper bounds (seconds), increasing */
-    double le_ms[MT_MAX_BUCKETS]; /* the same in ms (hot path compares) */
+    double le_us[MT_MAX_BUCKETS]; /* the same in µs (hot path compares) */
     size_t nb;                 /* how many */
     int ep_labels;             /* addEntryPointsLabels (default true) */
     int router_labels;         /* addRoutersLabels (default false) */
@@ -50,7 +50,7 @@ struct mt_conf {
 
 /** Traefik's defaults. */
 #define MT_CONF_DEFAULT                                                                  \
-    {.le = {0.1, 0.3, 1.2, 5.0}, .le_ms = {100, 300, 1200, 5000}, .nb = 4,              \
+    {.le = {0.1, 0.3, 1.2, 5.0}, .le_us = {100000, 300000, 1200000, 5000000}, .nb = 4,              \
      .ep_labels = 1, .router_labels = 0, .svc_labels = 1,                                \
      .max_series = MT_DEFAULT_MAX_SERIES, .prometheus = 0}
 
@@ -85,7 +85,7 @@ struct mt_cell {
     uint64_t count;      /* requests (retries for MT_F_RETRY) */
     uint64_t req_bytes;  /* request body bytes */
     uint64_t resp_bytes; /* response body bytes */
-    uint64_t sum_ms;     /* duration sum, ms */
+    uint64_t sum_us;     /* duration sum, µs */
     uint64_t bucket[];   /* requests per bucket (not cumulative); nb */
 };
 
@@ -235,7 +235,7 @@ static int mt_read_buckets(const relais_cfg *p, struct mt_conf *cf)
     }
     for (int i = 0; i < n; i++) {
         cf->le[i] = le[i];
-        cf->le_ms[i] = le[i] * 1000.0;
+        cf->le_us[i] = le[i] * 1000000.0;
     }
     cf->nb = (size_t)n;
     return 0;
@@ -522,7 +522,7 @@ static inline void mt_add(struct mt_worker *w, uint64_t key, const struct mt_obs
     MT_ADD(c->count, 1);
     MT_ADD(c->req_bytes, o->req_bytes);
     MT_ADD(c->resp_bytes, o->resp_bytes);
-    MT_ADD(c->sum_ms, o->dur_ms);
+    MT_ADD(c->sum_us, o->dur_us);
     if (bi < mt_cf.nb) MT_ADD(c->bucket[bi], 1);
 }
 
@@ -537,7 +537,7 @@ void mt_observe(unsigned worker, const struct mt_obs *o)
     code = o->status > 0 && o->status < 1000 ? (unsigned)o->status : 0;
     method = o->method > 0 && (size_t)o->method < MT_NMETHODS ? (unsigned)o->method : 0;
     proto = o->proto > 0 && o->proto < MT_NPROTO ? (unsigned)o->proto : 0;
-    while (bi < mt_cf.nb && (double)o->dur_ms > mt_cf.le_ms[bi]) bi++;
+    while (bi < mt_cf.nb && (double)o->dur_us > mt_cf.le_us[bi]) bi++;
     if (o->ep >= 0) mt_add(w, mt_key(MT_F_EP, (uint32_t)o->ep, 0, code, method, proto), o, bi);
     if (o->router)
         mt_add(w, mt_key(MT_F_ROUTER, o->router, o->service, code, method, proto), o, bi);
@@ -585,17 +585,19 @@ static int mt_protocol(const struct relais_req *r)
 void mt_request(const struct relais_req *r)
 {
     struct mt_obs o;
-    uint64_t now;
+    struct timespec ts;
+    int64_t now_ns;
 
-    if (!mt_w || !r->status || !r->w) return;
-    now = wk_now_ms();
+    if (!mt_w || !r->status || !r->w || r->internal_answer) return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     o.ep = r->ep;
     o.router = r->router ? r->router->mt_id : 0;
     o.service = r->service ? r->service->mt_id : 0;
     o.status = r->status;
     o.method = r->method ? mt_method_index(r->method, r->method_len) : 0;
     o.proto = mt_protocol(r);
-    o.dur_ms = r->start_ms && now > r->start_ms ? now - r->start_ms : 0;
+    o.dur_us = r->start_ns && now_ns > r->start_ns ? (uint64_t)(now_ns - r->start_ns) / 1000 : 0;
     o.req_bytes = r->req_body_bytes;
     o.resp_bytes = r->local ? r->local_body_len : r->body_out;
     o.retries = (unsigned)r->retried;
@@ -619,7 +621,7 @@ struct mt_series {
     uint64_t count;      /* requests */
     uint64_t req_bytes;  /* request body bytes */
     uint64_t resp_bytes; /* response body bytes */
-    uint64_t sum_ms;     /* duration sum, ms */
+    uint64_t sum_us;     /* duration sum, µs */
     uint64_t *bucket;    /* per-bucket counts (nb, in the merge's block) */
 };
 
@@ -670,7 +672,7 @@ static int mt_merge(struct mt_merge *m)
             s->count += __atomic_load_n(&cl->count, __ATOMIC_RELAXED);
             s->req_bytes += __atomic_load_n(&cl->req_bytes, __ATOMIC_RELAXED);
             s->resp_bytes += __atomic_load_n(&cl->resp_bytes, __ATOMIC_RELAXED);
-            s->sum_ms += __atomic_load_n(&cl->sum_ms, __ATOMIC_RELAXED);
+            s->sum_us += __atomic_load_n(&cl->sum_us, __ATOMIC_RELAXED);
             for (size_t b = 0; b < nb; b++)
                 s->bucket[b] += __atomic_load_n(&cl->bucket[b], __ATOMIC_RELAXED);
         }
@@ -920,7 +922,7 @@ static void mt_req_families(struct mt_buf *b, const struct mt_merge *m,
                 }
                 mt_printf(b, "relais_%s_sum{", name);
                 mt_req_labels(b, s->key);
-                mt_printf(b, "} %.3f\n", (double)s->sum_ms / 1000.0);
+                mt_printf(b, "} %.6f\n", (double)s->sum_us / 1000000.0);
                 mt_printf(b, "relais_%s_count{", name);
                 mt_req_labels(b, s->key);
                 mt_printf(b, "} %llu\n", (unsigned long long)s->count);

@@ -74,7 +74,7 @@ struct mt_obs {
     int status;          /* response status (1..999) */
     int method;          /* mt_method_index */
     int proto;           /* enum mt_proto */
-    uint64_t dur_ms;     /* duration, ms */
+    uint64_t dur_us;     /* duration, µs */
     uint64_t req_bytes;  /* request body bytes */
     uint64_t resp_bytes; /* response body bytes */
     unsigned retries;    /* retry attempts */

@@ -1123,7 +1123,8 @@ static int px_parse_head(struct px_conn *c)
     r->filter_cur = -1;
     r->tls = c->tls ? st_ssl(c->bev) : NULL;
     r->start_ms = wk_now_ms();
-    if (px_alog) {
+    {
+        /* the access log's StartUTC, metrics' and traces' durations */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         r->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -1349,9 +1350,11 @@ static void px_prometheus(struct relais_req *r)
     px_finish(r);
 }
 
-/* The answer of an internal service (enum snap_internal). */
+/* The answer of an internal service (enum snap_internal).  Metrics do
+ * not count it (Traefik's addInternals off). */
 static void px_internal(struct relais_req *r, int what)
 {
+    r->internal_answer = 1;
     switch (what) {
     case SNAP_INT_PING:
         px_ping_answer(r);
@@ -1388,12 +1391,12 @@ static int px_internal_auto(struct relais_req *r)
 
     if (sc->ping && !sc->ping_manual && r->ep == sc->ping_ep && n == 5 &&
         !memcmp(p, "/ping", 5) && (px_method_is(r, "GET") || px_method_is(r, "HEAD"))) {
-        px_ping_answer(r);
+        px_internal(r, SNAP_INT_PING);
         return 1;
     }
     if (sc->prom && !sc->prom_manual && r->ep == sc->prom_ep && n == 8 &&
         !memcmp(p, "/metrics", 8)) {
-        px_prometheus(r);
+        px_internal(r, SNAP_INT_PROMETHEUS);
         return 1;
     }
     if (sc->api_insecure && r->ep == sc->api_ep &&

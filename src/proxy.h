@@ -102,6 +102,8 @@ struct relais_req {
     struct relais_hdrs resp_hdrs; /* response headers */
     int has_resp;                 /* resp_hdrs valid */
     int local;                    /* answered by relais or a middleware */
+    int internal_answer;          /* answered by an internal service (ping,
+                                     api, prometheus): not in metrics */
     const char *local_body; size_t local_body_len; /* local response body */
     int resp_started;             /* head sent to the client */
     size_t head_alone;            /* the client's output held only the

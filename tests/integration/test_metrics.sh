@@ -145,8 +145,10 @@ is "histogram le=2 bucket: the fast requests (s1 GET 200)" 4 \
   "$(metric "relais_service_request_duration_seconds_bucket{code=\"200\",method=\"GET\",$S1L,le=\"2\"}" "$T/m1.txt")"
 is "histogram _count (s1 GET 200)" 4 \
   "$(metric "relais_service_request_duration_seconds_count{code=\"200\",method=\"GET\",$S1L}" "$T/m1.txt")"
-like "histogram _sum is a number of seconds" '^[0-9]+\.[0-9]{3}$' \
-  "$(metric "relais_service_request_duration_seconds_sum{code=\"200\",method=\"GET\",$S1L}" "$T/m1.txt")"
+SUM=$(metric "relais_service_request_duration_seconds_sum{code=\"200\",method=\"GET\",$S1L}" "$T/m1.txt")
+like "histogram _sum is a number of seconds (µs precision)" '^[0-9]+\.[0-9]{6}$' "$SUM"
+ok "... above 0 and below 5 s for 4 quick requests ($SUM)" \
+  python3 -c "import sys; sys.exit(0 if 0 < float('$SUM') < 5 else 1)"
 is "response bytes (s1 GET 200) = bytes curl received ($down)" "$down" \
   "$(metric "relais_service_responses_bytes_total{code=\"200\",method=\"GET\",$S1L}" "$T/m1.txt")"
 is "request bytes (POST 200) = bytes curl sent ($pup)" "$pup" \

@@ -56,7 +56,7 @@ static void *writer(void *arg)
     for (int i = 0; i < NREQ; i++) {
         o.status = 200;
         o.method = mt_method_index("GET", 3);
-        o.dur_ms = 10;
+        o.dur_us = 10000;
         o.req_bytes = 5;
         o.resp_bytes = 7;
         o.retries = 0;
@@ -65,7 +65,7 @@ static void *writer(void *arg)
     for (int i = 0; i < NERR; i++) {
         o.status = 503;
         o.method = mt_method_index("POST", 4);
-        o.dur_ms = 700;
+        o.dur_us = 700000;
         o.req_bytes = 0;
         o.resp_bytes = 20;
         o.retries = 1;
@@ -198,7 +198,7 @@ int main(void)
     ok(has_line(text, line), "503s in +Inf");
     snprintf(line, sizeof(line),
              "relais_entrypoint_request_duration_seconds_sum{code=\"503\",method=\"POST\","
-             "protocol=\"http\",entrypoint=\"web\"} %.3f", NTHREADS * NERR * 0.7);
+             "protocol=\"http\",entrypoint=\"web\"} %.6f", NTHREADS * NERR * 0.7);
     ok(has_line(text, line), "_sum in seconds: %s", line);
     snprintf(line, sizeof(line),
              "relais_entrypoint_request_duration_seconds_count{code=\"200\",method=\"GET\","
