@@ -15,6 +15,7 @@
 
 #include "accesslog.h"
 #include "api.h"
+#include "tracing.h"
 #include "conf.h"
 #include "control.h"
 #include "host_api.h"
@@ -415,6 +416,7 @@ static void ctl_teardown(void)
 }
 
 static int ctl_access_log(const struct sc_config *sc, struct al_log **out);
+static int ctl_tracing(const struct sc_config *sc, int check, struct trc_tracer **out);
 
 /* Reads the static metrics map (metrics.c).  0, or -1 after logging its
  * errors with the file and key path. */
@@ -443,6 +445,7 @@ int ctl_check(struct sc_config *sc, struct pl_set *plugins)
         if (ctl_access_log(sc, &l) < 0) bad = 1;
         al_free(l);
     }
+    if (ctl_tracing(sc, 1, NULL) < 0) bad = 1;
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (!p->ops->load_once) continue;
@@ -583,6 +586,28 @@ static int ctl_access_log(const struct sc_config *sc, struct al_log **out)
     return rc;
 }
 
+/* Starts the static tracing (if configured and not false) for sc's
+ * workers into *out; with check, only validates.  0, or -1 after logging
+ * its errors with the file and key path. */
+static int ctl_tracing(const struct sc_config *sc, int check, struct trc_tracer **out)
+{
+    struct conf_session *s = conf_session_new("");
+    const relais_cfg *node = conf_cfg_get(conf_session_root(s, sc->root), "tracing");
+    struct trc_tracer *t = NULL;
+    int rc = 0, on = 1;
+
+    if (out) *out = NULL;
+    if (node && conf_cfg_type(node) == RELAIS_CFG_BOOL) conf_cfg_bool(node, NULL, &on);
+    if (node && on && trc_new(node, sc->workers, check, &t) < 0) {
+        for (size_t i = 0; i < conf_session_nerrors(s); i++)
+            log_error("config", "%s: %s", sc->path, conf_session_error(s, i));
+        rc = -1;
+    }
+    if (out) *out = t;
+    conf_session_free(s);
+    return rc;
+}
+
 int ctl_run(struct sc_config *sc, struct pl_set *plugins)
 {
     struct event *sigs[5] = {NULL, NULL, NULL, NULL, NULL};
@@ -607,6 +632,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     if (ctl_metrics(sc) < 0 || mt_start(sc, sc->workers) < 0) goto out_providers;
     px_prom_render = mt_render; /* prometheus@internal */
     api_set_stats(mt_stats);    /* /api/relais/stats */
+    if (ctl_tracing(sc, 0, &trc_active) < 0) goto out_providers;
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
         if (p->ops->start(p->inst) != 0)
@@ -641,6 +667,8 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     /* workers are gone: the access log has every line */
     al_free(px_alog);
     px_alog = NULL;
+    trc_free(trc_active); /* sends what is queued (about 2 s at most) */
+    trc_active = NULL;
     /* workers are gone: their released snapshots are queued */
     ctl_release_run(-1, 0, NULL);
     for (int i = 0; i < 5; i++)
@@ -674,6 +702,8 @@ out_providers:
     al_free(px_alog);
     px_alog = NULL;
     mt_stop();
+    trc_free(trc_active);
+    trc_active = NULL;
     ctl_free_providers(0);
 out:
     ctl_teardown();

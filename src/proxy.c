@@ -50,6 +50,7 @@
 #include "tcp.h"
 #include "tlshello.h"
 #include "tlsstore.h"
+#include "tracing.h"
 #include "transport.h"
 #include "upstream.h"
 #include "worker.h"
@@ -344,6 +345,7 @@ static void px_req_free(struct relais_req *r)
 {
     if (px_alog && r->status && r->start_ns) px_access_log(r);
     mt_request(r);
+    if (r->trc) trc_req_end(r);
     /* req_on_end: last registered first, before the memory goes */
     while (r->nendcb > 0) {
         struct px_endcb e = r->endcb[--r->nendcb];
@@ -1177,6 +1179,7 @@ static int px_parse_head(struct px_conn *c)
         px_send_simple(c, 431, NULL, 1);
         return -1;
     }
+    if (trc_active) trc_req_start(r);
 
     /* body framing */
     if (head.flags & H1_F_CHUNKED) {
@@ -1968,6 +1971,7 @@ static void px_up_ready(struct relais_req *r)
     st_setwatermark(ub, ST_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
     (void)sc;
     st_set_timeouts(ub, NULL, NULL);
+    if (r->trc) trc_req_forward(r);
     if (px_write_upstream_head(r, r->server, r->service->pass_host_header, -1, st_output(ub)) <
         0) {
         px_fail(r, 500);

@@ -34,6 +34,7 @@ struct snap_router;
 struct snap_service;
 struct snap_server;
 struct event;
+struct trc_req;
 
 /** The exchange (the SDK's opaque relais_req). */
 struct relais_req {
@@ -137,6 +138,8 @@ struct relais_req {
     int origin_status;            /* the server's status, 0 when none */
     int64_t start_ns;             /* wall clock at the head (access log
                                      only, else 0) */
+    struct trc_req *trc;          /* tracing state (arena), NULL when
+                                     tracing is off */
     /* waiting for a server at its maxConnsPerHost */
     struct snap_server *queued;   /* the server waited for, or NULL */
     uint64_t queue_deadline_ms;   /* when the wait ends with 504 */
