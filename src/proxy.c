@@ -1971,7 +1971,6 @@ static void px_up_ready(struct relais_req *r)
     st_setwatermark(ub, ST_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
     (void)sc;
     st_set_timeouts(ub, NULL, NULL);
-    if (r->trc) trc_req_forward(r);
     if (px_write_upstream_head(r, r->server, r->service->pass_host_header, -1, st_output(ub)) <
         0) {
         px_fail(r, 500);
@@ -1992,6 +1991,7 @@ static void px_connect(struct relais_req *r)
 
     if (r->router && r->router->dial_ms > 0) dial_ms = r->router->dial_ms;
     else if (r->service && r->service->dial_ms > 0) dial_ms = r->service->dial_ms;
+    if (r->trc) trc_req_forward(r);
 
     r->up = r->retried ? NULL : up_pool_take(r->w->pool, r->server);
     if (r->up) {

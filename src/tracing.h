@@ -187,9 +187,9 @@ struct relais_req;
  *  decides sampling, sets r->trc.  No-op when tracing is off. */
 void trc_req_start(struct relais_req *r);
 
-/** The request is about to go to r->server: ends a previous CLIENT span
- *  (a retry), starts one, and sets the traceparent header of r's request
- *  headers to it. */
+/** The request is about to go to r->server (before the connection is
+ *  taken or made): ends a previous CLIENT span (a retry), starts one, and
+ *  sets the traceparent header of r's request headers to it. */
 void trc_req_forward(struct relais_req *r);
 
 /** The exchange ends: submits the CLIENT and SERVER spans (sampled). */

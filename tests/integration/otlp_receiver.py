@@ -6,7 +6,8 @@ appended to OUT as one line (the JSON re-serialised on one line), and
 answered 200 "{}"; with --fail N the first N POSTs are answered with
 --status (default 503) and not recorded.  Other paths get 404.  Each
 request is also counted in OUT.count (one line per POST: the status
-given).  Python 3 standard library only.
+given) and OUT.headers (its Content-Type and X-Auth headers).  Python 3
+standard library only.
 
 Usage: otlp_receiver.py PORT OUT [--fail N] [--status CODE]
 """
@@ -47,6 +48,8 @@ class Handler(BaseHTTPRequestHandler):
             status = STATE["status"] if failing else 200
             with open(STATE["out"] + ".count", "a", encoding="utf-8") as f:
                 f.write("%d\n" % status)
+            with open(STATE["out"] + ".headers", "a", encoding="utf-8") as f:
+                f.write("%s %s\n" % (self.headers.get("Content-Type"), self.headers.get("X-Auth")))
             if not failing:
                 try:
                     doc = json.loads(body)
