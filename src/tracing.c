@@ -804,6 +804,7 @@ static void *trc_exporter(void *arg)
         }
     }
     pthread_mutex_unlock(&t->mu);
+    arena_cache_clear(); /* the HTTP client's blocks cached by this thread */
     return NULL;
 }
 
@@ -931,7 +932,8 @@ static int trc_cfg_range(const relais_cfg *node, const char *key, int64_t lo, in
     }
 }
 
-/** Reads an optional string at node.key into *out (strdup).  0 / -1. */
+/** Reads an optional string at node.key into *out (strdup, replacing a
+ *  default); untouched when absent or empty.  0 / -1. */
 static int trc_cfg_str(const relais_cfg *node, const char *key, char **out)
 {
     const char *s;
@@ -939,6 +941,7 @@ static int trc_cfg_str(const relais_cfg *node, const char *key, char **out)
     switch (conf_cfg_string(node, key, &s)) {
     case RELAIS_CFG_OK:
         if (!*s) return 0;
+        free(*out); /* a default */
         *out = strdup(s);
         return *out ? 0 : -1;
     case RELAIS_CFG_INVALID: return -1;
