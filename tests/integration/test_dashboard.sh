@@ -7,7 +7,8 @@
 #    src/dashboard/index.html; /dashboard/../../etc/passwd (as is),
 #    /dashboard/%2e%2e/%2e%2e/etc/passwd and /dashboard/x never return a
 #    file's contents (404 or the page itself); the page names no external
-#    URL (no http:// or https:// at all, no src=/href= starting with //);
+#    URL (no http:// or https:// at all, no src=/href= starting with //)
+#    and its script uses no innerHTML, document.write or eval;
 #  - headless Chromium loads the page (6 s of virtual time) and the DOM it
 #    builds lists every router of the configuration (HTTP and TCP) with the
 #    status the API gives it (data-router / data-status), the disabled
@@ -138,6 +139,8 @@ is "the page holds no http:// or https:// URL" "" "$(grep -Eio 'https?://[^ "<>]
 is "no src=/href=/action= to another host (//...)" "" \
   "$(grep -Eio '(src|href|action|poster|data)[[:space:]]*=[[:space:]]*["'\'']?//' "$PAGE" | head -3)"
 is "no @import or url() in the page" "" "$(grep -Eio '@import|url\(' "$PAGE" | head -3)"
+is "the script never turns strings into HTML or code" "" \
+  "$(grep -Eo 'innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function' "$PAGE" | head -3)"
 
 # ---- traffic, and the API's own view to compare the page with
 for _ in $(seq 1 20); do curl -s -o /dev/null -H 'Host: app.test' "http://127.0.0.1:$WEB/"; done
