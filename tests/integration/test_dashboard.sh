@@ -334,7 +334,16 @@ is "?status=disabled leaves the disabled routers" \
   "$(awk -F'\t' '$2 == "disabled" { print $1 }' "$T/api.routers" | sort | tr '\n' ' ')" \
   "$(visible_routers status=disabled)"
 
-# ---- screenshots, kept
+# ---- screenshots, kept (with some traffic going on: at most 600
+# requests, 20 s, stopped once the pictures are taken)
+( end=$((SECONDS + 20))
+  for _ in $(seq 1 600); do
+    [ "$SECONDS" -lt "$end" ] || break
+    curl -s -m 2 -o /dev/null -H 'Host: app.test' "http://127.0.0.1:$WEB/" || break
+    sleep 0.02
+  done ) >/dev/null 2>&1 &
+LOAD=$!
+PIDS+=("$LOAD")
 mkdir -p "$SHOTS"
 rm -f "$SHOTS/test_dashboard.png" "$SHOTS/test_dashboard-narrow.png"
 chrome --hide-scrollbars --window-size=1400,1000 --screenshot="$SHOTS/test_dashboard.png" "$U/dashboard/" >/dev/null
@@ -345,6 +354,7 @@ for f in test_dashboard.png test_dashboard-narrow.png; do
   ok "$f is not tiny ($size bytes)" test "$size" -gt 30000
   echo "# screenshot: $SHOTS/$f"
 done
+kill "$LOAD" 2>/dev/null
 
 stop_relais_clean
 t_done
