@@ -15,6 +15,7 @@
 
 #include "accesslog.h"
 #include "api.h"
+#include "dashboard/dashboard.h"
 #include "tracing.h"
 #include "conf.h"
 #include "control.h"
@@ -632,6 +633,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     if (ctl_metrics(sc) < 0 || mt_start(sc, sc->workers) < 0) goto out_providers;
     px_prom_render = mt_render; /* prometheus@internal */
     api_set_stats(mt_stats);    /* /api/relais/stats */
+    api_set_dashboard(dash_index_html, dash_index_html_len); /* /dashboard/ */
     if (ctl_tracing(sc, 0, &trc_active) < 0) goto out_providers;
     for (size_t i = 0; i < ctl_nprovs; i++) {
         struct relais_provider *p = &ctl_provs[i];
