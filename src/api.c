@@ -123,18 +123,6 @@ void api_redact(json_t *v)
     }
 }
 
-/* The member of o called key without regard to case, or NULL. */
-static json_t *api_jget(json_t *o, const char *key)
-{
-    const char *k;
-    json_t *v;
-
-    if (!json_is_object(o)) return NULL;
-    json_object_foreach(o, k, v)
-        if (!strcasecmp(k, key)) return v;
-    return NULL;
-}
-
 /* Lowercase copy of s into a new JSON string. */
 static json_t *api_lower(const char *s)
 {
@@ -271,7 +259,7 @@ static json_t *api_count(json_t *o)
 /* The overview (Traefik's /api/overview) of the built sections. */
 static json_t *api_overview(json_t *out, const struct sc_config *sc)
 {
-    json_t *ov, *prov = json_array(), *al = api_jget(sc->root, "accessLog");
+    json_t *ov, *prov = json_array(), *al = conf_json_get(sc->root, "accessLog");
     const char *k;
     json_t *v;
 
@@ -286,7 +274,7 @@ static json_t *api_overview(json_t *out, const struct sc_config *sc)
                    api_count(json_object_get(out, "tcpMiddlewares")), "udp", "routers",
                    api_count(json_object_get(out, "udpRouters")), "services",
                    api_count(json_object_get(out, "udpServices")), "features", "tracing",
-                   api_jget(sc->root, "tracing") ? "OpenTelemetry" : "", "metrics",
+                   conf_json_get(sc->root, "tracing") ? "OpenTelemetry" : "", "metrics",
                    sc->prom ? "Prometheus" : "", "accessLog", al && !json_is_false(al),
                    "providers", prov);
     return ov;
@@ -296,7 +284,7 @@ static json_t *api_overview(json_t *out, const struct sc_config *sc)
  * (redacted), name and address, sorted by name. */
 static json_t *api_entrypoints(const struct sc_config *sc)
 {
-    json_t *l = json_array(), *eps = api_jget(sc->root, "entryPoints");
+    json_t *l = json_array(), *eps = conf_json_get(sc->root, "entryPoints");
 
     for (size_t i = 0; l && i < sc->neps; i++) {
         json_t *node = json_object_get(eps, sc->eps[i].name);

@@ -1079,6 +1079,17 @@ static const char *conf_describe(json_t *v, char *buf, size_t size)
     return "?";
 }
 
+json_t *conf_json_get(json_t *o, const char *key)
+{
+    const char *k;
+    json_t *v;
+
+    if (!json_is_object(o)) return NULL;
+    json_object_foreach(o, k, v)
+        if (!strcasecmp(k, key)) return v;
+    return NULL;
+}
+
 int conf_key_secret(const char *key, size_t n)
 {
     static const char *const whole[] = {"users", "key", "hmacencoded", "privatekey",

@@ -85,6 +85,10 @@ void conf_cfg_error(const relais_cfg *node, const char *key, const char *fmt,
 void conf_cfg_verror(const relais_cfg *node, const char *key, const char *fmt,
                      va_list ap);
 
+/** The member of object o called key, compared without regard to case
+ *  (Traefik's keys are), or NULL (also when o is not an object). */
+json_t *conf_json_get(json_t *o, const char *key);
+
 /** 1 when the configuration key key[0..n) names a secret (users, key,
  *  privateKey, credentials, or any key containing password, secret or
  *  token, without regard to case): its values are never shown in

@@ -380,19 +380,6 @@ static int sc_override(json_t *root, const char *flag, char *msg, size_t msglen)
     }
 }
 
-/* The member of object o called key, compared without case (the
- * document's keys are matched that way), or NULL. */
-static json_t *sc_jget(json_t *o, const char *key)
-{
-    const char *k;
-    json_t *v;
-
-    if (!json_is_object(o)) return NULL;
-    json_object_foreach(o, k, v)
-        if (!strcasecmp(k, key)) return v;
-    return NULL;
-}
-
 /* 1 when v says true (a boolean, or the text "true" of a flag). */
 static int sc_jtrue(const json_t *v)
 {
@@ -407,8 +394,8 @@ static int sc_uses_traefik_ep(json_t *x)
     json_t *e;
 
     if (sc_jtrue(x)) return 1;
-    if (!json_is_object(x) || sc_jtrue(sc_jget(x, "manualRouting"))) return 0;
-    e = sc_jget(x, "entryPoint");
+    if (!json_is_object(x) || sc_jtrue(conf_json_get(x, "manualRouting"))) return 0;
+    e = conf_json_get(x, "entryPoint");
     return !e || (json_is_string(e) && !strcmp(json_string_value(e), "traefik"));
 }
 
@@ -419,14 +406,14 @@ static int sc_uses_traefik_ep(json_t *x)
  * point is read like any other; c->traefik_ep_made says it happened. */
 static void sc_default_traefik_ep(struct sc_config *c)
 {
-    json_t *eps = sc_jget(c->root, "entryPoints"), *api = sc_jget(c->root, "api");
+    json_t *eps = conf_json_get(c->root, "entryPoints"), *api = conf_json_get(c->root, "api");
     int need = 0;
 
     if (!json_is_object(eps) || json_object_size(eps) == 0 || json_object_get(eps, "traefik"))
         return;
-    if (json_is_object(api) && sc_jtrue(sc_jget(api, "insecure"))) need = 1;
-    if (sc_uses_traefik_ep(sc_jget(c->root, "ping"))) need = 1;
-    if (sc_uses_traefik_ep(sc_jget(sc_jget(c->root, "metrics"), "prometheus"))) need = 1;
+    if (json_is_object(api) && sc_jtrue(conf_json_get(api, "insecure"))) need = 1;
+    if (sc_uses_traefik_ep(conf_json_get(c->root, "ping"))) need = 1;
+    if (sc_uses_traefik_ep(conf_json_get(conf_json_get(c->root, "metrics"), "prometheus"))) need = 1;
     if (!need) return;
     if (json_object_set_new(eps, "traefik", json_pack("{s:s}", "address", ":8080")) == 0)
         c->traefik_ep_made = strdup(":8080");

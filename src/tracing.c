@@ -1378,6 +1378,25 @@ static size_t trc_client_attrs(struct relais_req *r, const struct snap_server *s
     return n;
 }
 
+
+/* A span of request q's trace ending now: id, parent, name, kind and
+ * start as given, the trace id and tracestate from q; attributes and
+ * headers left empty. */
+static void trc_span_init(struct trc_span *s, const struct trc_req *q, const uint8_t *id,
+                          const uint8_t *parent, const char *name, int kind,
+                          int64_t start_ns)
+{
+    memset(s, 0, sizeof(*s));
+    memcpy(s->trace_id, q->trace_id, 16);
+    memcpy(s->span_id, id, 8);
+    memcpy(s->parent_id, parent, 8);
+    s->trace_state = q->trace_state;
+    s->trace_state_len = q->trace_state_len;
+    s->name = name;
+    s->kind = kind;
+    s->start_ns = start_ns;
+    s->end_ns = trc_wall_ns();
+}
 /** Submits r's open CLIENT span ending now; status is the server's
  *  answer (0: none). */
 static void trc_end_client(struct trc_tracer *t, struct relais_req *r, int status)
@@ -1389,16 +1408,8 @@ static void trc_end_client(struct trc_tracer *t, struct relais_req *r, int statu
 
     q->client_open = 0;
     if (!q->sampled) return;
-    memset(&s, 0, sizeof(s));
-    memcpy(s.trace_id, q->trace_id, 16);
-    memcpy(s.span_id, q->client_id, 8);
-    memcpy(s.parent_id, q->server_id, 8);
-    s.trace_state = q->trace_state;
-    s.trace_state_len = q->trace_state_len;
-    s.name = "ReverseProxy";
-    s.kind = TRC_KIND_CLIENT;
-    s.start_ns = q->client_start_ns;
-    s.end_ns = trc_wall_ns();
+    trc_span_init(&s, q, q->client_id, q->server_id, "ReverseProxy", TRC_KIND_CLIENT,
+                  q->client_start_ns);
     s.error = status == 0 || status >= 400;
     s.attrs = a;
     s.nattrs = trc_client_attrs(r, q->client_server, a, full, sizeof(full), status);
@@ -1444,16 +1455,7 @@ void trc_req_end(struct relais_req *r)
     if (!t || !q) return;
     if (q->client_open) trc_end_client(t, r, r->origin_status);
     if (!q->sampled) return;
-    memset(&s, 0, sizeof(s));
-    memcpy(s.trace_id, q->trace_id, 16);
-    memcpy(s.span_id, q->server_id, 8);
-    memcpy(s.parent_id, q->parent_id, 8);
-    s.trace_state = q->trace_state;
-    s.trace_state_len = q->trace_state_len;
-    s.name = "EntryPoint";
-    s.kind = TRC_KIND_SERVER;
-    s.start_ns = q->start_ns;
-    s.end_ns = trc_wall_ns();
+    trc_span_init(&s, q, q->server_id, q->parent_id, "EntryPoint", TRC_KIND_SERVER, q->start_ns);
     s.error = r->status >= 500;
     if (r->ep_name) a[n++] = (struct trc_attr){"entry_point", r->ep_name, strlen(r->ep_name), 0, 0};
     a[n++] = (struct trc_attr){"http.request.method", r->method, r->method_len, 0, 0};
