@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the README demo from a built source tree: two whoami backends on
-# 127.0.0.1:8081 and :8082 and relais on 127.0.0.1:8000 with
+# 127.0.0.1:8081 and :8082 and relais on 127.0.0.1:8000 (dashboard and API
+# on 127.0.0.1:8080) with
 # contrib/examples/relais.yaml (file provider watching
 # contrib/examples/dynamic.yaml).  Ctrl-C stops everything.
 set -eu
@@ -15,6 +16,8 @@ cat <<MSG
 relais demo: try
   curl -H 'Host: localhost' http://127.0.0.1:8000/
   curl http://127.0.0.1:8000/whoami/
-and edit contrib/examples/dynamic.yaml while it runs.
+the dashboard is at http://127.0.0.1:8080/dashboard/ (the API under /api/,
+Prometheus metrics at /metrics, /ping), and edit
+contrib/examples/dynamic.yaml while it runs.
 MSG
 "$B/src/relais" --config contrib/examples/relais.yaml --plugin-dir "$B/plugins-staged"
