@@ -61,6 +61,9 @@ struct stream {
     unsigned hs_want_w : 1;   /* the handshake waits for writability */
     unsigned rd_want_w : 1;   /* SSL_read waits for writability */
     unsigned wr_want_r : 1;   /* SSL_write waits for readability */
+    const struct st_vops *vops; /* virtual stream: its owner's operations
+                                   (NULL for a socket stream) */
+    void *vctx;                 /* their context */
 };
 
 static void st_on_read(evutil_socket_t fd, short what, void *arg);
@@ -106,10 +109,19 @@ static int st_bufs(struct stream *s)
     return (s->in_cb && s->out_cb) ? 0 : -1;
 }
 
-/* Registers or drops read interest according to the flags. */
+/* Registers or drops read interest according to the flags (a virtual
+ * stream tells its owner when that changes). */
 static void st_update_read(struct stream *s)
 {
     int want = s->reading && !s->suspended && !s->eof;
+
+    if (s->vops) {
+        if (want != (int)s->rd_added) {
+            s->rd_added = want ? 1 : 0;
+            s->vops->read_interest(s, s->vctx, want);
+        }
+        return;
+    }
 
     if (s->ssl && ((s->tls_hs && !s->hs_want_w) || s->wr_want_r)) want = 1;
     if (want && !s->rd_added) {
@@ -218,6 +230,11 @@ static int st_do_write(struct stream *s)
     if (before == 0) {
         st_drop_write(s);
         return 0;
+    }
+    if (s->vops) {
+        if (s->vops->output(s, s->vctx) < 0) return -1;
+        after = st_len(s->out);
+        return (after < before && after <= s->wr_low) ? 1 : 0;
     }
     if (s->ssl) {
         ssize_t w;
@@ -662,9 +679,10 @@ static int st_same_tmo(int has, const struct timeval *cur, const struct timeval 
 void st_set_timeouts(struct stream *s, const struct timeval *rd,
                      const struct timeval *wr)
 {
-    /* the common case, nothing changes, costs no system call */
-    if (st_same_tmo(s->has_rd_tmo, &s->rd_tmo, rd) &&
-        st_same_tmo(s->has_wr_tmo, &s->wr_tmo, wr))
+    /* the common case, nothing changes, costs no system call; a virtual
+       stream has no socket events (its user keeps timers of its own) */
+    if (s->vops || (st_same_tmo(s->has_rd_tmo, &s->rd_tmo, rd) &&
+                    st_same_tmo(s->has_wr_tmo, &s->wr_tmo, wr)))
         return;
     s->has_rd_tmo = rd != NULL;
     if (rd) s->rd_tmo = *rd;
@@ -685,6 +703,7 @@ void st_set_timeouts(struct stream *s, const struct timeval *rd,
 
 int st_connect(struct stream *s, const struct sockaddr *sa, socklen_t len)
 {
+    if (s->vops) return -1;
     if (connect(s->fd, sa, len) < 0 && errno != EINPROGRESS) return -1;
     /* done or in progress: writability tells (and SO_ERROR says how) */
     s->connecting = 1;
@@ -700,6 +719,10 @@ void st_flush(struct stream *s)
 void st_shutdown_write(struct stream *s)
 {
     st_flush(s);
+    if (s->vops) {
+        s->vops->end_output(s, s->vctx);
+        return;
+    }
     if (s->ssl && !s->tls_hs && !s->tls_dead) {
         SSL_shutdown(s->ssl);
         ERR_clear_error();
@@ -754,4 +777,63 @@ int st_tls_handshaking(const struct stream *s)
 const char *st_tls_error(const struct stream *s)
 {
     return s->tls_err ? s->tls_err : "";
+}
+
+struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops, void *ctx)
+{
+    struct stream *s = calloc(1, sizeof(*s));
+
+    if (!s) return NULL;
+    s->base = base;
+    s->fd = -1;
+    s->writing = 1;
+    s->vops = ops;
+    s->vctx = ctx;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    s->ev_flush = event_new(base, -1, 0, st_on_flush, s);
+    if (!s->in || !s->out || !s->ev_flush) {
+        st_free(s);
+        return NULL;
+    }
+    s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
+    s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
+    return s;
+}
+
+void st_virtual_input(struct stream *s)
+{
+    if (s->rd_high && st_len(s->in) >= s->rd_high) {
+        s->suspended = 1;
+        st_update_read(s);
+    }
+    if (s->reading && st_len(s->in) && s->readcb) s->readcb(s, s->arg);
+}
+
+void st_virtual_eof(struct stream *s)
+{
+    s->eof = 1;
+    st_update_read(s);
+    if (s->eventcb) s->eventcb(s, ST_READING | ST_EOF, s->arg);
+}
+
+void st_virtual_error(struct stream *s)
+{
+    errno = ECONNRESET;
+    if (s->eventcb) s->eventcb(s, ST_ERROR, s->arg);
+}
+
+void st_virtual_taken(struct stream *s)
+{
+    if (s->writing && s->writecb && st_len(s->out) <= s->wr_low) s->writecb(s, s->arg);
+}
+
+int st_is_virtual(const struct stream *s)
+{
+    return s->vops != NULL;
+}
+
+int st_eof(const struct stream *s)
+{
+    return s->eof;
 }

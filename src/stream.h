@@ -132,4 +132,53 @@ int st_tls_handshaking(const struct stream *s);
 /** Why the last TLS operation failed ("" when none did). */
 const char *st_tls_error(const struct stream *s);
 
+/* ---- virtual streams: one HTTP/2 stream seen as a stream ------------
+ *
+ * A virtual stream has no socket: its owner (h2.c, one per HTTP/2 stream
+ * of a connection) appends the peer's bytes to st_input and takes the
+ * user's bytes from st_output when the protocol lets it (flow control).
+ * The user (proxy.c) drives it with the same calls as a socket stream:
+ * st_enable / st_disable of ST_READ tell the owner to open or hold the
+ * peer's window; output is offered to the owner at the end of the loop
+ * turn; the write callback runs once the owner took the output down to
+ * the low watermark. */
+
+/** What the owner of a virtual stream does (loop thread). */
+struct st_vops {
+    /** Output is waiting in st_output(s): take what the protocol allows
+     *  now (the rest later: st_virtual_taken when more may go).  0, or -1
+     *  when the stream is dead (the user gets ST_WRITING | ST_ERROR). */
+    int (*output)(struct stream *s, void *ctx);
+    /** The user wants the peer's bytes (on = 1) or holds them (0). */
+    void (*read_interest)(struct stream *s, void *ctx, int on);
+    /** The user ended its output (st_shutdown_write). */
+    void (*end_output)(struct stream *s, void *ctx);
+};
+
+/** A virtual stream of owner ops / ctx (borrowed; they outlive it).
+ *  Reading starts disabled.  NULL when out of memory. */
+struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops, void *ctx);
+
+/** Owner: bytes were appended to st_input(s); the read callback runs if
+ *  the user reads.  May call back (the user may free s). */
+void st_virtual_input(struct stream *s);
+
+/** Owner: the peer ended its side (no more input): the user gets
+ *  ST_READING | ST_EOF.  May call back. */
+void st_virtual_eof(struct stream *s);
+
+/** Owner: the stream failed (reset): the user gets ST_ERROR.  May call
+ *  back. */
+void st_virtual_error(struct stream *s);
+
+/** Owner: output was taken; the write callback runs when the output is
+ *  at or below the low watermark.  May call back. */
+void st_virtual_taken(struct stream *s);
+
+/** 1 when s is a virtual stream. */
+int st_is_virtual(const struct stream *s);
+
+/** 1 when the peer ended its side (ST_EOF was or would be reported). */
+int st_eof(const struct stream *s);
+
 #endif /* RELAIS_STREAM_H */

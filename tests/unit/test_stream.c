@@ -1,0 +1,172 @@
+/*
+ * test_stream — virtual streams (src/stream.c): the contract h2.c relies
+ * on to present one HTTP/2 stream to proxy.c as a stream:
+ *  - read interest reaches the owner only when it changes (enable,
+ *    disable, the input cap);
+ *  - the owner's input reaches the read callback only while reading;
+ *  - output is offered to the owner at the end of the loop turn, not at
+ *    once; the write callback runs when the owner took it down to the
+ *    low watermark (also later, through st_virtual_taken);
+ *  - st_shutdown_write ends the owner's output; eof and errors reach the
+ *    event callback; st_connect is refused.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "stream.h"
+#include "tap.h"
+
+/** The fake owner (an HTTP/2 stream's stand-in). */
+struct owner {
+    int interest;      /* last read interest told */
+    int interest_calls; /* how many times it was told */
+    int outputs;       /* output offers */
+    size_t take;       /* bytes it takes per offer (its "window") */
+    size_t taken;      /* bytes taken in all */
+    int ended;         /* end_output calls */
+    int fail;          /* output fails */
+};
+
+/** What the user saw. */
+struct user {
+    int reads;    /* read callbacks */
+    size_t got;   /* bytes read */
+    int writes;   /* write callbacks */
+    short events; /* last event flags */
+    int nevents;  /* event callbacks */
+};
+
+static int o_output(struct stream *s, void *ctx)
+{
+    struct owner *o = ctx;
+    size_t n = evbuffer_get_length(st_output(s));
+
+    o->outputs++;
+    if (o->fail) return -1;
+    if (n > o->take) n = o->take;
+    evbuffer_drain(st_output(s), n);
+    o->taken += n;
+    return 0;
+}
+
+static void o_interest(struct stream *s, void *ctx, int on)
+{
+    struct owner *o = ctx;
+
+    (void)s;
+    o->interest = on;
+    o->interest_calls++;
+}
+
+static void o_end(struct stream *s, void *ctx)
+{
+    (void)s;
+    ((struct owner *)ctx)->ended++;
+}
+
+static const struct st_vops ops = {o_output, o_interest, o_end};
+
+static void u_read(struct stream *s, void *arg)
+{
+    struct user *u = arg;
+    struct evbuffer *in = st_input(s);
+
+    u->reads++;
+    u->got += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void u_write(struct stream *s, void *arg)
+{
+    (void)s;
+    ((struct user *)arg)->writes++;
+}
+
+static void u_event(struct stream *s, short what, void *arg)
+{
+    struct user *u = arg;
+
+    (void)s;
+    u->events = what;
+    u->nevents++;
+}
+
+int main(void)
+{
+    struct event_base *base = event_base_new();
+    struct owner o = {0};
+    struct user u = {0};
+    struct stream *s;
+    char buf[1000];
+
+    memset(buf, 'x', sizeof(buf));
+    o.take = 300;
+    s = st_new_virtual(base, &ops, &o);
+    ok(s != NULL, "a virtual stream");
+    ok(st_is_virtual(s) && st_fd(s) < 0, "it is virtual and has no socket");
+    st_setcb(s, u_read, u_write, u_event, &u);
+
+    /* reading */
+    evbuffer_add(st_input(s), buf, 10);
+    st_virtual_input(s);
+    ok(u.reads == 0, "input while not reading: no read callback");
+    st_enable(s, ST_READ);
+    ok(o.interest == 1 && o.interest_calls == 1, "enable: the owner is told once");
+    st_enable(s, ST_READ);
+    ok(o.interest_calls == 1, "enable again: not told twice");
+    st_virtual_input(s);
+    ok(u.reads == 1 && u.got == 10, "input while reading: delivered (10 bytes)");
+    st_disable(s, ST_READ);
+    ok(o.interest == 0 && o.interest_calls == 2, "disable: the owner holds the peer");
+    st_enable(s, ST_READ);
+    st_setwatermark(s, ST_READ, 0, 100);
+    evbuffer_add(st_input(s), buf, 150);
+    u.reads = 0;
+    st_disable(s, ST_READ); /* the user does not drain while disabled */
+    st_virtual_input(s);
+    ok(u.reads == 0 && o.interest == 0, "over the cap while disabled: held");
+    st_enable(s, ST_READ);
+    ok(o.interest == 0, "enabled but over the input cap: still held");
+    evbuffer_drain(st_input(s), 150);
+    ok(o.interest == 1, "drained under the cap: the owner is told to resume");
+
+    /* writing */
+    st_setwatermark(s, ST_WRITE, 0, 0);
+    evbuffer_add(st_output(s), buf, 1000);
+    ok(o.outputs == 0, "output is not offered at once");
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ok(o.outputs == 1 && o.taken == 300, "offered at the end of the turn (300 taken)");
+    ok(u.writes == 0, "not drained: no write callback");
+    st_virtual_taken(s);
+    ok(u.writes == 0, "taken but 700 left: still none");
+    o.take = 1000;
+    st_flush(s);
+    ok(o.taken == 1000, "a flush offers the rest");
+    st_virtual_taken(s);
+    ok(u.writes == 1, "drained: the write callback");
+
+    /* end, eof, errors */
+    st_shutdown_write(s);
+    ok(o.ended == 1, "st_shutdown_write ends the owner's output");
+    st_virtual_eof(s);
+    ok(u.nevents == 1 && u.events == (ST_READING | ST_EOF) && st_eof(s), "eof reaches the user");
+    o.fail = 1;
+    evbuffer_add(st_output(s), buf, 10);
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ok(u.nevents == 2 && (u.events & ST_ERROR), "a dead stream: ST_ERROR to the user");
+    st_virtual_error(s);
+    ok(u.nevents == 3 && (u.events & ST_ERROR), "a reset: ST_ERROR");
+    {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        ok(st_connect(s, (struct sockaddr *)&ss, sizeof(ss)) < 0, "st_connect is refused");
+    }
+    st_free(s);
+    st_free(NULL);
+    event_base_free(base);
+    return tap_done();
+}
