@@ -33,6 +33,7 @@
 #include "accesslog.h"
 #include "api.h"
 #include "arena.h"
+#include "h2.h"
 #include "health.h"
 #include "http1.h"
 #include "log.h"
@@ -56,7 +57,15 @@
 #include "worker.h"
 
 /** Client connection states. */
-enum px_state { PX_HEAD = 0, PX_BUSY, PX_TUNNEL, PX_CLOSING };
+enum px_state {
+    PX_HEAD = 0, /* waiting for a request head */
+    PX_BUSY,     /* an exchange runs */
+    PX_TUNNEL,   /* relaying bytes after 101 */
+    PX_CLOSING,  /* closing */
+    PX_H2,       /* an HTTP/2 connection: h2.c drives it */
+    PX_H2_DONE   /* an HTTP/2 stream whose exchange ended: its response
+                    leaves through h2.c, then the stream closes */
+};
 
 /** Server-side states of an exchange. */
 enum px_up_state {
@@ -123,6 +132,12 @@ struct px_conn {
                                        (owned), or NULL */
     struct px_conn *next;           /* worker's list */
     struct px_conn *prev;
+    struct h2_conn *h2;             /* HTTP/2 connection (h2.c), or NULL */
+    struct h2_stream *h2s;          /* this connection is one HTTP/2 stream
+                                       of parent (bev is a virtual stream),
+                                       or NULL */
+    struct px_conn *parent;         /* its HTTP/2 connection */
+    unsigned nsubs;                 /* HTTP/2: streams open */
 };
 
 static void px_client_read(struct stream *bev, void *arg);
@@ -143,6 +158,10 @@ static void px_connect(struct relais_req *r);
 static int px_fail_level(struct snap_server *sv);
 static void px_finish(struct relais_req *r);
 static void px_pump_request(struct relais_req *r);
+static void px_timeout(evutil_socket_t fd, short what, void *arg);
+static void px_write_deadline(evutil_socket_t fd, short what, void *arg);
+static int px_h2_start(struct px_conn *c);
+static void px_route(struct relais_req *r);
 
 /** A request's copies for mirror services (service.c chose them). */
 struct px_mirror {
@@ -212,7 +231,7 @@ static void px_access_log(struct relais_req *r)
     a.path_len = r->path_len;
     a.query = r->query;
     a.query_len = r->query_len;
-    a.protocol = r->version >= 11 ? "HTTP/1.1" : "HTTP/1.0";
+    a.protocol = r->version >= 20 ? "HTTP/2.0" : r->version >= 11 ? "HTTP/1.1" : "HTTP/1.0";
     a.authority = r->authority;
     a.authority_len = r->authority_len;
     a.entry_point = c ? c->epc->name : NULL;
@@ -309,11 +328,18 @@ static void px_conn_free(struct px_conn *c)
 {
     struct worker *w = c->w;
 
-    if (c->next) c->next->prev = c->prev;
-    if (c->prev) c->prev->next = c->next;
-    else if (w->conns == c) w->conns = c->next;
-    w->nconns--;
-    if (!c->handed) wk_conn_closed(w, c->ep);
+    if (c->parent) {
+        /* an HTTP/2 stream: not in the worker's list, not counted */
+        if (c->h2s) h2_stream_detach(c->h2s);
+        c->parent->nsubs--;
+    } else {
+        if (c->next) c->next->prev = c->prev;
+        if (c->prev) c->prev->next = c->next;
+        else if (w->conns == c) w->conns = c->next;
+        w->nconns--;
+        if (!c->handed) wk_conn_closed(w, c->ep);
+    }
+    h2_conn_free(c->h2);
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
     if (c->wtimer) event_free(c->wtimer);
@@ -323,8 +349,11 @@ static void px_conn_free(struct px_conn *c)
     if (c->hs_ref) wk_release(w, c->hs_ref);
     if (c->bev) st_free(c->bev);
     arena_free(c->arena);
-    free(c);
-    if (w->stopping && w->nconns == 0) event_base_loopexit(w->base, NULL);
+    {
+        int last = !c->parent && w->stopping && w->nconns == 0;
+        free(c);
+        if (last) event_base_loopexit(w->base, NULL);
+    }
 }
 
 /* Marks a callback entry (see the file comment). */
@@ -516,7 +545,13 @@ static void px_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     px_enter(c);
-    if (c->state == PX_HEAD) {
+    if (c->state == PX_H2) {
+        /* idleTimeout of an HTTP/2 connection: none while streams run */
+        if (c->nsubs) px_timer(c, c->epc->idle_timeout_ms);
+        else px_conn_close(c);
+    } else if (c->h2s && !(c->state == PX_BUSY && c->r && !c->r->req_body_done)) {
+        px_conn_close(c); /* the stream is reset */
+    } else if (c->state == PX_HEAD) {
         pending = evbuffer_get_length(st_input(c->bev));
         if (pending) px_send_simple(c, 408, "request timeout\n", 1);
         else px_conn_close(c);
@@ -1049,6 +1084,35 @@ static const char *px_rule_header(void *arg, const char *name, size_t nlen,
     return h->v[i].value;
 }
 
+/* A new exchange on c (in c's arena): the client's address, entry
+ * point, start time; c becomes busy.  NULL when out of memory. */
+static struct relais_req *px_req_new(struct px_conn *c)
+{
+    struct relais_req *r = arena_alloc(c->arena, sizeof(*r));
+    struct timespec ts;
+
+    if (!r) return NULL;
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->w = c->w;
+    r->arena = c->arena;
+    r->ep = c->ep;
+    r->ep_name = c->epc->name;
+    memcpy(r->client_ip, c->peer_ip, sizeof(r->client_ip));
+    r->client_port = c->peer_port;
+    r->mw_cur = -1;
+    r->filter_cur = -1;
+    if (c->tls) r->tls = st_ssl(c->parent ? c->parent->bev : c->bev);
+    r->start_ms = wk_now_ms();
+    /* the access log's StartUTC, metrics' and traces' durations */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    c->r = r;
+    c->state = PX_BUSY;
+    c->nreq++;
+    return r;
+}
+
 /* Parses a head at the front of the client's input and starts the
  * exchange.  Returns 1 when an exchange started, 0 when more bytes are
  * needed, -1 when the connection was answered and is closing. */
@@ -1105,35 +1169,14 @@ static int px_parse_head(struct px_conn *c)
     }
 
     /* the exchange owns a copy of the head: spans become pointers */
-    r = arena_alloc(c->arena, sizeof(*r));
+    r = px_req_new(c);
     copy = r ? arena_alloc(c->arena, (size_t)rc) : NULL;
     if (!r || !copy) {
         px_send_simple(c, 500, "out of memory\n", 1);
         return -1;
     }
-    memset(r, 0, sizeof(*r));
     memcpy(copy, data, (size_t)rc);
     evbuffer_drain(in, (size_t)rc);
-    r->conn = c;
-    r->w = c->w;
-    r->arena = c->arena;
-    r->ep = c->ep;
-    r->ep_name = ep->name;
-    memcpy(r->client_ip, c->peer_ip, sizeof(r->client_ip));
-    r->client_port = c->peer_port;
-    r->mw_cur = -1;
-    r->filter_cur = -1;
-    r->tls = c->tls ? st_ssl(c->bev) : NULL;
-    r->start_ms = wk_now_ms();
-    {
-        /* the access log's StartUTC, metrics' and traces' durations */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        r->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    }
-    c->r = r;
-    c->state = PX_BUSY;
-    c->nreq++;
 
     r->method = copy + head.method.off;
     r->method_len = head.method.len;
@@ -1409,6 +1452,209 @@ static int px_internal_auto(struct relais_req *r)
         return 1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------ HTTP/2 */
+
+#define PX_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" /* RFC 9113 3.4 */
+
+/* Hands c to h2.c (ALPN h2, or the h2c preface).  0, or -1 (c closed). */
+static int px_h2_start(struct px_conn *c)
+{
+    const struct sc_entrypoint *ep = c->epc;
+    struct h2_limits lim = {ep->h2_max_streams, ep->max_head, ep->max_fields,
+                            ep->h2_max_resets, ep->h2_max_control};
+
+    c->h2 = h2_conn_new(c, c->w->base, c->bev, &lim);
+    if (!c->h2) {
+        px_conn_close(c);
+        return -1;
+    }
+    c->state = PX_H2;
+    c->head_armed = 0;
+    px_timer(c, ep->idle_timeout_ms);
+    h2_conn_begin(c->h2);
+    return 0;
+}
+
+struct px_conn *px_h2_stream_open(struct px_conn *c, struct stream *vs, struct h2_stream *hs)
+{
+    struct px_conn *sc = calloc(1, sizeof(*sc));
+
+    if (!sc) return NULL;
+    sc->w = c->w;
+    sc->ep = c->ep;
+    sc->epc = c->epc;
+    sc->handed = 1;
+    sc->peer = c->peer;
+    memcpy(sc->peer_ip, c->peer_ip, sizeof(sc->peer_ip));
+    sc->peer_port = c->peer_port;
+    sc->trusted = c->trusted;
+    sc->tls = c->tls;
+    sc->tls_opts = c->tls_opts ? strdup(c->tls_opts) : NULL;
+    sc->arena = arena_new(RELAIS_ARENA_CAP);
+    sc->timer = evtimer_new(c->w->base, px_timeout, sc);
+    sc->parent = c;
+    c->nsubs++;
+    if (!sc->arena || !sc->timer || (c->tls_opts && !sc->tls_opts)) {
+        px_conn_free(sc); /* not attached yet: vs stays the caller's */
+        return NULL;
+    }
+    sc->bev = vs;
+    sc->h2s = hs;
+    sc->state = PX_HEAD;
+    st_setcb(vs, px_client_read, px_client_write, px_client_event, sc);
+    st_setwatermark(vs, ST_READ, 0, RELAIS_BUFFER_HIGH);
+    px_timer(c, c->epc->idle_timeout_ms); /* activity on the connection */
+    return sc;
+}
+
+void px_h2_stream_closed(struct px_conn *sc)
+{
+    sc->h2s = NULL; /* h2.c forgot the stream already */
+    px_conn_close(sc);
+}
+
+void px_h2_conn_closed(struct px_conn *c)
+{
+    px_conn_close(c);
+}
+
+/* HTTP/2 names are lowercase; towards HTTP/1.1 servers they go in Go's
+ * canonical form (Traefik's: "user-agent" -> "User-Agent"), copied into
+ * r's arena.  NULL when out of memory. */
+static const char *px_canonical(struct relais_req *r, const char *n, size_t l)
+{
+    char *c = arena_alloc(r->arena, l + 1);
+    int up = 1;
+
+    if (!c) return NULL;
+    for (size_t i = 0; i < l; i++) {
+        c[i] = up && n[i] >= 'a' && n[i] <= 'z' ? (char)(n[i] - 32) : n[i];
+        up = n[i] == '-';
+    }
+    c[l] = '\0';
+    return c;
+}
+
+/* Copies s[0..n) into r's arena. */
+static const char *px_adup(struct relais_req *r, const char *p, size_t n)
+{
+    return arena_strndup(r->arena, p, n);
+}
+
+void px_h2_request(struct px_conn *c, const struct h2_field *f, size_t n, int end_stream)
+{
+    const struct sc_entrypoint *ep = c->epc;
+    struct relais_req *r = px_req_new(c);
+    const char *path = NULL, *cookie = NULL;
+    size_t path_len = 0, cookie_len = 0;
+    int64_t clen = -1;
+    int st = 0;
+
+    if (!r) {
+        px_conn_close(c);
+        return;
+    }
+    r->version = 20;
+    r->scheme = c->tls ? "https" : "http";
+    r->scheme_len = c->tls ? 5 : 4;
+    if (msg_hdrs_init(&r->req_hdrs, c->arena, (uint32_t)n + 8, (uint32_t)ep->max_fields + 32) < 0)
+        st = 500;
+    for (size_t i = 0; !st && i < n; i++) {
+        const char *nm = f[i].name, *vl = px_adup(r, f[i].value, f[i].vlen);
+        size_t nl = f[i].nlen, vlen = f[i].vlen;
+        if (!vl) {
+            st = 500;
+        } else if (nl && nm[0] == ':') {
+            /* nghttp2 checked the pseudo-headers' set and order */
+            if (nl == 7 && !memcmp(nm, ":method", 7)) {
+                r->method = vl;
+                r->method_len = vlen;
+            } else if (nl == 5 && !memcmp(nm, ":path", 5)) {
+                path = vl;
+                path_len = vlen;
+            } else if (nl == 10 && !memcmp(nm, ":authority", 10)) {
+                r->authority = vl;
+                r->authority_len = vlen;
+            }
+        } else if (nl == 4 && !memcmp(nm, "host", 4)) {
+            if (!r->authority) {
+                r->authority = vl;
+                r->authority_len = vlen;
+            }
+        } else if (nl == 6 && !memcmp(nm, "cookie", 6)) {
+            /* cookies split across fields are joined for HTTP/1.1 (RFC
+               9113 8.2.3) */
+            if (!cookie) {
+                cookie = vl;
+                cookie_len = vlen;
+            } else {
+                char *j = arena_alloc(r->arena, cookie_len + 2 + vlen);
+                if (!j) {
+                    st = 500;
+                    break;
+                }
+                memcpy(j, cookie, cookie_len);
+                memcpy(j + cookie_len, "; ", 2);
+                memcpy(j + cookie_len + 2, vl, vlen);
+                cookie = j;
+                cookie_len += 2 + vlen;
+            }
+        } else if (px_hop_by_hop(nm, nl) || (!c->trusted && px_forwarded_header(nm, nl))) {
+            continue;
+        } else {
+            if (nl == 14 && !memcmp(nm, "content-length", 14)) {
+                char *e;
+                long long v = strtoll(vl, &e, 10);
+                if (e == vl || *e || v < 0) st = 400;
+                else clen = v;
+            }
+            if (!st && msg_hdrs_add(&r->req_hdrs, px_canonical(r, nm, nl), nl, vl, vlen, 0) < 0)
+                st = 431;
+        }
+    }
+    if (!st && cookie && msg_hdrs_add(&r->req_hdrs, "Cookie", 6, cookie, cookie_len, 0) < 0)
+        st = 431;
+    if (!st && (!r->method || !path || !r->authority || !r->authority_len)) st = 400;
+    if (!st) st = px_target(r, path, path_len);
+    if (st) {
+        if (!r->method) r->method = "GET", r->method_len = 3;
+        if (!r->path) r->path = "/", r->path_len = 1;
+        r->req_body_done = 1;
+        px_api_respond(r, st, NULL, 0, NULL, 0);
+        px_finish(r);
+        return;
+    }
+    r->is_head = r->method_len == 4 && !memcmp(r->method, "HEAD", 4);
+    px_host_from_authority(r);
+    if (px_add_forwarded(r, c) < 0) {
+        px_api_respond(r, 431, NULL, 0, NULL, 0);
+        r->req_body_done = 1;
+        px_finish(r);
+        return;
+    }
+    if (trc_active) trc_req_start(r);
+    /* body framing: DATA frames until END_STREAM; an unknown length goes
+       to the server chunked */
+    if (end_stream) {
+        r->req_body_done = 1;
+        if (clen > 0) st = 400;
+    } else if (clen >= 0) {
+        r->req_left = clen; /* nghttp2 checks DATA against it */
+        if (clen == 0) r->req_body_done = 1;
+    } else {
+        r->req_chunked = 1;
+        r->req_h2_raw = 1;
+    }
+    if (ep->write_timeout_ms > 0) {
+        struct timeval tv = {ep->write_timeout_ms / 1000, (ep->write_timeout_ms % 1000) * 1000};
+        if (!c->wtimer) c->wtimer = evtimer_new(c->w->base, px_write_deadline, c);
+        if (c->wtimer) evtimer_add(c->wtimer, &tv);
+    }
+    if (!r->req_body_done && ep->read_timeout_ms > 0) px_timer(c, ep->read_timeout_ms);
+    st_enable(c->bev, ST_READ);
+    px_route(r);
 }
 
 static void px_route(struct relais_req *r)
@@ -2061,8 +2307,8 @@ static int px_body_gate(struct relais_req *r, int force)
     size_t seen = 0;
     int n, i, done = 0, bad = 0;
 
-    if (!r->req_chunked || r->req_body_done || r->expect_continue || r->gate_passed ||
-        force) {
+    if (!r->req_chunked || r->req_h2_raw || r->req_body_done || r->expect_continue ||
+        r->gate_passed || force) {
         r->gate_passed = 1;
         return 1;
     }
@@ -2358,7 +2604,23 @@ static void px_pump_request(struct relais_req *r)
     }
     in = st_input(c->bev);
     out = st_output(r->up->bev);
-    if (!r->req_chunked) {
+    if (r->req_h2_raw) {
+        /* an HTTP/2 body of unknown length: chunked towards the server */
+        size_t avail = evbuffer_get_length(in);
+        if (avail) {
+            char hdr[32];
+            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", avail);
+            evbuffer_add(out, hdr, (size_t)hl);
+            if (r->mirror) px_mirror_keep_buf(r, in, avail);
+            evbuffer_remove_buffer(in, out, avail);
+            evbuffer_add(out, "\r\n", 2);
+            r->req_body_bytes += avail;
+        }
+        if (c->eof) {
+            evbuffer_add(out, "0\r\n\r\n", 5);
+            r->req_body_done = 1;
+        }
+    } else if (!r->req_chunked) {
         size_t avail = evbuffer_get_length(in);
         size_t n = (int64_t)avail < r->req_left ? avail : (size_t)r->req_left;
         if (n) {
@@ -2432,6 +2694,17 @@ static int px_write_client_head(struct relais_req *r, int has_body,
     char *buf;
     int keep = !r->client_close && !c->w->stopping;
 
+    if (c->h2s) {
+        /* HTTP/2: a HEADERS frame; the body (if any) follows as DATA */
+        int local_len = r->local && !r->filtering;
+        int body = !r->is_head && r->status >= 200 && r->status != 204 && r->status != 304 &&
+                   (local_len ? content_length > 0 : 1);
+        r->resp_started = 1;
+        return h2_respond(c->h2s, r->status, h,
+                          local_len && r->status != 204 && r->status != 304 ? content_length : -1,
+                          body);
+    }
+
     for (uint32_t i = 0; i < h->n; i++) cap += h->v[i].nlen + h->v[i].vlen + 4;
     buf = arena_alloc(r->arena, cap);
     if (!buf) return -1;
@@ -2485,7 +2758,7 @@ static void px_finish(struct relais_req *r)
         if (!r->req_body_done) r->client_close = 1;
         if (r->filtering) {
             /* a filter transforms it: no Content-Length, framed here */
-            r->client_chunked = r->version >= 11;
+            r->client_chunked = r->version == 11;
             if (!r->client_chunked) r->client_close = 1;
         }
         if (px_write_client_head(r, r->filtering, (int64_t)r->local_body_len) < 0) {
@@ -2512,6 +2785,16 @@ static void px_finish(struct relais_req *r)
             up_conn_free(r->up);
         }
         r->up = NULL;
+    }
+    if (c->h2s) {
+        /* HTTP/2: the response ends with its stream; the connection is
+           h2.c's.  Body bytes still coming are dropped. */
+        px_req_free(r);
+        px_timer(c, 0);
+        c->state = PX_H2_DONE;
+        st_shutdown_write(c->bev);
+        st_enable(c->bev, ST_READ);
+        return;
     }
     if (r->client_close || !r->req_body_done) {
         px_req_free(r);
@@ -2665,7 +2948,7 @@ static int px_parse_response(struct relais_req *r)
         }
         if (head.status >= 200 || head.status == 101) break;
         /* interim responses: 100 and 103 are relayed, others dropped */
-        if ((head.status == 100 || head.status == 103) && r->version >= 11)
+        if ((head.status == 100 || head.status == 103) && r->version == 11)
             evbuffer_remove_buffer(in, st_output(c->bev), (size_t)rc);
         else
             evbuffer_drain(in, (size_t)rc);
@@ -2720,14 +3003,14 @@ static int px_parse_response(struct relais_req *r)
     } else if (head.flags & H1_F_CHUNKED) {
         r->resp_chunked = 1;
         h1_chunk_init(&r->resp_chunk, 4096, 16384);
-        r->client_chunked = r->version >= 11;
+        r->client_chunked = r->version == 11;
         if (!r->client_chunked) r->client_close = 1;
     } else if (head.content_length >= 0) {
         r->resp_left = head.content_length;
     } else {
         r->resp_close_delim = 1;
         r->up_reusable = 0;
-        r->client_chunked = r->version >= 11;
+        r->client_chunked = r->version == 11;
         if (!r->client_chunked) r->client_close = 1;
     }
     if (has_body && (r->resp_chunked || r->resp_close_delim))
@@ -2736,7 +3019,7 @@ static int px_parse_response(struct relais_req *r)
     px_add_cookies(r);
     px_run_responses(r);
     if (r->filtering) {
-        r->client_chunked = r->version >= 11;
+        r->client_chunked = r->version == 11;
         if (!r->client_chunked) r->client_close = 1;
     }
     if (px_write_client_head(r, has_body, 0) < 0) {
@@ -2752,6 +3035,17 @@ static int px_parse_response(struct relais_req *r)
 /* Processes what the client sent, according to the state. */
 static void px_process(struct px_conn *c)
 {
+    if (c->state == PX_HEAD && c->nreq == 0 && !c->parent) {
+        /* HTTP/2 with prior knowledge (h2c): the preface, not a head */
+        struct evbuffer *in = st_input(c->bev);
+        size_t len = evbuffer_get_length(in), k = sizeof(PX_H2_PREFACE) - 1;
+        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(len < k ? len : k));
+        if (p && !memcmp(p, PX_H2_PREFACE, len < k ? len : k)) {
+            if (len >= k) px_h2_start(c);
+            else if (!c->head_armed) px_head_deadline(c);
+            return;
+        }
+    }
     while (!c->dead && c->state == PX_HEAD) {
         int rc;
         /* while stopping, a request on a kept connection is still
@@ -2785,8 +3079,21 @@ static void px_client_read(struct stream *bev, void *arg)
     struct px_conn *c = arg;
 
     px_enter(c);
-    if (c->hs_ref) px_handshake_done(c);
-    if (c->state == PX_TUNNEL && c->r && c->r->up) {
+    if (c->hs_ref) {
+        const unsigned char *proto = NULL;
+        unsigned plen = 0;
+        px_handshake_done(c);
+        SSL_get0_alpn_selected(st_ssl(c->bev), &proto, &plen);
+        if (plen == 2 && !memcmp(proto, "h2", 2)) {
+            px_h2_start(c);
+            px_leave(c);
+            return;
+        }
+    }
+    if (c->state == PX_H2_DONE) {
+        /* a body the exchange did not want: dropped */
+        evbuffer_drain(st_input(bev), evbuffer_get_length(st_input(bev)));
+    } else if (c->state == PX_TUNNEL && c->r && c->r->up) {
         struct evbuffer *out = st_output(c->r->up->bev);
         evbuffer_add_buffer(out, st_input(bev));
         if (evbuffer_get_length(out) > RELAIS_BUFFER_HIGH) {
@@ -2826,7 +3133,11 @@ static void px_client_event(struct stream *bev, short what, void *arg)
 
     (void)bev;
     px_enter(c);
-    if (c->state == PX_TUNNEL && (what & ST_EOF) && !(what & ST_ERROR) &&
+    if (c->parent && (what & ST_EOF) && !(what & ST_ERROR)) {
+        /* an HTTP/2 stream's END_STREAM: the request body is complete */
+        c->eof = 1;
+        if (c->state == PX_BUSY && c->r) px_pump_request(c->r);
+    } else if (c->state == PX_TUNNEL && (what & ST_EOF) && !(what & ST_ERROR) &&
         c->r && c->r->up) {
         /* the client finished sending: pass its FIN on once its bytes are
          * written, and keep relaying the server's answer */
@@ -2979,6 +3290,10 @@ void px_shutdown(struct worker *w)
 
     for (c = w->conns; c; c = n) {
         n = c->next;
+        if (c->state == PX_H2) {
+            h2_conn_shutdown(c->h2); /* GOAWAY; it closes once its streams end */
+            continue;
+        }
         if (c->state != PX_HEAD || evbuffer_get_length(st_input(c->bev)) != 0) continue;
         /* an idle connection closes after a short linger, not at once: a
            client that sends now gets its answer (with Connection: close)

@@ -71,6 +71,8 @@ struct relais_req {
                                      server side once flushed */
     /* request body framing (as received) */
     int req_chunked;              /* chunked body */
+    int req_h2_raw;               /* HTTP/2 body of unknown length: the
+                                     client's bytes are chunked here */
     int64_t req_left;             /* Content-Length bytes still to read */
     int req_body_done;            /* whole body read from the client */
     uint64_t req_body_bytes;      /* payload bytes read */

@@ -187,6 +187,27 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
     }
     ep->udp_timeout_ms = 3000;
     conf_cfg_bool(node, "asDefault", &ep->as_default);
+    ep->h2_max_streams = 250;
+    ep->h2_max_resets = 200;
+    ep->h2_max_control = 100;
+    {
+        /* http2: Traefik's maxConcurrentStreams, relais' flood limits */
+        const relais_cfg *h2 = conf_cfg_get(node, "http2");
+        static const struct {
+            const char *key;   /* key under http2 */
+            size_t off;        /* field */
+        } k[] = {{"maxConcurrentStreams", offsetof(struct sc_entrypoint, h2_max_streams)},
+                 {"maxResetsPerSecond", offsetof(struct sc_entrypoint, h2_max_resets)},
+                 {"maxControlFramesPerSecond", offsetof(struct sc_entrypoint, h2_max_control)}};
+        for (size_t i = 0; h2 && i < sizeof(k) / sizeof(k[0]); i++) {
+            int64_t v;
+            if (conf_cfg_int(h2, k[i].key, &v) != RELAIS_CFG_OK) continue;
+            if (v < 1 || v > 1000000)
+                conf_cfg_error(h2, k[i].key, "expected 1 to 1000000");
+            else
+                *(uint32_t *)((char *)ep + k[i].off) = (uint32_t)v;
+        }
+    }
     switch (conf_cfg_string(node, "address", &addr)) {
     case RELAIS_CFG_OK: {
         size_t al = strlen(addr);

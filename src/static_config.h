@@ -60,6 +60,12 @@ struct sc_entrypoint {
     int pp_insecure;              /* proxyProtocol.insecure: from anyone */
     struct na_cidr *pp_trusted;   /* proxyProtocol.trustedIPs */
     size_t npp_trusted;           /* how many */
+    uint32_t h2_max_streams;      /* http2.maxConcurrentStreams (250) */
+    uint32_t h2_max_resets;       /* relais: http2.maxResetsPerSecond: client
+                                     stream resets tolerated per second
+                                     (rapid reset), then GOAWAY (200) */
+    uint32_t h2_max_control;      /* relais: http2.maxControlFramesPerSecond:
+                                     SETTINGS and PING (100) */
     char **mws;                   /* http.middlewares ("name@provider"),
                                      run before every router's */
     size_t nmws;                  /* how many */

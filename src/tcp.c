@@ -1266,6 +1266,7 @@ void tcp_take(struct worker *w, int ep, struct stream *cs, struct wk_snapref *re
     if (r->tls && !r->passthrough) {
         const struct snapshot *snap = ref->snap;
         SSL *ssl = snap->tls ? ts_ssl_new(snap->tls, snap->tls_hosts) : NULL;
+        if (ssl) ts_ssl_no_h2(ssl);
         if (!ssl || st_tls_accept(cs, ssl) < 0) {
             SSL_free(ssl);
             goto fail;

@@ -98,6 +98,7 @@ static char ts_conflict_mark;
 static int ts_idx_conf = -1;  /* const struct ts_conf * */
 static int ts_idx_hosts = -1; /* const struct ts_hosts * */
 static int ts_idx_opts = -1;  /* chosen const struct ts_options * */
+static int ts_idx_noh2 = -1;  /* non-NULL: never choose h2 (TCP routers) */
 static int ts_idx_alpn01 = -1; /* non-NULL when serving acme-tls/1 */
 static pthread_once_t ts_once = PTHREAD_ONCE_INIT;
 
@@ -107,6 +108,7 @@ static void ts_init_indexes(void)
     ts_idx_conf = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     ts_idx_hosts = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     ts_idx_opts = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ts_idx_noh2 = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     ts_idx_alpn01 = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
@@ -568,6 +570,13 @@ static struct ts_options *ts_read_options(const char *name, json_t *v, const cha
         return NULL;
     }
     tls_server_ctx_setup(o->ctx);
+    {
+        /* Traefik's default ALPN list (alpnProtocols replaces it): h2,
+           http/1.1, acme-tls/1 */
+        static const unsigned char d[] = "\x02h2\x08http/1.1\x0a" "acme-tls/1";
+        memcpy(o->alpn, d, sizeof(d) - 1);
+        o->alpn_len = sizeof(d) - 1;
+    }
     if (json_is_null(v)) goto build;
     if (conf_cfg_type(root) != RELAIS_CFG_MAP) {
         conf_cfg_error(root, NULL, "expected a map of TLS options");
@@ -666,12 +675,6 @@ static struct ts_options *ts_read_options(const char *name, json_t *v, const cha
                 o->alpn_len += l;
             }
         }
-    } else {
-        /* Traefik's default: h2, http/1.1, acme-tls/1 (h2 is offered
-         * only once relais speaks it: see ts_alpn_select) */
-        static const unsigned char d[] = "\x02h2\x08http/1.1\x0a" "acme-tls/1";
-        memcpy(o->alpn, d, sizeof(d) - 1);
-        o->alpn_len = sizeof(d) - 1;
     }
     if ((n = conf_cfg_get(root, "clientAuth")) != NULL) {
         if (conf_cfg_type(n) != RELAIS_CFG_MAP)
@@ -1219,7 +1222,11 @@ static int ts_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
     for (i = 0; i < o->alpn_len; i += 1u + o->alpn[i]) {
         const unsigned char *p = o->alpn + i + 1;
         size_t l = o->alpn[i];
-        if (!(l == 8 && !memcmp(p, "http/1.1", 8))) continue; /* what relais speaks */
+        /* what relais speaks (a TCP router's server speaks its own
+           protocol: http/1.1 at most, never h2 unasked) */
+        if (!(l == 8 && !memcmp(p, "http/1.1", 8)) &&
+            !(l == 2 && !memcmp(p, "h2", 2) && !SSL_get_ex_data(ssl, ts_idx_noh2)))
+            continue;
         for (j = 0; j < inlen; j += 1u + in[j]) {
             if (j + 1 + in[j] > inlen) break;
             if (in[j] == l && !memcmp(in + j + 1, p, l)) {
@@ -1230,6 +1237,11 @@ static int ts_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
         }
     }
     return SSL_TLSEXT_ERR_NOACK;
+}
+
+void ts_ssl_no_h2(SSL *ssl)
+{
+    SSL_set_ex_data(ssl, ts_idx_noh2, (void *)1);
 }
 
 SSL *ts_ssl_new(const struct ts_conf *conf, const struct ts_hosts *hosts)

@@ -95,6 +95,10 @@ void ts_hosts_free(struct ts_hosts *h);
 const struct ts_options *ts_hosts_lookup(const struct ts_hosts *h, const char *host,
                                          size_t len);
 
+/** ALPN on ssl never chooses h2 (TLS terminated for a TCP router: the
+ *  bytes go to a server of unknown protocol).  Before the handshake. */
+void ts_ssl_no_h2(SSL *ssl);
+
 /**
  * A new server-side SSL for one connection with conf and hosts (both must
  * outlive the handshake: the connection holds the snapshot).  NULL when

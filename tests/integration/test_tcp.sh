@@ -213,7 +213,7 @@ is "ALPN x-special -> first router" "alpn1.test|alpn1[x-special]:p" \
 is "no x-special -> the other router" "alpn2.test|alpn2[-]:q" \
   "$($H tlsline $WEB alpn.test "$K/ca.pem" q http/1.1)"
 # --- the HTTPS router keeps its SNI on the same port
-like "HTTPS router h.test still served (TLS terminated, whoami)" "^HTTP/1.1 200" \
+like "HTTPS router h.test still served (TLS terminated, whoami)" "^HTTP/(1.1|2) 200" \
   "$(curl -sS -i --cacert "$K/ca.pem" --resolve h.test:$WEB:127.0.0.1 https://h.test:$WEB/ 2>&1 | head -1)"
 # --- HostSNI(*) takes every non-TLS connection: HTTP routers get none
 is "non-TLS bytes go to the catch-all echo" "GET / HTTP/1.1\r\nHost: x\r\n\r\n" \

@@ -1,0 +1,596 @@
+/*
+ * h2 — HTTP/2 towards clients.  See h2.h.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "h2.h"
+#include "log.h"
+#include "message.h"
+#include "stream.h"
+#include "worker.h"
+
+#define H2_WINDOW (1 << 20)   /* initial stream window we announce */
+#define H2_FIELDS_MAX 1024    /* hard cap on fields per request */
+
+/** A stream of a connection. */
+struct h2_stream {
+    struct h2_conn *hc;         /* its connection */
+    int32_t id;                 /* stream id */
+    struct px_conn *sub;        /* proxy.c's client connection for it, or
+                                   NULL once detached */
+    struct stream *vs;          /* its virtual stream (owned by sub) */
+    struct h2_field *f;         /* request fields being received */
+    size_t nf;                  /* how many */
+    size_t capf;                /* room in f */
+    char *blob;                 /* their bytes (names and values) */
+    size_t blen;                /* bytes used in blob */
+    size_t bcap;                /* room in blob */
+    int too_big;                /* the head passed a limit */
+    int head_done;              /* the request head went to proxy.c */
+    int responded;              /* the response head was submitted */
+    int out_ended;              /* the response body ended */
+    int deferred;               /* the data source waits for output */
+    int reading;                /* proxy.c takes the body */
+    size_t unconsumed;          /* body bytes whose stream window was not
+                                   given back yet */
+    int taken;                  /* output was taken: tell the owner */
+    struct h2_stream *next;     /* connection's list */
+    struct h2_stream *prev;
+};
+
+/** An HTTP/2 connection. */
+struct h2_conn {
+    struct px_conn *c;          /* proxy.c's connection */
+    struct event_base *base;    /* its loop */
+    struct stream *bev;         /* the socket stream (owned by c) */
+    nghttp2_session *s;         /* the session */
+    struct h2_limits lim;       /* limits */
+    struct h2_stream *streams;  /* open streams */
+    struct event *ev_send;      /* end-of-turn send */
+    int sending;                /* inside h2_send */
+    int closing;                /* the connection is over: no more frames */
+    uint64_t window_start;      /* start of the current 1 s window (ms) */
+    uint32_t resets;            /* RST_STREAM received in it */
+    uint32_t control;           /* SETTINGS and PING received in it */
+};
+
+static void h2_send(struct h2_conn *hc);
+
+/* Schedules a send at the end of the loop turn. */
+static void h2_send_soon(struct h2_conn *hc)
+{
+    if (hc->ev_send && !hc->closing) event_active(hc->ev_send, EV_WRITE, 1);
+}
+
+/* The connection is over: no more frames; proxy.c is told at the end of
+ * the turn (h2_on_send_event), when no nghttp2 call is on the stack. */
+static void h2_die(struct h2_conn *hc)
+{
+    if (hc->closing) return;
+    hc->closing = 1;
+    if (hc->ev_send) event_active(hc->ev_send, EV_WRITE, 1);
+}
+
+/* Counts a control frame or reset in the current second; 1 when a limit
+ * is passed (GOAWAY sent). */
+static int h2_flood(struct h2_conn *hc, uint32_t *counter, uint32_t limit, const char *what)
+{
+    uint64_t now = wk_now_ms();
+
+    if (now - hc->window_start >= 1000) {
+        hc->window_start = now;
+        hc->resets = 0;
+        hc->control = 0;
+    }
+    if (++*counter <= limit) return 0;
+    log_warn("http2", "client sent more than %u %s per second: GOAWAY", limit, what);
+    nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(hc->s),
+                          NGHTTP2_ENHANCE_YOUR_CALM, NULL, 0);
+    return 1;
+}
+
+/* ---------------------------------------------------- virtual streams */
+
+/* proxy.c wrote response bytes: let the data source send them. */
+static int h2_vs_output(struct stream *vs, void *ctx)
+{
+    struct h2_stream *hs = ctx;
+
+    (void)vs;
+    if (hs->hc->closing) return -1;
+    if (hs->responded && hs->deferred) {
+        hs->deferred = 0;
+        nghttp2_session_resume_data(hs->hc->s, hs->id);
+    }
+    h2_send_soon(hs->hc);
+    return 0;
+}
+
+/* proxy.c reads the body (on) or holds it: the stream window follows. */
+static void h2_vs_interest(struct stream *vs, void *ctx, int on)
+{
+    struct h2_stream *hs = ctx;
+
+    (void)vs;
+    hs->reading = on;
+    if (on && hs->unconsumed && !hs->hc->closing) {
+        nghttp2_session_consume_stream(hs->hc->s, hs->id, hs->unconsumed);
+        hs->unconsumed = 0;
+        h2_send_soon(hs->hc);
+    }
+}
+
+/* proxy.c ended the response body. */
+static void h2_vs_end(struct stream *vs, void *ctx)
+{
+    struct h2_stream *hs = ctx;
+
+    hs->out_ended = 1;
+    h2_vs_output(vs, ctx);
+}
+
+static const struct st_vops h2_vops = {h2_vs_output, h2_vs_interest, h2_vs_end};
+
+/* ------------------------------------------------------------ streams */
+
+/* Unlinks and frees hs (its sub must be gone). */
+static void h2_stream_free(struct h2_stream *hs)
+{
+    struct h2_conn *hc = hs->hc;
+
+    if (hs->next) hs->next->prev = hs->prev;
+    if (hs->prev) hs->prev->next = hs->next;
+    else if (hc->streams == hs) hc->streams = hs->next;
+    free(hs->f);
+    free(hs->blob);
+    free(hs);
+}
+
+/* The data source of a response: the virtual stream's output. */
+static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    struct h2_stream *hs = src->ptr;
+    struct evbuffer *out;
+    int n;
+
+    (void)s;
+    (void)id;
+    (void)ud;
+    if (!hs->vs) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached: reset */
+    out = st_output(hs->vs);
+    n = evbuffer_remove(out, buf, len);
+    if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (n > 0) hs->taken = 1;
+    if (evbuffer_get_length(out) == 0 && hs->out_ended) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return n;
+    }
+    if (n == 0) {
+        hs->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return n;
+}
+
+/* Appends a received field to hs (copied); limits mark the head too big. */
+static int h2_add_field(struct h2_stream *hs, const uint8_t *name, size_t nlen,
+                        const uint8_t *value, size_t vlen)
+{
+    const struct h2_limits *lim = &hs->hc->lim;
+
+    if (hs->too_big) return 0;
+    if (hs->nf >= lim->max_fields || hs->nf >= H2_FIELDS_MAX ||
+        hs->blen + nlen + vlen > lim->max_head) {
+        hs->too_big = 1;
+        return 0;
+    }
+    if (hs->nf == hs->capf) {
+        size_t nc = hs->capf ? hs->capf * 2 : 16;
+        struct h2_field *nf = realloc(hs->f, nc * sizeof(*nf));
+        if (!nf) return -1;
+        hs->f = nf;
+        hs->capf = nc;
+    }
+    if (hs->blen + nlen + vlen > hs->bcap) {
+        size_t nc = hs->bcap ? hs->bcap : 1024;
+        char *nb;
+        while (nc < hs->blen + nlen + vlen) nc *= 2;
+        nb = realloc(hs->blob, nc);
+        if (!nb) return -1;
+        /* fields point into the blob: move them along */
+        for (size_t i = 0; i < hs->nf; i++) {
+            hs->f[i].name = nb + (hs->f[i].name - hs->blob);
+            hs->f[i].value = nb + (hs->f[i].value - hs->blob);
+        }
+        hs->blob = nb;
+        hs->bcap = nc;
+    }
+    memcpy(hs->blob + hs->blen, name, nlen);
+    hs->f[hs->nf].name = hs->blob + hs->blen;
+    hs->f[hs->nf].nlen = nlen;
+    hs->blen += nlen;
+    memcpy(hs->blob + hs->blen, value, vlen);
+    hs->f[hs->nf].value = hs->blob + hs->blen;
+    hs->f[hs->nf].vlen = vlen;
+    hs->blen += vlen;
+    hs->nf++;
+    return 0;
+}
+
+/* ------------------------------------------------------ nghttp2 hooks */
+
+static int h2_on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
+{
+    struct h2_conn *hc = ud;
+    struct h2_stream *hs;
+
+    if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    hs = calloc(1, sizeof(*hs));
+    if (!hs) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    hs->hc = hc;
+    hs->id = fr->hd.stream_id;
+    hs->next = hc->streams;
+    if (hc->streams) hc->streams->prev = hs;
+    hc->streams = hs;
+    nghttp2_session_set_stream_user_data(s, hs->id, hs);
+    return 0;
+}
+
+static int h2_on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t *name,
+                        size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+    struct h2_stream *hs = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+
+    (void)flags;
+    (void)ud;
+    if (!hs || hs->head_done) return 0; /* trailers: not forwarded (yet) */
+    return h2_add_field(hs, name, nlen, value, vlen) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+/* The request head of hs is complete: a client connection for it. */
+static void h2_request(struct h2_conn *hc, struct h2_stream *hs, int end_stream)
+{
+    static const nghttp2_nv big[] = {
+        {(uint8_t *)":status", (uint8_t *)"431", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    struct stream *vs;
+
+    hs->head_done = 1;
+    if (hs->too_big) {
+        /* Request Header Fields Too Large, then the stream ends */
+        nghttp2_submit_response(hc->s, hs->id, big, 1, NULL);
+        return;
+    }
+    vs = st_new_virtual(hc->base, &h2_vops, hs);
+    hs->sub = vs ? px_h2_stream_open(hc->c, vs, hs) : NULL;
+    if (!hs->sub) {
+        if (vs && !hs->sub) st_free(vs);
+        nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
+    hs->vs = vs;
+    px_h2_request(hs->sub, hs->f, hs->nf, end_stream);
+    /* the fields were copied by proxy.c */
+    free(hs->f);
+    free(hs->blob);
+    hs->f = NULL;
+    hs->blob = NULL;
+    hs->nf = hs->capf = hs->blen = hs->bcap = 0;
+}
+
+static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
+{
+    struct h2_conn *hc = ud;
+    struct h2_stream *hs = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+    int end = (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+    switch (fr->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (hs && !hs->head_done && fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            h2_request(hc, hs, end);
+        } else if (hs && end && hs->vs) {
+            st_virtual_eof(hs->vs); /* trailers end the body */
+        }
+        break;
+    case NGHTTP2_DATA:
+        if (hs && end && hs->vs) st_virtual_eof(hs->vs);
+        break;
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PING:
+        if (!(fr->hd.flags & NGHTTP2_FLAG_ACK))
+            h2_flood(hc, &hc->control, hc->lim.max_control, "SETTINGS or PING frames");
+        break;
+    case NGHTTP2_RST_STREAM:
+        h2_flood(hc, &hc->resets, hc->lim.max_resets, "stream resets");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int h2_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                      size_t len, void *ud)
+{
+    struct h2_stream *hs = nghttp2_session_get_stream_user_data(s, id);
+
+    (void)flags;
+    (void)ud;
+    /* the connection window comes back at once; the stream's when read */
+    nghttp2_session_consume_connection(s, len);
+    if (!hs || !hs->vs) {
+        nghttp2_session_consume_stream(s, id, len);
+        return 0;
+    }
+    if (evbuffer_add(st_input(hs->vs), data, len) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (hs->reading) nghttp2_session_consume_stream(s, id, len);
+    else hs->unconsumed += len;
+    st_virtual_input(hs->vs);
+    return 0;
+}
+
+static int h2_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    struct h2_stream *hs = nghttp2_session_get_stream_user_data(s, id);
+    struct px_conn *sub;
+
+    (void)err;
+    (void)ud;
+    if (!hs) return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    sub = hs->sub;
+    hs->sub = NULL;
+    hs->vs = NULL;
+    h2_stream_free(hs);
+    if (sub) px_h2_stream_closed(sub); /* frees sub and its virtual stream */
+    return 0;
+}
+
+/* --------------------------------------------------------- connection */
+
+/* Sends what the session has (end of turn, or after reading), then tells
+ * streams whose output was taken. */
+static void h2_send(struct h2_conn *hc)
+{
+    struct evbuffer *out = st_output(hc->bev);
+    const uint8_t *data;
+    ssize_t n;
+
+    if (hc->sending || hc->closing) return;
+    hc->sending = 1;
+    while ((n = nghttp2_session_mem_send(hc->s, &data)) > 0)
+        if (evbuffer_add(out, data, (size_t)n) < 0) break;
+    hc->sending = 0;
+    if (n < 0) {
+        log_debug("http2", "send: %s", nghttp2_strerror((int)n));
+        h2_die(hc);
+        return;
+    }
+    for (struct h2_stream *hs = hc->streams, *next; hs; hs = next) {
+        next = hs->next;
+        if (hs->taken && hs->vs) {
+            hs->taken = 0;
+            st_virtual_taken(hs->vs); /* may free streams: re-read next */
+            next = hs->next;
+        }
+    }
+    if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s) &&
+        evbuffer_get_length(out) == 0)
+        h2_die(hc);
+}
+
+static void h2_on_send_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2_conn *hc = arg;
+
+    (void)fd;
+    (void)what;
+    if (hc->closing) {
+        px_h2_conn_closed(hc->c); /* frees hc */
+        return;
+    }
+    h2_send(hc);
+}
+
+/* Bytes from the client. */
+static void h2_on_read(struct stream *bev, void *arg)
+{
+    struct h2_conn *hc = arg;
+    struct evbuffer *in = st_input(bev);
+
+    while (evbuffer_get_length(in) > 0 && !hc->closing) {
+        struct evbuffer_iovec v;
+        ssize_t n;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
+        n = nghttp2_session_mem_recv(hc->s, v.iov_base, v.iov_len);
+        if (n < 0) {
+            log_debug("http2", "receive: %s", nghttp2_strerror((int)n));
+            /* nghttp2 queued a GOAWAY for protocol errors: send it */
+            h2_send(hc);
+            h2_die(hc);
+            return;
+        }
+        evbuffer_drain(in, (size_t)n);
+    }
+    h2_send(hc);
+}
+
+/* The socket's output drained. */
+static void h2_on_write(struct stream *bev, void *arg)
+{
+    struct h2_conn *hc = arg;
+
+    (void)bev;
+    h2_send(hc);
+}
+
+static void h2_on_event(struct stream *bev, short what, void *arg)
+{
+    struct h2_conn *hc = arg;
+
+    (void)bev;
+    if (what & (ST_EOF | ST_ERROR | ST_TIMEOUT)) h2_die(hc);
+}
+
+struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct stream *bev,
+                            const struct h2_limits *lim)
+{
+    struct h2_conn *hc = calloc(1, sizeof(*hc));
+    nghttp2_session_callbacks *cb = NULL;
+    nghttp2_option *opt = NULL;
+    nghttp2_settings_entry iv[3];
+    int rc = -1;
+
+    if (!hc) return NULL;
+    hc->c = c;
+    hc->base = base;
+    hc->bev = bev;
+    hc->lim = *lim;
+    hc->window_start = wk_now_ms();
+    hc->ev_send = event_new(base, -1, 0, h2_on_send_event, hc);
+    if (!hc->ev_send || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+        goto out;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, h2_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_stream_close);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_send_header_block_length(opt, 256 * 1024);
+    if (nghttp2_session_server_new2(&hc->s, cb, hc, opt) != 0) goto out;
+    iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_streams};
+    iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW};
+    iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+                                     (uint32_t)(lim->max_head + 32 * lim->max_fields)};
+    if (nghttp2_submit_settings(hc->s, NGHTTP2_FLAG_NONE, iv, 3) != 0) goto out;
+    /* the connection window: as large as a stream's, given back as read */
+    nghttp2_session_set_local_window_size(hc->s, NGHTTP2_FLAG_NONE, 0, 16 * H2_WINDOW);
+    rc = 0;
+out:
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_option_del(opt);
+    if (rc < 0) {
+        if (hc->s) nghttp2_session_del(hc->s);
+        if (hc->ev_send) event_free(hc->ev_send);
+        free(hc);
+        return NULL;
+    }
+    return hc;
+}
+
+void h2_conn_begin(struct h2_conn *hc)
+{
+    st_setcb(hc->bev, h2_on_read, h2_on_write, h2_on_event, hc);
+    st_setwatermark(hc->bev, ST_WRITE, 0, 0);
+    st_enable(hc->bev, ST_READ);
+    if (evbuffer_get_length(st_input(hc->bev))) h2_on_read(hc->bev, hc);
+    else h2_send(hc);
+}
+
+void h2_conn_free(struct h2_conn *hc)
+{
+    if (!hc) return;
+    hc->closing = 1;
+    /* streams still open: their client connections go first */
+    while (hc->streams) {
+        struct h2_stream *hs = hc->streams;
+        struct px_conn *sub = hs->sub;
+        hs->sub = NULL;
+        hs->vs = NULL;
+        h2_stream_free(hs);
+        if (sub) px_h2_stream_closed(sub);
+    }
+    nghttp2_session_del(hc->s);
+    if (hc->ev_send) event_free(hc->ev_send);
+    free(hc);
+}
+
+void h2_conn_shutdown(struct h2_conn *hc)
+{
+    if (!hc || hc->closing) return;
+    nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    h2_send_soon(hc);
+}
+
+/* 1 for a header HTTP/2 does not carry (RFC 9113 8.2.2). */
+static int h2_hop(const char *n, size_t l)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+                                      "transfer-encoding", "upgrade", "te", "trailer", NULL};
+    for (const char *const *h = hop; *h; h++)
+        if (msg_name_eq(n, l, *h, strlen(*h))) return 1;
+    return 0;
+}
+
+int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, int64_t clen,
+               int has_body)
+{
+    struct h2_conn *hc = hs->hc;
+    nghttp2_nv *nv;
+    nghttp2_data_provider dp;
+    char st[8], cl[24], *lower;
+    size_t n = 0, total = 0;
+    int rc;
+
+    if (hc->closing || hs->responded) return -1;
+    for (uint32_t i = 0; i < h->n; i++) total += h->v[i].nlen;
+    nv = malloc((h->n + 2) * sizeof(*nv));
+    lower = malloc(total ? total : 1);
+    if (!nv || !lower) {
+        free(nv);
+        free(lower);
+        return -1;
+    }
+    snprintf(st, sizeof(st), "%03d", status % 1000);
+    nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    total = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct msg_hdr *f = &h->v[i];
+        if (h2_hop(f->name, f->nlen)) continue;
+        if (clen >= 0 && msg_name_eq(f->name, f->nlen, "content-length", 14)) continue;
+        for (size_t k = 0; k < f->nlen; k++)
+            lower[total + k] = (char)tolower((unsigned char)f->name[k]);
+        nv[n++] = (nghttp2_nv){(uint8_t *)lower + total, (uint8_t *)f->value, f->nlen, f->vlen,
+                               NGHTTP2_NV_FLAG_NONE};
+        total += f->nlen;
+    }
+    if (clen >= 0) {
+        snprintf(cl, sizeof(cl), "%lld", (long long)clen);
+        nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, strlen(cl),
+                               NGHTTP2_NV_FLAG_NONE};
+    }
+    dp.source.ptr = hs;
+    dp.read_callback = h2_read_body;
+    rc = nghttp2_submit_response(hc->s, hs->id, nv, n, has_body ? &dp : NULL);
+    free(nv);
+    free(lower);
+    if (rc != 0) return -1;
+    hs->responded = 1;
+    if (!has_body) hs->out_ended = 1;
+    h2_send_soon(hc);
+    return 0;
+}
+
+void h2_stream_detach(struct h2_stream *hs)
+{
+    struct h2_conn *hc = hs->hc;
+
+    hs->sub = NULL;
+    hs->vs = NULL;
+    if (hc->closing) return;
+    if (!hs->out_ended || !hs->responded)
+        nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_INTERNAL_ERROR);
+    else if (hs->deferred)
+        nghttp2_session_resume_data(hc->s, hs->id);
+    h2_send_soon(hc);
+}

@@ -1,0 +1,113 @@
+/*
+ * h2 — HTTP/2 towards clients (RFC 9113), with libnghttp2.  Module
+ * prefix: h2_.
+ *
+ * A client connection that negotiated "h2" (ALPN) or opened with the
+ * HTTP/2 preface (h2c with prior knowledge) is handed here by proxy.c.
+ * This module owns the nghttp2 session and the socket stream's callbacks;
+ * each HTTP/2 stream becomes a virtual stream (stream.c) given to proxy.c
+ * as a client connection of its own (px_h2_stream_open), so that the
+ * exchange (routing, middlewares, load balancing, the server side) is the
+ * one HTTP/1 requests go through: the request model plugins see does not
+ * depend on the version.
+ *
+ * Flow control: the connection window is given back as DATA arrives; a
+ * stream's window only while proxy.c reads it (a slow server holds the
+ * client's stream, not the connection).  Responses are sent from the
+ * virtual stream's output as the peer's windows allow.
+ *
+ * Defences, each with a configurable limit (entryPoints.X.http2): the
+ * number of concurrent streams (maxConcurrentStreams), header bytes and
+ * fields per request (the entry point's maxHeaderBytes / maxHeaderCount,
+ * so CONTINUATION floods and HPACK bombs end there), streams reset by the
+ * client per second (rapid reset, CVE-2023-44487), SETTINGS and PING
+ * frames per second: past a limit the connection gets GOAWAY
+ * (ENHANCE_YOUR_CALM) and closes.
+ *
+ * Thread: the worker's loop that owns the connection.
+ */
+#ifndef RELAIS_H2_H
+#define RELAIS_H2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct stream;
+struct event_base;
+struct px_conn;
+struct relais_hdrs;
+
+/** Limits of one connection. */
+struct h2_limits {
+    uint32_t max_streams;       /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    size_t max_head;            /* header bytes per request (names + values) */
+    size_t max_fields;          /* header fields per request */
+    uint32_t max_resets;        /* client resets per second */
+    uint32_t max_control;       /* SETTINGS + PING frames per second */
+};
+
+struct h2_conn;
+struct h2_stream;
+
+/** One request header field as received (names lowercase). */
+struct h2_field {
+    const char *name;  /* name */
+    size_t nlen;       /* its length */
+    const char *value; /* value */
+    size_t vlen;       /* its length */
+};
+
+/**
+ * An HTTP/2 session for client connection c whose socket stream is bev
+ * (not started: see h2_conn_begin).  NULL when out of memory.
+ */
+struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct stream *bev,
+                            const struct h2_limits *lim);
+
+/** Takes over bev's callbacks, sends the server preface and SETTINGS and
+ *  reads what bev's input already holds.  When the connection ends,
+ *  px_h2_conn_closed(c) is called from the loop (never from inside a
+ *  call into this module). */
+void h2_conn_begin(struct h2_conn *hc);
+
+/** Frees the connection's session and streams (proxy.c, when c is
+ *  freed).  NULL is a no-op. */
+void h2_conn_free(struct h2_conn *hc);
+
+/** Graceful stop: GOAWAY with the last stream id; the connection closes
+ *  once its streams are done. */
+void h2_conn_shutdown(struct h2_conn *hc);
+
+/**
+ * Submits the response head of stream hs: status, headers h (hop-by-hop
+ * ones are left out, names sent lowercase), a content-length when clen >=
+ * 0; the body follows from the virtual stream's output when has_body,
+ * until its owner calls st_shutdown_write.  0 / -1.
+ */
+int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, int64_t clen,
+               int has_body);
+
+/** proxy.c is done with stream hs (its client connection is being
+ *  freed): a stream whose response did not end is reset. */
+void h2_stream_detach(struct h2_stream *hs);
+
+/* ---- implemented by proxy.c ---------------------------------------- */
+
+/** A new stream of connection c: a client connection of its own over
+ *  virtual stream vs (which it owns from now on), or NULL (the stream is
+ *  refused). */
+struct px_conn *px_h2_stream_open(struct px_conn *c, struct stream *vs, struct h2_stream *hs);
+
+/** The request head of stream sub: fields f[0..n) (pseudo-headers first,
+ *  as received); end_stream when no body follows.  proxy.c answers
+ *  through the usual exchange. */
+void px_h2_request(struct px_conn *sub, const struct h2_field *f, size_t n, int end_stream);
+
+/** The stream of sub was closed or reset: abort what is in flight and
+ *  free sub. */
+void px_h2_stream_closed(struct px_conn *sub);
+
+/** The HTTP/2 connection of c ended: close c. */
+void px_h2_conn_closed(struct px_conn *c);
+
+#endif /* RELAIS_H2_H */
