@@ -348,6 +348,7 @@ static int h2_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     if (!hs) return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
     sub = hs->sub;
+    if (hs->vs) st_virtual_detach(hs->vs);
     hs->sub = NULL;
     hs->vs = NULL;
     h2_stream_free(hs);
@@ -504,6 +505,7 @@ void h2_conn_free(struct h2_conn *hc)
     while (hc->streams) {
         struct h2_stream *hs = hc->streams;
         struct px_conn *sub = hs->sub;
+        if (hs->vs) st_virtual_detach(hs->vs);
         hs->sub = NULL;
         hs->vs = NULL;
         h2_stream_free(hs);

@@ -779,6 +779,36 @@ const char *st_tls_error(const struct stream *s)
     return s->tls_err ? s->tls_err : "";
 }
 
+/* A detached virtual stream's owner: gone (output fails, the rest is
+ * ignored). */
+static int st_gone_output(struct stream *s, void *ctx)
+{
+    (void)s;
+    (void)ctx;
+    return -1;
+}
+
+static void st_gone_interest(struct stream *s, void *ctx, int on)
+{
+    (void)s;
+    (void)ctx;
+    (void)on;
+}
+
+static void st_gone_end(struct stream *s, void *ctx)
+{
+    (void)s;
+    (void)ctx;
+}
+
+static const struct st_vops st_gone = {st_gone_output, st_gone_interest, st_gone_end};
+
+void st_virtual_detach(struct stream *s)
+{
+    s->vops = &st_gone;
+    s->vctx = NULL;
+}
+
 struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops, void *ctx)
 {
     struct stream *s = calloc(1, sizeof(*s));

@@ -175,6 +175,10 @@ void st_virtual_error(struct stream *s);
  *  at or below the low watermark.  May call back. */
 void st_virtual_taken(struct stream *s);
 
+/** Owner: it is gone (its context is freed); s's user may still call
+ *  anything on s until it frees it: output then fails. */
+void st_virtual_detach(struct stream *s);
+
 /** 1 when s is a virtual stream. */
 int st_is_virtual(const struct stream *s);
 
