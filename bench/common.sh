@@ -51,3 +51,42 @@ errtext() {
          for (i = 1; i <= 5; i++) if ($i > 0) s = s (s ? " " : "") n[i] "=" $i;
          print (s ? s : "0") }' <<<"$1"
 }
+
+# bench_backend DIR PORT: writes DIR/backend.conf, the nginx backend every
+# benchmark uses (one worker, HTTP/1.1 keep-alive on 127.0.0.1:PORT,
+# /small = "hello world\n", /16k = 16 KiB of "x" from DIR/16k), as
+# shared/bench/peers.sh's.
+bench_backend() {
+  head -c 16384 /dev/zero | tr '\0' 'x' >"$1/16k"; chmod 644 "$1/16k"
+  cat >"$1/backend.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $1/backend.pid;
+error_log $1/backend.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$2 backlog=4096;
+    location = /small { return 200 "hello world\n"; }
+    location = /16k { root $1; try_files /16k =404; }
+  }
+}
+EOF
+}
+
+# bench_cert DIR WHO [OPENSSL-KEY-ARGS...]: a self-signed certificate for
+# bench.test, localhost and 127.0.0.1 (EC P-256 unless key arguments are
+# given): DIR/bench.crt, DIR/bench.key and DIR/bench.pem (both, HAProxy's
+# crt).  Exits naming WHO when openssl fails.
+bench_cert() {
+  local d=$1 who=$2; shift 2
+  [ $# -gt 0 ] || set -- -newkey ec -pkeyopt ec_paramgen_curve:P-256
+  openssl req -x509 "$@" -nodes -days 2 -subj "/CN=bench.test" \
+    -addext "subjectAltName=DNS:bench.test,DNS:localhost,IP:127.0.0.1" \
+    -keyout "$d/bench.key" -out "$d/bench.crt" >"$d/openssl.log" 2>&1 ||
+    { cat "$d/openssl.log" >&2; echo "$who: openssl could not make the certificate" >&2; exit 1; }
+  cat "$d/bench.crt" "$d/bench.key" >"$d/bench.pem"
+  chmod 644 "$d/bench.crt" "$d/bench.key" "$d/bench.pem"
+}

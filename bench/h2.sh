@@ -123,31 +123,10 @@ done
 bench_workdir relais-h2-bench
 
 # ---- the certificate (self-signed; h2load does not verify it)
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench.test" \
-  -addext "subjectAltName=DNS:bench.test,DNS:localhost,IP:127.0.0.1" \
-  -keyout "$W/bench.key" -out "$W/bench.crt" >"$W/openssl.log" 2>&1 ||
-  { cat "$W/openssl.log" >&2; echo "h2.sh: openssl could not make the certificate" >&2; exit 1; }
-cat "$W/bench.crt" "$W/bench.key" > "$W/bench.pem"   # HAProxy's crt: both in one file
-chmod 644 "$W/bench.crt" "$W/bench.key" "$W/bench.pem"
+bench_cert "$W" h2.sh
 
 # ---- backend (as tls.sh): HTTP/1.1 only
-head -c 16384 /dev/zero | tr '\0' 'x' > "$W/16k"; chmod 644 "$W/16k"
-cat > "$W/backend.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $W/backend.pid;
-error_log $W/backend.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$BACKEND_PORT backlog=4096;
-    location = /small { return 200 "hello world\n"; }
-    location = /16k { root $W; try_files /16k =404; }
-  }
-}
-EOF
+bench_backend "$W" "$BACKEND_PORT"
 
 # ---- relais: static + dynamic configuration. One router per entry point:
 # "plain" on web (h2c), "secure" on websecure with tls: {}.

@@ -83,21 +83,7 @@ wait_200() {
 
 # Backend: nginx, one worker, like peers.sh's.
 BPORT=$(free_port)
-cat >"$W/backend.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $W/backend.pid;
-error_log $W/backend.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$BPORT backlog=4096;
-    location = /small { return 200 "hello world\n"; }
-  }
-}
-EOF
+bench_backend "$W" "$BPORT"
 "${LD[@]}" nginx -c "$W/backend.conf" -p "$W" & PIDS+=($!)
 
 # gen_routers COUNT FILE: COUNT routers rN Host(`hN.example.com`) -> backend;
