@@ -183,7 +183,11 @@ like "run 6: the stored account of another CA is not used" "stored account belon
   "$(cat "$T/run6.log")"
 like "run 6: a new account registered" "account registered" "$(cat "$T/run6.log")"
 N6=$(count "badNonce" "$T/run6.log")
-ok "run 6: badNonce answers retried ($N6)" test "$N6" -gt 0
+# rejections are random (40 % here, 5 % before): over runs 1, 3, 4 and 6
+# together at least one is all but certain (run 6 alone saw none once in
+# CI); each one seen was retried, since every run ended with its
+# certificates
+ok "badNonce answers retried (runs 1, 3, 4: $BADNONCE; run 6: $N6)" test $((BADNONCE + N6)) -gt 0
 ok "run 6: certificate chains to the new Pebble's root" \
   verify_chain "$(field "$T/run6.out" d.relais.test file)"
 is "run 6: the storage keeps the earlier certificates" \
