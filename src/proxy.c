@@ -1537,12 +1537,6 @@ static const char *px_canonical(struct relais_req *r, const char *n, size_t l)
     return c;
 }
 
-/* Copies s[0..n) into r's arena. */
-static const char *px_adup(struct relais_req *r, const char *p, size_t n)
-{
-    return arena_strndup(r->arena, p, n);
-}
-
 void px_h2_request(struct px_conn *c, const struct h2_field *f, size_t n, int end_stream)
 {
     const struct sc_entrypoint *ep = c->epc;
@@ -1562,7 +1556,7 @@ void px_h2_request(struct px_conn *c, const struct h2_field *f, size_t n, int en
     if (msg_hdrs_init(&r->req_hdrs, c->arena, (uint32_t)n + 8, (uint32_t)ep->max_fields + 32) < 0)
         st = 500;
     for (size_t i = 0; !st && i < n; i++) {
-        const char *nm = f[i].name, *vl = px_adup(r, f[i].value, f[i].vlen);
+        const char *nm = f[i].name, *vl = arena_strndup(r->arena, f[i].value, f[i].vlen);
         size_t nl = f[i].nlen, vlen = f[i].vlen;
         if (!vl) {
             st = 500;
