@@ -47,7 +47,7 @@ extern "C" {
 #define RELAIS_PLUGIN_MAGIC 0x52504c47u
 /** ABI version this header describes. */
 #define RELAIS_ABI_MAJOR 1
-#define RELAIS_ABI_MINOR 4
+#define RELAIS_ABI_MINOR 5
 /** Name of the one symbol a plugin exports. */
 #define RELAIS_PLUGIN_SYMBOL "relais_plugin_descriptor"
 
@@ -233,6 +233,17 @@ typedef struct relais_middleware_ops {
      *  the response (its head is already sent). */
     int (*on_response_body)(void *inst, relais_req *req, void **ctx, const char *data,
                             size_t len, int last);
+    /** Worker thread, may be NULL (ABI 1.5).  Called only for requests on
+     *  which this middleware called host->req_body_filter from on_request:
+     *  each piece of the request body (payload bytes, framing removed), in
+     *  order, as it streams from the client, then once with last = 1 (len
+     *  may be 0; the request's trailers are complete then).  What the
+     *  server (or the next inner middleware) gets is what the filter
+     *  writes with host->req_body_write.  Returns RELAIS_NEXT, or
+     *  RELAIS_ERROR to abort the exchange (400 when nothing was answered
+     *  yet, else the connection is cut). */
+    int (*on_request_body)(void *inst, relais_req *req, void **ctx, const char *data,
+                           size_t len, int last);
 } relais_middleware_ops;
 
 /**
@@ -520,6 +531,29 @@ struct relais_host {
      *  middleware must release (a counter of requests in flight, an
      *  encoder).  0 / -1. */
     int (*req_on_end)(relais_req *req, void (*cb)(void *arg), void *arg);
+
+    /* -- ABI 1.5: trailers and request body filters (gRPC, gRPC-Web) -- */
+    /** The response's trailer fields (HTTP/2 trailers, e.g. gRPC's
+     *  grpc-status and grpc-message), never NULL during the exchange.
+     *  Empty until the server's body has ended: complete in the last
+     *  on_response_body call, where a filter may read, change or delete
+     *  them; what remains then is sent to the client when its protocol
+     *  can carry trailers (HTTP/2, or a chunked HTTP/1.1 response) and
+     *  dropped otherwise. */
+    relais_hdrs *(*resp_trailers)(relais_req *req);
+    /** The request's trailer fields (from an HTTP/2 client), never NULL
+     *  during the exchange; complete when the request body has ended (the
+     *  last on_request_body call).  Forwarded to HTTP/2 servers. */
+    relais_hdrs *(*req_trailers)(relais_req *req);
+    /** From on_request: this middleware will transform the request body
+     *  (its on_request_body is called).  The host drops the request's
+     *  Content-Length and frames the body itself towards the server
+     *  (chunked for HTTP/1.1 servers, DATA frames for HTTP/2 ones).  0, or
+     *  -1 when the middleware has no on_request_body. */
+    int (*req_body_filter)(relais_req *req);
+    /** From on_request_body: passes bytes on towards the server (or the
+     *  next inner filter).  0 / -1. */
+    int (*req_body_write)(relais_req *req, const char *data, size_t len);
 };
 
 /** True when the host's table contains `field` (a plugin built against a
@@ -549,6 +583,9 @@ struct relais_host {
  * 1.4  relais_middleware_ops.on_response_body; relais_host.resp_body_filter,
  *      resp_body_write (streaming response body transformation),
  *      req_set_authority, req_on_end; req_set_path accepts an empty path.
+ * 1.5  relais_middleware_ops.on_request_body; relais_host.resp_trailers,
+ *      req_trailers, req_body_filter, req_body_write (gRPC-Web and other
+ *      protocol bridges); hop-by-hop removal keeps "te: trailers".
  */
 
 #ifdef __cplusplus
