@@ -42,6 +42,10 @@ struct h2_stream {
     size_t unconsumed;          /* body bytes whose stream window was not
                                    given back yet */
     int taken;                  /* output was taken: tell the owner */
+    nghttp2_nv *trailers;       /* response trailers to send (one block,
+                                   h2_trailer_block), or NULL */
+    size_t ntrailers;           /* how many */
+    size_t tbytes;              /* request trailer bytes received */
     struct h2_stream *next;     /* connection's list */
     struct h2_stream *prev;
 };
@@ -152,6 +156,7 @@ static void h2_stream_free(struct h2_stream *hs)
     else if (hc->streams == hs) hc->streams = hs->next;
     free(hs->f);
     free(hs->blob);
+    free(hs->trailers);
     free(hs);
 }
 
@@ -163,8 +168,6 @@ static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     struct evbuffer *out;
     int n;
 
-    (void)s;
-    (void)id;
     (void)ud;
     if (!hs->vs) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* detached: reset */
     out = st_output(hs->vs);
@@ -173,6 +176,11 @@ static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     if (n > 0) hs->taken = 1;
     if (evbuffer_get_length(out) == 0 && hs->out_ended) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (hs->ntrailers) {
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            if (nghttp2_submit_trailer(s, id, hs->trailers, hs->ntrailers) != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
         return n;
     }
     if (n == 0) {
@@ -253,7 +261,16 @@ static int h2_on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8
 
     (void)flags;
     (void)ud;
-    if (!hs || hs->head_done) return 0; /* trailers: not forwarded (yet) */
+    if (!hs) return 0;
+    if (hs->head_done) {
+        /* trailers: to the exchange, under the head's limits */
+        hs->tbytes += nlen + vlen;
+        if (!hs->sub) return 0;
+        if (hs->tbytes > hs->hc->lim.max_head ||
+            px_h2_trailer(hs->sub, (const char *)name, nlen, (const char *)value, vlen) < 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+        return 0;
+    }
     return h2_add_field(hs, name, nlen, value, vlen) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
@@ -581,6 +598,41 @@ int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, in
     if (!has_body) hs->out_ended = 1;
     h2_send_soon(hc);
     return 0;
+}
+
+void *h2_trailer_block(const struct relais_hdrs *t, size_t *n)
+{
+    size_t total = 0, k = 0;
+    nghttp2_nv *nv;
+    char *bytes;
+
+    *n = 0;
+    if (!t || !t->n) return NULL;
+    for (uint32_t i = 0; i < t->n; i++) total += t->v[i].nlen + t->v[i].vlen;
+    nv = malloc(t->n * sizeof(*nv) + total + 1);
+    if (!nv) return NULL;
+    bytes = (char *)(nv + t->n);
+    for (uint32_t i = 0; i < t->n; i++) {
+        const struct msg_hdr *f = &t->v[i];
+        if (h2_hop(f->name, f->nlen) || !f->nlen || f->name[0] == ':') continue;
+        for (size_t j = 0; j < f->nlen; j++) bytes[j] = (char)tolower((unsigned char)f->name[j]);
+        memcpy(bytes + f->nlen, f->value, f->vlen);
+        nv[k++] = (nghttp2_nv){(uint8_t *)bytes, (uint8_t *)bytes + f->nlen, f->nlen, f->vlen,
+                               NGHTTP2_NV_FLAG_NONE};
+        bytes += f->nlen + f->vlen;
+    }
+    *n = k;
+    return nv;
+}
+
+int h2_set_trailers(struct h2_stream *hs, const struct relais_hdrs *t)
+{
+    free(hs->trailers);
+    hs->trailers = NULL;
+    hs->ntrailers = 0;
+    if (!t || !t->n) return 0;
+    hs->trailers = h2_trailer_block(t, &hs->ntrailers);
+    return hs->trailers ? 0 : -1;
 }
 
 void h2_stream_detach(struct h2_stream *hs)

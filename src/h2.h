@@ -87,6 +87,17 @@ void h2_conn_shutdown(struct h2_conn *hc);
 int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, int64_t clen,
                int has_body);
 
+/** The response trailers of stream hs (copied; sent in a HEADERS frame
+ *  after the body, which must not have ended yet).  An empty list sends
+ *  none.  0 / -1. */
+int h2_set_trailers(struct h2_stream *hs, const struct relais_hdrs *t);
+
+/** The fields of t (hop-by-hop and pseudo ones left out, names
+ *  lowercase) as one malloc'd block of nghttp2_nv followed by their bytes
+ *  (free() it), *n of them; NULL with *n = 0 when t is empty or out of
+ *  memory.  For trailers (h2up.c too). */
+void *h2_trailer_block(const struct relais_hdrs *t, size_t *n);
+
 /** proxy.c is done with stream hs (its client connection is being
  *  freed): a stream whose response did not end is reset. */
 void h2_stream_detach(struct h2_stream *hs);
@@ -102,6 +113,12 @@ struct px_conn *px_h2_stream_open(struct px_conn *c, struct stream *vs, struct h
  *  as received); end_stream when no body follows.  proxy.c answers
  *  through the usual exchange. */
 void px_h2_request(struct px_conn *sub, const struct h2_field *f, size_t n, int end_stream);
+
+/** A trailer field of the request on stream sub (copied into the
+ *  exchange).  0, or -1 when the exchange's cap on fields is reached (the
+ *  caller resets the stream). */
+int px_h2_trailer(struct px_conn *sub, const char *name, size_t nlen, const char *value,
+                  size_t vlen);
 
 /** The stream of sub was closed or reset: abort what is in flight and
  *  free sub. */

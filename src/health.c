@@ -190,7 +190,7 @@ static void hl_probe(void *arg)
         /* the server's own TLS settings, as proxied requests get them */
         const struct snap_server *srv = &h->servers->v[c->idx];
         char err[256];
-        SSL *ssl = tr_ssl(h->tr, srv->u.host, err, sizeof(err));
+        SSL *ssl = tr_ssl(h->tr, srv->u.host, 0, err, sizeof(err));
         if (!ssl) {
             hl_verdict(c, 0, err);
             return;
@@ -439,7 +439,10 @@ static int hl_parse_passive(struct hl_service *h, const relais_cfg *pc)
 static int hl_url(struct hl_service *h, size_t i, struct hl_check *c)
 {
     const struct snap_server *srv = &h->servers->v[i];
-    const char *scheme = h->scheme ? h->scheme : srv->u.scheme;
+    /* an h2c:// server is probed in HTTP/1.1 (the probe client's only
+       version); scheme: https or a gRPC-aware probe are the other ways */
+    const char *scheme = h->scheme ? h->scheme : !strcmp(srv->u.scheme, "h2c") ? "http"
+                                                                             : srv->u.scheme;
     int v6 = strchr(srv->u.host, ':') != NULL;
     char buf[HL_URL_MAX];
     int n;

@@ -96,7 +96,7 @@ void mr_send(struct worker *w, struct snapshot *snap, const struct snap_server *
         return;
     }
     evbuffer_add_buffer(m->out, req);
-    m->up = up_connect(w->pool, sv, err, sizeof(err));
+    m->up = up_connect(w->pool, sv, 1, err, sizeof(err));
     if (!m->up) {
         log_debug("mirror", "cannot connect to mirror server %s: %s", sv->url, err);
         evbuffer_free(m->out);

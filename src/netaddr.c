@@ -178,6 +178,11 @@ int na_parse_url(const char *s, struct na_url *u, char *msg, size_t msglen)
         strcpy(u->scheme, "https");
         u->port = 443;
         p = s + 8;
+    } else if (!strncasecmp(s, "h2c://", 6)) {
+        /* HTTP/2 with prior knowledge, no TLS (Traefik's scheme for gRPC) */
+        strcpy(u->scheme, "h2c");
+        u->port = 80;
+        p = s + 6;
     } else {
         snprintf(msg, msglen, "expected a URL such as \"http://127.0.0.1:8080\", got \"%s\"", s);
         return -1;

@@ -17,7 +17,7 @@ struct na_cidr {
 
 /** A parsed server URL. */
 struct na_url {
-    char scheme[8];    /* "http" or "https" */
+    char scheme[8];    /* "http", "https" or "h2c" */
     char host[256];    /* host name or literal, without brackets */
     int port;          /* explicit or default port */
     char hostport[300]; /* "host:port" as used in Host headers ([v6]:port) */

@@ -34,6 +34,7 @@
 #include "api.h"
 #include "arena.h"
 #include "h2.h"
+#include "h2up.h"
 #include "health.h"
 #include "http1.h"
 #include "log.h"
@@ -918,6 +919,24 @@ static int px_hop_by_hop(const char *n, size_t len)
     return 0;
 }
 
+/* 1 when a TE value lists "trailers" (the one TE a proxy forwards: gRPC
+ * servers want it, as Go's ReverseProxy knows). */
+static int px_te_trailers(const char *v, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t s, e;
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        s = i;
+        while (i < len && v[i] != ',' && v[i] != ';' && v[i] != ' ' && v[i] != '\t') i++;
+        e = i;
+        if (e - s == 8 && !strncasecmp(v + s, "trailers", 8)) return 1;
+        while (i < len && v[i] != ',') i++;
+    }
+    return 0;
+}
+
 /* 1 when name is listed in a Connection header of fields. */
 static int px_conn_listed(const char *buf, const struct h1_head *h,
                           const char *name, size_t nlen)
@@ -1102,6 +1121,7 @@ static struct relais_req *px_req_new(struct px_conn *c)
     r->client_port = c->peer_port;
     r->mw_cur = -1;
     r->filter_cur = -1;
+    r->rfilter_cur = -1;
     if (c->tls) r->tls = st_ssl(c->parent ? c->parent->bev : c->bev);
     r->start_ms = wk_now_ms();
     /* the access log's StartUTC, metrics' and traces' durations */
@@ -1211,12 +1231,18 @@ static int px_parse_head(struct px_conn *c)
             r->upgrade = vl;
             r->upgrade_len = vlen;
         }
+        if (nl == 2 && msg_name_eq(nm, nl, "te", 2) && px_te_trailers(vl, vlen))
+            r->te_trailers = 1;
         if (px_hop_by_hop(nm, nl) || px_conn_listed(copy, &head, nm, nl)) continue;
         if (!c->trusted && px_forwarded_header(nm, nl)) continue;
         if (msg_hdrs_add(&r->req_hdrs, nm, nl, vl, vlen, 0) < 0) {
             px_send_simple(c, 431, NULL, 1);
             return -1;
         }
+    }
+    if (r->te_trailers && msg_hdrs_add(&r->req_hdrs, "TE", 2, "trailers", 8, 0) < 0) {
+        px_send_simple(c, 431, NULL, 1);
+        return -1;
     }
     if (px_add_forwarded(r, c) < 0) {
         px_send_simple(c, 431, NULL, 1);
@@ -1537,6 +1563,46 @@ static const char *px_canonical(struct relais_req *r, const char *n, size_t l)
     return c;
 }
 
+#define PX_MAX_TRAILERS 64 /* trailer fields kept per message */
+
+/* r's request (which = 1) or response (2) trailers, made empty on first
+ * use; NULL when out of memory. */
+static struct relais_hdrs *px_trailers(struct relais_req *r, int which)
+{
+    struct relais_hdrs *t = which == 1 ? &r->req_trailers : &r->resp_trailers;
+
+    if (!(r->trailers_init & which)) {
+        if (msg_hdrs_init(t, r->arena, 4, PX_MAX_TRAILERS) < 0) return NULL;
+        r->trailers_init |= (unsigned char)which;
+    }
+    return t;
+}
+
+relais_hdrs *px_api_req_trailers(relais_req *r)
+{
+    return px_trailers(r, 1);
+}
+
+relais_hdrs *px_api_resp_trailers(relais_req *r)
+{
+    return px_trailers(r, 2);
+}
+
+int px_h2_trailer(struct px_conn *c, const char *name, size_t nlen, const char *value,
+                  size_t vlen)
+{
+    struct relais_req *r = c->r;
+    struct relais_hdrs *t;
+    const char *nm, *vl;
+
+    if (!r) return 0; /* the exchange ended: nothing wants them */
+    t = px_trailers(r, 1);
+    nm = px_canonical(r, name, nlen);
+    vl = arena_strndup(r->arena, value, vlen);
+    if (!t || !nm || !vl) return -1;
+    return msg_hdrs_add(t, nm, nlen, vl, vlen, 0);
+}
+
 void px_h2_request(struct px_conn *c, const struct h2_field *f, size_t n, int end_stream)
 {
     const struct sc_entrypoint *ep = c->epc;
@@ -1596,6 +1662,7 @@ void px_h2_request(struct px_conn *c, const struct h2_field *f, size_t n, int en
                 cookie_len += 2 + vlen;
             }
         } else if (px_hop_by_hop(nm, nl) || (!c->trusted && px_forwarded_header(nm, nl))) {
+            if (nl == 2 && !memcmp(nm, "te", 2) && px_te_trailers(vl, vlen)) r->te_trailers = 1;
             continue;
         } else {
             if (nl == 14 && !memcmp(nm, "content-length", 14)) {
@@ -1609,6 +1676,8 @@ void px_h2_request(struct px_conn *c, const struct h2_field *f, size_t n, int en
         }
     }
     if (!st && cookie && msg_hdrs_add(&r->req_hdrs, "Cookie", 6, cookie, cookie_len, 0) < 0)
+        st = 431;
+    if (!st && r->te_trailers && msg_hdrs_add(&r->req_hdrs, "Te", 2, "trailers", 8, 0) < 0)
         st = 431;
     if (!st && (!r->method || !path || !r->authority || !r->authority_len)) st = 400;
     if (!st) st = px_target(r, path, path_len);
@@ -1836,6 +1905,30 @@ static int px_filter_next(const struct relais_req *r, int p)
     return -1;
 }
 
+/* Ends a chunked body to the client: the last chunk, the response
+ * trailers (what the middlewares left of them), the final CRLF.  Other
+ * framings carry no trailers: they are dropped (HTTP/2 clients get them
+ * from px_finish). */
+static void px_client_end(struct relais_req *r)
+{
+    struct evbuffer *out = st_output(r->conn->bev);
+    const struct relais_hdrs *t = &r->resp_trailers;
+
+    if (!r->client_chunked) return;
+    evbuffer_add(out, "0\r\n", 3);
+    if (r->trailers_init & 2)
+        for (uint32_t i = 0; i < t->n; i++) {
+            if (px_hop_by_hop(t->v[i].name, t->v[i].nlen) ||
+                msg_name_eq(t->v[i].name, t->v[i].nlen, "content-length", 14))
+                continue;
+            evbuffer_add(out, t->v[i].name, t->v[i].nlen);
+            evbuffer_add(out, ": ", 2);
+            evbuffer_add(out, t->v[i].value, t->v[i].vlen);
+            evbuffer_add(out, "\r\n", 2);
+        }
+    evbuffer_add(out, "\r\n", 2);
+}
+
 /* Writes body bytes to the client in its framing; last ends the body. */
 static void px_client_body(struct relais_req *r, const char *data, size_t len, int last)
 {
@@ -1852,7 +1945,7 @@ static void px_client_body(struct relais_req *r, const char *data, size_t len, i
             evbuffer_add(out, data, len);
         }
     }
-    if (last && r->client_chunked) evbuffer_add(out, "0\r\n\r\n", 5);
+    if (last) px_client_end(r);
 }
 
 /* Passes body bytes to the filter at position p (-1: the client); last
@@ -1922,7 +2015,7 @@ static void px_body_move(struct relais_req *r, struct evbuffer *in, size_t n)
 static void px_body_end(struct relais_req *r)
 {
     if (r->filtering) px_filter_run(r, px_filter_next(r, (int)r->nchain), NULL, 0, 1);
-    else if (r->client_chunked) evbuffer_add(st_output(r->conn->bev), "0\r\n\r\n", 5);
+    else px_client_end(r);
 }
 
 /* px_api_respond's body: copy = 1 copies body into the arena, 0 keeps
@@ -2055,16 +2148,67 @@ int px_api_set_query(relais_req *r, const char *query, size_t len)
  * a mirror's copy instead: no Transfer-Encoding, Content-Length:
  * mirror_len (when the request had a body), Connection: close.  0 / -1
  * (out of memory). */
+/* Room px_up_path needs. */
+static size_t px_up_path_room(const struct relais_req *r, const struct snap_server *sv)
+{
+    return strlen(sv->u.path) + r->path_len + r->query_len + 3;
+}
+
+/* The request-target towards server sv into buf (px_up_path_room bytes):
+ * the server URL's path prefix, the request's path and query.  Returns
+ * its length. */
+static size_t px_up_path(const struct relais_req *r, const struct snap_server *sv, char *buf)
+{
+    size_t n = 0;
+
+    if (sv->u.path[0]) {
+        size_t pl = strlen(sv->u.path);
+        if (sv->u.path[pl - 1] == '/' && r->path[0] == '/') pl--;
+        memcpy(buf, sv->u.path, pl);
+        n = pl;
+    }
+    if (r->path_len) {
+        memcpy(buf + n, r->path, r->path_len);
+        n += r->path_len;
+    } else if (!sv->u.path[0]) {
+        buf[n++] = '/';
+    }
+    if (r->query) {
+        buf[n++] = '?';
+        memcpy(buf + n, r->query, r->query_len);
+        n += r->query_len;
+    }
+    return n;
+}
+
+/* The Host (or :authority) towards sv: the client's when the service
+ * passes it, else the server's own, without the port when it is the
+ * scheme's default. */
+static void px_up_host(const struct relais_req *r, const struct snap_server *sv, int pass_host,
+                       const char **host, size_t *len)
+{
+    int port_default;
+
+    if (pass_host && r->authority_len) {
+        *host = r->authority;
+        *len = r->authority_len;
+        return;
+    }
+    port_default = (sv->u.port == 80 && strcmp(sv->u.scheme, "https") != 0) ||
+                   (sv->u.port == 443 && !strcmp(sv->u.scheme, "https"));
+    *host = sv->u.hostport;
+    *len = port_default ? (size_t)(strrchr(sv->u.hostport, ':') - sv->u.hostport)
+                        : strlen(sv->u.hostport);
+}
+
 static int px_write_upstream_head(struct relais_req *r, const struct snap_server *sv,
                                   int pass_host, int64_t mirror_len, struct evbuffer *out)
 {
-    size_t cap = 256 + r->method_len + r->path_len + r->query_len +
-                 strlen(sv->u.path) + sv->u.hostport[0] + r->authority_len, n = 0;
+    size_t cap = 256 + r->method_len + px_up_path_room(r, sv) + r->authority_len, n = 0;
     char *buf;
     struct relais_hdrs *h = &r->req_hdrs;
-    const char *host = r->authority;
-    size_t hostlen = r->authority_len;
-    int port_default;
+    const char *host;
+    size_t hostlen;
 
     cap += strlen(sv->u.hostport) + r->upgrade_len + 64;
     for (uint32_t i = 0; i < h->n; i++) cap += h->v[i].nlen + h->v[i].vlen + 4;
@@ -2077,30 +2221,9 @@ static int px_write_upstream_head(struct relais_req *r, const struct snap_server
     } while (0)
     PX_PUT(r->method, r->method_len);
     buf[n++] = ' ';
-    if (sv->u.path[0]) {
-        size_t pl = strlen(sv->u.path);
-        if (sv->u.path[pl - 1] == '/' && r->path[0] == '/') pl--;
-        PX_PUT(sv->u.path, pl);
-    }
-    if (r->path_len) PX_PUT(r->path, r->path_len);
-    else if (!sv->u.path[0]) buf[n++] = '/';
-    if (r->query) {
-        buf[n++] = '?';
-        PX_PUT(r->query, r->query_len);
-    }
+    n += px_up_path(r, sv, buf + n);
     PX_PUT(" HTTP/1.1\r\nHost: ", 17);
-    if (!pass_host || !hostlen) {
-        /* the server's own host, with the port unless it is the default */
-        port_default = (sv->u.port == 80 && !strcmp(sv->u.scheme, "http")) ||
-                       (sv->u.port == 443 && !strcmp(sv->u.scheme, "https"));
-        if (port_default) {
-            host = sv->u.hostport;
-            hostlen = (size_t)(strrchr(sv->u.hostport, ':') - sv->u.hostport);
-        } else {
-            host = sv->u.hostport;
-            hostlen = strlen(sv->u.hostport);
-        }
-    }
+    px_up_host(r, sv, pass_host, &host, &hostlen);
     PX_PUT(host, hostlen);
     PX_PUT("\r\n", 2);
     for (uint32_t i = 0; i < h->n; i++) {
@@ -2123,7 +2246,7 @@ static int px_write_upstream_head(struct relais_req *r, const struct snap_server
         PX_PUT("Connection: close\r\n\r\n", 21);
         return evbuffer_add(out, buf, n);
     }
-    if (r->req_chunked) PX_PUT("Transfer-Encoding: chunked\r\n", 28);
+    if (r->up_chunked) PX_PUT("Transfer-Encoding: chunked\r\n", 28);
     if (r->want_upgrade) {
         PX_PUT("Connection: Upgrade\r\nUpgrade: ", 30);
         PX_PUT(r->upgrade, r->upgrade_len);
@@ -2132,6 +2255,27 @@ static int px_write_upstream_head(struct relais_req *r, const struct snap_server
     PX_PUT("\r\n", 2);
 #undef PX_PUT
     return evbuffer_add(out, buf, n);
+}
+
+/* Sends r's head on its HTTP/2 server stream (h2up.c), from the request
+ * model: the same target and authority an HTTP/1.1 server would get.
+ * 0 / -1. */
+static int px_submit_h2(struct relais_req *r)
+{
+    const struct snap_server *sv = r->server;
+    struct h2u_head hd;
+    char *path = arena_alloc(r->arena, px_up_path_room(r, sv));
+
+    if (!path) return -1;
+    hd.method = r->method;
+    hd.method_len = r->method_len;
+    hd.scheme = !strcmp(sv->u.scheme, "https") ? "https" : "http";
+    px_up_host(r, sv, r->service->pass_host_header, &hd.authority, &hd.authority_len);
+    hd.path = path;
+    hd.path_len = px_up_path(r, sv, path);
+    hd.hdrs = &r->req_hdrs;
+    hd.end_stream = !(r->req_chunked || r->req_left > 0);
+    return h2u_submit(r->up, &hd);
 }
 
 /* 1 when r may be sent again after a pooled connection died under it
@@ -2206,15 +2350,32 @@ static void px_up_ready(struct relais_req *r)
     const struct sc_config *sc = r->w->sc;
 
     r->up_state = UP_HEAD;
+    r->up_h2 = r->up->h2s != NULL;
     st_setcb(ub, px_up_read, px_up_write, px_up_event, r);
     st_setwatermark(ub, ST_READ, 0, RELAIS_BUFFER_HIGH);
     st_setwatermark(ub, ST_WRITE, RELAIS_BUFFER_HIGH / 2, 0);
     (void)sc;
     st_set_timeouts(ub, NULL, NULL);
-    if (px_write_upstream_head(r, r->server, r->service->pass_host_header, -1, st_output(ub)) <
-        0) {
-        px_fail(r, 500);
-        return;
+    if (r->up_h2) {
+        /* HTTP/2 server: no Upgrade (no extended CONNECT here) */
+        if (r->want_upgrade) {
+            log_warn("http", "%s: an Upgrade request cannot go to an HTTP/2 server: 502",
+                     r->server->url);
+            px_fail(r, 502);
+            return;
+        }
+        r->up_chunked = 0;
+        if (px_submit_h2(r) < 0) {
+            px_fail(r, 502);
+            return;
+        }
+    } else {
+        r->up_chunked = r->req_chunked || r->req_filtering;
+        if (px_write_upstream_head(r, r->server, r->service->pass_host_header, -1,
+                                   st_output(ub)) < 0) {
+            px_fail(r, 500);
+            return;
+        }
     }
     st_enable(ub, ST_READ | ST_WRITE);
     px_pump_request(r);
@@ -2233,12 +2394,12 @@ static void px_connect(struct relais_req *r)
     else if (r->service && r->service->dial_ms > 0) dial_ms = r->service->dial_ms;
     if (r->trc) trc_req_forward(r);
 
-    r->up = r->retried ? NULL : up_pool_take(r->w->pool, r->server);
+    r->up = r->retried ? NULL : up_pool_take(r->w->pool, r->server, r->want_upgrade);
     if (r->up) {
         px_up_ready(r);
         return;
     }
-    r->up = up_connect(r->w->pool, r->server, err, sizeof(err));
+    r->up = up_connect(r->w->pool, r->server, r->want_upgrade, err, sizeof(err));
     if (!r->up) {
         log_msg(px_fail_level(r->server), "http", "cannot connect to %s: %s", r->server->url,
                 err);
@@ -2586,6 +2747,140 @@ static void px_enqueue(struct relais_req *r, struct snap_server *sv)
 
 /* Moves request body bytes from the client to the server, decoding and
  * re-encoding chunked framing, under back-pressure. */
+/* 1 when the plugin's operations table has on_request_body (ABI 1.5). */
+static int px_has_rbody_op(const relais_middleware_ops *o)
+{
+    return o->size >= offsetof(relais_middleware_ops, on_request_body) +
+                          sizeof(o->on_request_body) &&
+           o->on_request_body != NULL;
+}
+
+int px_api_req_body_filter(relais_req *r)
+{
+    /* from on_request only (mw_pos is the running middleware), for a
+       request with a body not forwarded yet */
+    if (r->mw_cur >= 0 || r->mw_pos >= r->nchain || r->up_state != UP_NONE ||
+        !(r->req_chunked || r->req_left > 0) || !px_has_rbody_op(r->chain[r->mw_pos]->ops))
+        return -1;
+    if (!r->mw_rfilter) {
+        r->mw_rfilter = arena_alloc(r->arena, r->nchain);
+        if (!r->mw_rfilter) return -1;
+        memset(r->mw_rfilter, 0, r->nchain);
+    }
+    r->mw_rfilter[r->mw_pos] = 1;
+    r->req_filtering = 1;
+    /* the filtered body's length is not known */
+    msg_hdrs_del(&r->req_hdrs, "Content-Length", 14);
+    return 0;
+}
+
+/* The next request filter inwards from position p (towards the server),
+ * or -1 for the server itself. */
+static int px_rfilter_next(const struct relais_req *r, int p)
+{
+    for (size_t i = (size_t)(p + 1); i < r->nchain; i++)
+        if (r->mw_rfilter[i]) return (int)i;
+    return -1;
+}
+
+/* Writes request payload bytes to the server in its framing. */
+static void px_up_write_body(struct relais_req *r, const char *data, size_t len)
+{
+    struct evbuffer *out = st_output(r->up->bev);
+
+    if (!len) return;
+    if (r->up_chunked) {
+        char hdr[32];
+        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+        evbuffer_add(out, hdr, (size_t)hl);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, data, len);
+    }
+}
+
+/* Passes request body bytes to the filter at position p (-1: the
+ * server); last ends the body there and inwards (the server's framing
+ * ends in px_up_body_end). */
+static void px_rfilter_run(struct relais_req *r, int p, const char *data, size_t len, int last)
+{
+    struct snap_middleware *m;
+    int save, rc;
+
+    if (r->rfilter_failed) return;
+    if (p < 0) {
+        px_up_write_body(r, data, len);
+        return;
+    }
+    m = r->chain[p];
+    save = r->rfilter_cur;
+    r->rfilter_cur = p;
+    rc = m->ops->on_request_body(m->inst, r, &r->mw_ctx[p], data, len, last);
+    r->rfilter_cur = save;
+    if (rc == RELAIS_ERROR) {
+        log_error("middleware", "%s failed on a request body", m->name);
+        r->rfilter_failed = 1;
+        return;
+    }
+    if (last) px_rfilter_run(r, px_rfilter_next(r, p), NULL, 0, 1);
+}
+
+int px_api_req_body_write(relais_req *r, const char *data, size_t len)
+{
+    if (r->rfilter_cur < 0 || !r->up || r->rfilter_failed) return -1;
+    if (len) px_rfilter_run(r, px_rfilter_next(r, r->rfilter_cur), data, len, 0);
+    return r->rfilter_failed ? -1 : 0;
+}
+
+/* Moves n request payload bytes (framing removed) from in towards the
+ * server: kept for mirrors, through the request filters when there are
+ * some, else framed for the server (zero-copy). */
+static void px_req_move(struct relais_req *r, struct evbuffer *in, size_t n)
+{
+    struct evbuffer *out = st_output(r->up->bev);
+
+    if (!n) return;
+    if (r->mirror) px_mirror_keep_buf(r, in, n);
+    r->req_body_bytes += n;
+    if (!r->req_filtering) {
+        if (r->up_chunked) {
+            char hdr[32];
+            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+            evbuffer_add(out, hdr, (size_t)hl);
+            evbuffer_remove_buffer(in, out, n);
+            evbuffer_add(out, "\r\n", 2);
+        } else {
+            evbuffer_remove_buffer(in, out, n);
+        }
+        return;
+    }
+    while (n > 0) {
+        struct evbuffer_iovec v;
+        size_t take;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
+        take = v.iov_len < n ? v.iov_len : n;
+        px_rfilter_run(r, px_rfilter_next(r, -1), v.iov_base, take, 0);
+        evbuffer_drain(in, take);
+        n -= take;
+    }
+}
+
+/* The request body ended: the filters flush, the server's framing ends
+ * (an HTTP/2 server gets the client's trailers and END_STREAM). */
+static void px_up_body_end(struct relais_req *r)
+{
+    if (r->req_filtering) px_rfilter_run(r, px_rfilter_next(r, -1), NULL, 0, 1);
+    if (r->up_h2) {
+        if ((r->trailers_init & 1) && h2u_set_trailers(r->up, &r->req_trailers) < 0)
+            log_warn("http", "request trailers dropped: out of memory");
+        st_shutdown_write(r->up->bev);
+    } else if (r->up_chunked) {
+        evbuffer_add(st_output(r->up->bev), "0\r\n\r\n", 5);
+    }
+}
+
+/* Moves request body bytes from the client to the server. */
 static void px_pump_request(struct relais_req *r)
 {
     struct px_conn *c = r->conn;
@@ -2599,37 +2894,20 @@ static void px_pump_request(struct relais_req *r)
     in = st_input(c->bev);
     out = st_output(r->up->bev);
     if (r->req_h2_raw) {
-        /* an HTTP/2 body of unknown length: chunked towards the server */
-        size_t avail = evbuffer_get_length(in);
-        if (avail) {
-            char hdr[32];
-            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", avail);
-            evbuffer_add(out, hdr, (size_t)hl);
-            if (r->mirror) px_mirror_keep_buf(r, in, avail);
-            evbuffer_remove_buffer(in, out, avail);
-            evbuffer_add(out, "\r\n", 2);
-            r->req_body_bytes += avail;
-        }
-        if (c->eof) {
-            evbuffer_add(out, "0\r\n\r\n", 5);
-            r->req_body_done = 1;
-        }
+        /* an HTTP/2 body of unknown length: DATA until END_STREAM */
+        px_req_move(r, in, evbuffer_get_length(in));
+        if (c->eof) r->req_body_done = 1;
     } else if (!r->req_chunked) {
         size_t avail = evbuffer_get_length(in);
         size_t n = (int64_t)avail < r->req_left ? avail : (size_t)r->req_left;
-        if (n) {
-            if (r->mirror) px_mirror_keep_buf(r, in, n);
-            evbuffer_remove_buffer(in, out, n);
-            r->req_left -= (int64_t)n;
-            r->req_body_bytes += n;
-        }
+        px_req_move(r, in, n);
+        r->req_left -= (int64_t)n;
         if (r->req_left == 0) r->req_body_done = 1;
     } else {
-        while (evbuffer_get_length(in) > 0 && !r->req_body_done) {
+        while (evbuffer_get_length(in) > 0 && !r->req_body_done && !r->rfilter_failed) {
             struct evbuffer_iovec v;
             size_t doff = 0, dlen = 0;
             ssize_t used;
-            char hdr[32];
 
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
             used = h1_chunk_parse(&r->req_chunk, v.iov_base, v.iov_len, &doff, &dlen);
@@ -2640,24 +2918,20 @@ static void px_pump_request(struct relais_req *r)
                 return;
             }
             if (dlen) {
-                int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", dlen);
-                evbuffer_add(out, hdr, (size_t)hl);
                 evbuffer_drain(in, doff);
-                if (r->mirror) px_mirror_keep_buf(r, in, dlen);
-                evbuffer_remove_buffer(in, out, dlen);
-                evbuffer_add(out, "\r\n", 2);
+                px_req_move(r, in, dlen);
                 evbuffer_drain(in, (size_t)used - doff - dlen);
-                r->req_body_bytes += dlen;
             } else {
                 evbuffer_drain(in, (size_t)used);
             }
-            if (h1_chunk_done(&r->req_chunk)) {
-                evbuffer_add(out, "0\r\n\r\n", 5);
-                r->req_body_done = 1;
-            } else if (used == 0) {
-                break;
-            }
+            if (h1_chunk_done(&r->req_chunk)) r->req_body_done = 1;
+            else if (used == 0) break;
         }
+    }
+    if (r->req_body_done && !r->rfilter_failed) px_up_body_end(r);
+    if (r->rfilter_failed) {
+        px_refuse_body(r, 400);
+        return;
     }
     if (r->req_body_done) {
         px_timer(c, 0);
@@ -2783,6 +3057,9 @@ static void px_finish(struct relais_req *r)
     if (c->h2s) {
         /* HTTP/2: the response ends with its stream; the connection is
            h2.c's.  Body bytes still coming are dropped. */
+        if ((r->trailers_init & 2) && r->resp_trailers.n && r->resp_started &&
+            r->resp_has_body && h2_set_trailers(c->h2s, &r->resp_trailers) < 0)
+            log_warn("http", "response trailers dropped: out of memory");
         px_req_free(r);
         px_timer(c, 0);
         c->state = PX_H2_DONE;
@@ -3024,6 +3301,94 @@ static int px_parse_response(struct relais_req *r)
     return 1;
 }
 
+/* The response head of an HTTP/2 server (h2up.c), like px_parse_response
+ * for HTTP/1.1: 1 when the body phase began, 0 when it has not arrived
+ * (100 Continue heads are relayed to HTTP/1.1 clients that asked), -1
+ * when the exchange ended.  The body ends with the server's END_STREAM
+ * (ST_EOF); a Content-Length it sent is kept for the client (nghttp2
+ * checks the DATA against it). */
+static int px_h2_response(struct relais_req *r)
+{
+    struct px_conn *c = r->conn;
+    const struct h2_field *f;
+    size_t n;
+    unsigned interim = 0;
+    int status = 0, has_body, has_len = 0;
+
+    if (!h2u_response(r->up, &status, &f, &n, &interim)) {
+        for (; r->up_interim < interim; r->up_interim++)
+            if (r->version == 11 && r->expect_continue && !r->resp_started)
+                evbuffer_add(st_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        return 0;
+    }
+    st_set_timeouts(r->up->bev, NULL, NULL);
+    px_report(r, RELAIS_OUTCOME_OK);
+    if (msg_hdrs_init(&r->resp_hdrs, r->arena, (uint32_t)n + 4, 1024) < 0) {
+        px_fail(r, 500);
+        return -1;
+    }
+    r->status = status;
+    r->origin_status = status;
+    r->has_resp = 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm, *vl;
+        if (px_hop_by_hop(f[i].name, f[i].nlen)) continue;
+        nm = px_canonical(r, f[i].name, f[i].nlen);
+        vl = arena_strndup(r->arena, f[i].value, f[i].vlen);
+        if (!nm || !vl || msg_hdrs_add(&r->resp_hdrs, nm, f[i].nlen, vl, f[i].vlen, 0) < 0) {
+            px_fail(r, 502);
+            return -1;
+        }
+        if (f[i].nlen == 14 && !memcmp(f[i].name, "content-length", 14)) has_len = 1;
+    }
+    r->up_reusable = 0; /* the stream ends with the exchange */
+    has_body = !(r->is_head || status == 204 || status == 304);
+    if (!has_body) {
+        r->resp_left = 0;
+    } else {
+        r->resp_close_delim = 1;
+        if (!has_len) {
+            r->client_chunked = r->version == 11;
+            if (!r->client_chunked) r->client_close = 1;
+        }
+    }
+    r->resp_has_body = has_body;
+    px_add_cookies(r);
+    px_run_responses(r);
+    if (r->filtering) {
+        r->client_chunked = r->version == 11;
+        if (!r->client_chunked) r->client_close = 1;
+    }
+    if (px_write_client_head(r, has_body, 0) < 0) {
+        px_conn_close(c);
+        return -1;
+    }
+    r->up_state = UP_BODY;
+    return 1;
+}
+
+/* Copies an HTTP/2 server's response trailers into the exchange (at its
+ * END_STREAM), names in Go's canonical form as for the head. */
+static void px_take_trailers(struct relais_req *r)
+{
+    const struct h2_field *f;
+    size_t n;
+    struct relais_hdrs *t;
+
+    if (!r->up || !r->up_h2) return;
+    f = h2u_trailers(r->up, &n);
+    if (!n || !(t = px_trailers(r, 2))) return;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = px_canonical(r, f[i].name, f[i].nlen);
+        const char *vl = arena_strndup(r->arena, f[i].value, f[i].vlen);
+        if (!nm || !vl || msg_hdrs_add(t, nm, f[i].nlen, vl, f[i].vlen, 0) < 0) {
+            log_warn("http", "%s: response trailers past %d fields dropped", r->server->url,
+                     PX_MAX_TRAILERS);
+            return;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ callbacks */
 
 /* Processes what the client sent, according to the state. */
@@ -3176,7 +3541,7 @@ static void px_up_read(struct stream *bev, void *arg)
             r->up_paused = 1;
         }
     } else if (r->up_state == UP_HEAD) {
-        if (px_parse_response(r) == 1) px_pump_response(r);
+        if ((r->up_h2 ? px_h2_response(r) : px_parse_response(r)) == 1) px_pump_response(r);
     } else if (r->up_state == UP_BODY) {
         px_pump_response(r);
     }
@@ -3221,7 +3586,13 @@ static void px_up_event(struct stream *bev, short what, void *arg)
         px_fail(r, 502);
     } else if (what & ST_CONNECTED) {
         st_set_timeouts(r->up->bev, NULL, NULL);
-        px_up_ready(r);
+        /* h2c://, or "h2" chosen by ALPN: the connection becomes an
+           HTTP/2 one of the pool and r gets its first stream */
+        if (up_h2_adopt(&r->up) < 0) {
+            px_fail(r, 502);
+        } else {
+            px_up_ready(r);
+        }
     } else if (c->state == PX_TUNNEL) {
         px_conn_close_after_flush(c);
         if (r->up) {
@@ -3263,6 +3634,7 @@ static void px_up_event(struct stream *bev, short what, void *arg)
         if ((what & ST_EOF) && r->resp_close_delim) {
             px_pump_response(r);
             if (!c->dead && c->r == r) {
+                px_take_trailers(r);
                 px_body_end(r);
                 r->up_reusable = 0;
                 r->up_state = UP_DONE;

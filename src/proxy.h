@@ -116,8 +116,25 @@ struct relais_req {
                                      can still be answered 502 */
     size_t body_out;              /* response body bytes queued for the
                                      client */
+    /* trailers (ABI 1.5), empty lists until used (trailers_init) */
+    struct relais_hdrs req_trailers;  /* the client's (HTTP/2) */
+    struct relais_hdrs resp_trailers; /* the server's */
+    unsigned char trailers_init;  /* bit 1: req_trailers ready, 2: resp */
+    int te_trailers;              /* the client sent "TE: trailers" */
+    /* request body filters (ABI 1.5) */
+    unsigned char *mw_rfilter;    /* mw_rfilter[i] = 1: middleware i filters
+                                     the request body (arena), or NULL */
+    int rfilter_cur;              /* middleware whose on_request_body runs,
+                                     -1 when none */
+    int req_filtering;            /* some middleware filters the body */
+    int rfilter_failed;           /* a request filter failed */
     /* upstream */
     struct up_conn *up;           /* server connection */
+    int up_h2;                    /* it is an HTTP/2 stream (h2up.c) */
+    int up_chunked;               /* the request body goes chunked to an
+                                     HTTP/1.1 server */
+    unsigned up_interim;          /* 100 Continue heads relayed (HTTP/2
+                                     server) */
     int up_state;                 /* enum px_up_state */
     int resp_chunked;             /* server body chunked */
     int resp_close_delim;         /* server body ends at close */
@@ -198,6 +215,12 @@ int px_respond_heap(relais_req *req, int status, const relais_header *headers,
  *  prometheus@internal answers 503.  Set before the workers start. */
 extern char *(*px_prom_render)(size_t *len);
 int px_api_set_path(relais_req *req, const char *path, size_t len);
+/** host->resp_trailers, req_trailers, req_body_filter, req_body_write
+ *  (ABI 1.5). */
+relais_hdrs *px_api_resp_trailers(relais_req *req);
+relais_hdrs *px_api_req_trailers(relais_req *req);
+int px_api_req_body_filter(relais_req *req);
+int px_api_req_body_write(relais_req *req, const char *data, size_t len);
 int px_api_set_query(relais_req *req, const char *query, size_t len);
 
 #endif /* RELAIS_PROXY_H */

@@ -676,13 +676,40 @@ static int st_same_tmo(int has, const struct timeval *cur, const struct timeval 
     return cur->tv_sec == tv->tv_sec && cur->tv_usec == tv->tv_usec;
 }
 
+/* A virtual stream's read timeout fired: no input for rd_tmo. */
+static void st_vtimeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct stream *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->eventcb) s->eventcb(s, ST_READING | ST_TIMEOUT, s->arg);
+}
+
+/* A virtual stream's timeouts: only the read one, a timer re-armed by
+ * every input (there is no socket to wait on; writes are the owner's). */
+static void st_virtual_timeouts(struct stream *s, const struct timeval *rd)
+{
+    s->has_rd_tmo = rd != NULL;
+    if (!rd) {
+        if (s->ev_read) evtimer_del(s->ev_read);
+        return;
+    }
+    s->rd_tmo = *rd;
+    if (!s->ev_read) s->ev_read = evtimer_new(s->base, st_vtimeout, s);
+    if (s->ev_read) evtimer_add(s->ev_read, &s->rd_tmo);
+}
+
 void st_set_timeouts(struct stream *s, const struct timeval *rd,
                      const struct timeval *wr)
 {
-    /* the common case, nothing changes, costs no system call; a virtual
-       stream has no socket events (its user keeps timers of its own) */
-    if (s->vops || (st_same_tmo(s->has_rd_tmo, &s->rd_tmo, rd) &&
-                    st_same_tmo(s->has_wr_tmo, &s->wr_tmo, wr)))
+    if (s->vops) {
+        st_virtual_timeouts(s, rd);
+        return;
+    }
+    /* the common case, nothing changes, costs no system call */
+    if (st_same_tmo(s->has_rd_tmo, &s->rd_tmo, rd) &&
+        st_same_tmo(s->has_wr_tmo, &s->wr_tmo, wr))
         return;
     s->has_rd_tmo = rd != NULL;
     if (rd) s->rd_tmo = *rd;
@@ -833,11 +860,18 @@ struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops
 
 void st_virtual_input(struct stream *s)
 {
+    if (s->has_rd_tmo && s->ev_read) evtimer_add(s->ev_read, &s->rd_tmo);
     if (s->rd_high && st_len(s->in) >= s->rd_high) {
         s->suspended = 1;
         st_update_read(s);
     }
     if (s->reading && st_len(s->in) && s->readcb) s->readcb(s, s->arg);
+}
+
+void st_virtual_wake(struct stream *s)
+{
+    if (s->has_rd_tmo && s->ev_read) evtimer_add(s->ev_read, &s->rd_tmo);
+    if (s->reading && s->readcb) s->readcb(s, s->arg);
 }
 
 void st_virtual_eof(struct stream *s)

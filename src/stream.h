@@ -141,7 +141,8 @@ const char *st_tls_error(const struct stream *s);
  * st_enable / st_disable of ST_READ tell the owner to open or hold the
  * peer's window; output is offered to the owner at the end of the loop
  * turn; the write callback runs once the owner took the output down to
- * the low watermark. */
+ * the low watermark.  Of the timeouts, only the read one applies: a
+ * timer re-armed by every input (ST_READING | ST_TIMEOUT). */
 
 /** What the owner of a virtual stream does (loop thread). */
 struct st_vops {
@@ -162,6 +163,11 @@ struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops
 /** Owner: bytes were appended to st_input(s); the read callback runs if
  *  the user reads.  May call back (the user may free s). */
 void st_virtual_input(struct stream *s);
+
+/** Owner: something the user reads outside the input buffer arrived
+ *  (an HTTP/2 response head): the read callback runs if the user reads,
+ *  even with no input bytes.  May call back. */
+void st_virtual_wake(struct stream *s);
 
 /** Owner: the peer ended its side (no more input): the user gets
  *  ST_READING | ST_EOF.  May call back. */

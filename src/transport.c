@@ -162,7 +162,6 @@ static void tr_build_ctx(struct tr_transport *t, struct tr_parse *p, const relai
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* a server is spoken to in HTTP/1.1 whatever disableHTTP2 says */
     SSL_CTX_set_verify(ctx, t->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     /* rootCAs are read even when insecure, so that a bad one is reported */
     for (i = 0; i < p->ncas; i++) {
@@ -321,16 +320,17 @@ struct tr_transport *tr_default(const struct sc_config *sc, struct tr_transport 
     return t;
 }
 
-SSL *tr_ssl(const struct tr_transport *t, const char *host, char *err, size_t errlen)
+SSL *tr_ssl(const struct tr_transport *t, const char *host, int h2, char *err, size_t errlen)
 {
+    static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1";
     static const unsigned char alpn[] = "\x08http/1.1";
 
     if (!t->ctx) {
         snprintf(err, errlen, "serversTransport %s is disabled", t->name);
         return NULL;
     }
-    return tls_client_ssl(t->ctx, t->server_name ? t->server_name : host, alpn,
-                          sizeof(alpn) - 1, err, errlen);
+    return tls_client_ssl(t->ctx, t->server_name ? t->server_name : host, h2 ? alpn_h2 : alpn,
+                          h2 ? sizeof(alpn_h2) - 1 : sizeof(alpn) - 1, err, errlen);
 }
 
 int tr_check_peer(const struct tr_transport *t, SSL *ssl, char *err, size_t errlen)

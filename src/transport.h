@@ -41,8 +41,8 @@ struct tr_transport {
     char *server_name;                  /* serverName (SNI and verified
                                            name), NULL = the URL's host */
     int insecure;                       /* insecureSkipVerify */
-    int disable_http2;                  /* disableHTTP2 (accepted; servers
-                                           are spoken to in HTTP/1.1) */
+    int disable_http2;                  /* disableHTTP2: ALPN offers only
+                                           http/1.1 */
     char *peer_cert_uri;                /* peerCertURI: a URI SAN the
                                            server's certificate must carry,
                                            or NULL */
@@ -98,10 +98,11 @@ void tr_unref(struct tr_transport *t);
 /**
  * A client TLS object for a server whose URL names host (serverName
  * replaces it when set): SNI, certificate verification against that name
- * unless insecureSkipVerify, ALPN http/1.1.  NULL with err set.  Any
+ * unless insecureSkipVerify, ALPN "h2, http/1.1" when h2 is set, else
+ * "http/1.1".  NULL with err set.  Any
  * thread (the context is shared read-only).
  */
-SSL *tr_ssl(const struct tr_transport *t, const char *host, char *err, size_t errlen);
+SSL *tr_ssl(const struct tr_transport *t, const char *host, int h2, char *err, size_t errlen);
 
 /**
  * Checks a finished handshake against peerCertURI: 0 when it is not set

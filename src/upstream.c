@@ -14,7 +14,9 @@
 #include <event2/buffer.h>
 #include "stream.h"
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
+#include "h2up.h"
 #include "log.h"
 #include "relais.h"
 #include "snapshot.h"
@@ -43,6 +45,8 @@ struct up_pool {
     int max_idle;                         /* per server */
     int64_t idle_ms;                      /* idle lifetime */
     struct event *sweep;                  /* periodic idle expiry */
+    struct h2u_conn *h2;                  /* HTTP/2 connections (h2up.c
+                                             links and unlinks them) */
 };
 
 /* The bucket for key/hash, created when create is set. */
@@ -89,6 +93,7 @@ static void up_unlink(struct up_conn *c)
 void up_conn_free(struct up_conn *c)
 {
     if (!c) return;
+    if (c->h2s) h2u_close(c); /* an HTTP/2 stream: reset unless done */
     up_unlink(c);
     if (c->bev) st_free(c->bev);
     free(c->key);
@@ -170,16 +175,53 @@ void up_pool_free(struct up_pool *p)
             free(b);
         }
     }
+    while (p->h2) h2u_conn_free(p->h2);
     event_free(p->sweep);
     free(p);
 }
 
-struct up_conn *up_pool_take(struct up_pool *p, const struct snap_server *sv)
+struct event_base *up_pool_base(const struct up_pool *p)
+{
+    return p->base;
+}
+
+int up_h2_capable(const struct snap_server *sv)
+{
+    if (!strcmp(sv->u.scheme, "h2c")) return 1;
+    return !strcmp(sv->u.scheme, "https") && sv->transport && !sv->transport->disable_http2;
+}
+
+int up_h2_adopt(struct up_conn **cp)
+{
+    struct up_conn *c = *cp;
+    struct h2u_conn *hc;
+    int h2 = !strncmp(c->key, "h2c://", 6);
+
+    if (!h2 && c->tls) {
+        const unsigned char *proto = NULL;
+        unsigned plen = 0;
+        SSL_get0_alpn_selected(st_ssl(c->bev), &proto, &plen);
+        h2 = plen == 2 && !memcmp(proto, "h2", 2);
+    }
+    if (!h2) return 0;
+    hc = h2u_conn_new(&c->pool->h2, c, c->idle_ms);
+    *cp = hc ? h2u_open(hc) : NULL;
+    return *cp ? 1 : -1;
+}
+
+struct up_conn *up_pool_take(struct up_pool *p, const struct snap_server *sv, int h1_only)
 {
     struct up_bucket *b;
     struct up_conn *c;
 
     if (!sv->pool_key) return NULL;
+    if (!h1_only && p->h2 && up_h2_capable(sv)) {
+        struct h2u_conn *hc = h2u_find(p->h2, sv->pool_key);
+        if (hc && (c = h2u_open(hc)) != NULL) {
+            c->reused = 1;
+            return c;
+        }
+    }
     b = up_bucket(p, sv->pool_key, sv->pool_hash, 0);
     if (!b || !b->head) return NULL;
     c = b->head;
@@ -189,8 +231,8 @@ struct up_conn *up_pool_take(struct up_pool *p, const struct snap_server *sv)
     return c;
 }
 
-struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv, char *err,
-                           size_t errlen)
+struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv, int h1_only,
+                           char *err, size_t errlen)
 {
     struct up_conn *c = calloc(1, sizeof(*c));
     const struct tr_transport *tr = sv->transport;
@@ -212,7 +254,7 @@ struct up_conn *up_connect(struct up_pool *p, const struct snap_server *sv, char
             snprintf(why, sizeof(why), "no serversTransport for an https server");
             goto fail;
         }
-        ssl = tr_ssl(tr, sv->u.host, why, sizeof(why));
+        ssl = tr_ssl(tr, sv->u.host, !h1_only && !tr->disable_http2, why, sizeof(why));
         if (!ssl) goto fail;
     }
     fd = socket(sv->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -247,7 +289,7 @@ void up_pool_put(struct up_conn *c)
     struct up_pool *p = c->pool;
     struct up_bucket *b = up_bucket(p, c->key, c->hash, 1);
 
-    if (!b || b->count >= c->max_idle ||
+    if (c->h2s || !b || b->count >= c->max_idle ||
         evbuffer_get_length(st_input(c->bev)) > 0) {
         up_conn_free(c);
         return;

@@ -549,7 +549,8 @@ struct relais_host {
      *  (its on_request_body is called).  The host drops the request's
      *  Content-Length and frames the body itself towards the server
      *  (chunked for HTTP/1.1 servers, DATA frames for HTTP/2 ones).  0, or
-     *  -1 when the middleware has no on_request_body. */
+     *  -1 when the middleware has no on_request_body or the request has no
+     *  body (nothing to filter: on_request_body is never called then). */
     int (*req_body_filter)(relais_req *req);
     /** From on_request_body: passes bytes on towards the server (or the
      *  next inner filter).  0 / -1. */

@@ -8,7 +8,9 @@
  *    once; the write callback runs when the owner took it down to the
  *    low watermark (also later, through st_virtual_taken);
  *  - st_shutdown_write ends the owner's output; eof and errors reach the
- *    event callback; st_connect is refused.
+ *    event callback; st_connect is refused;
+ *  - st_virtual_wake calls the reader with no bytes; the read timeout is a
+ *    timer (ST_READING | ST_TIMEOUT).
  */
 #include "config.h"
 
@@ -167,6 +169,29 @@ int main(void)
     }
     st_free(s);
     st_free(NULL);
+
+    /* a second stream: wake and the read timeout (HTTP/2 server streams) */
+    {
+        struct owner o2 = {0};
+        struct user u2 = {0};
+        struct timeval tv = {0, 30000};
+        s = st_new_virtual(base, &ops, &o2);
+        st_setcb(s, u_read, u_write, u_event, &u2);
+        st_virtual_wake(s);
+        ok(u2.reads == 0, "wake while not reading: no read callback");
+        st_enable(s, ST_READ);
+        st_virtual_wake(s);
+        ok(u2.reads == 1 && u2.got == 0, "wake while reading: the read callback, no bytes");
+        st_set_timeouts(s, &tv, NULL);
+        event_base_loop(base, EVLOOP_ONCE);
+        ok(u2.nevents == 1 && (u2.events & ST_TIMEOUT) && (u2.events & ST_READING),
+           "no input within the read timeout: ST_READING | ST_TIMEOUT");
+        st_set_timeouts(s, NULL, NULL);
+        evbuffer_add(st_input(s), "x", 1);
+        st_virtual_input(s);
+        ok(u2.got == 1, "input after the timeout is still delivered");
+        st_free(s);
+    }
     event_base_free(base);
     return tap_done();
 }

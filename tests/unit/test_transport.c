@@ -82,12 +82,12 @@ int main(void)
     c = build("{\"rootCAs\": [\"%s\"], \"maxIdleConnsPerHost\": -1}", a);
     ok(c && c != a && c->max_idle == 0 && strcmp(c->pool_tag, a->pool_tag) != 0,
        "a changed transport is new, with another pool tag; -1 = no keep-alive");
-    ssl = a ? tr_ssl(a, "127.0.0.1", err, sizeof(err)) : NULL;
+    ssl = a ? tr_ssl(a, "127.0.0.1", 1, err, sizeof(err)) : NULL;
     ok(ssl && SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) &&
            !strcmp(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), "backend.test"),
        "SNI is the serverName, not the URL's IP");
     SSL_free(ssl);
-    ssl = c ? tr_ssl(c, "127.0.0.1", err, sizeof(err)) : NULL;
+    ssl = c ? tr_ssl(c, "127.0.0.1", 0, err, sizeof(err)) : NULL;
     ok(ssl && !SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name), "no SNI for an IP literal");
     ok(c && tr_check_peer(c, ssl, err, sizeof(err)) == 0, "no peerCertURI: any peer passes");
     SSL_free(ssl);
@@ -100,7 +100,7 @@ int main(void)
                               "No such file or directory"),
        "a missing rootCAs file disables it, named by key path (%s)",
        bad && bad->error ? bad->error : "-");
-    ok(bad && tr_ssl(bad, "x", err, sizeof(err)) == NULL, "a disabled transport makes no SSL");
+    ok(bad && tr_ssl(bad, "x", 0, err, sizeof(err)) == NULL, "a disabled transport makes no SSL");
     tr_unref(bad);
     bad = build("{\"certificates\": [{\"certFile\": \"%s\"}], \"maxIdleConnsPerHost\": \"x\","
                 " \"forwardingTimeouts\": {\"dialTimeout\": \"-1s\"}, \"peerCertURI\": \"%s\"}",
