@@ -1,13 +1,19 @@
 /*
  * tp_body — test-only middleware (config key "testBody") that exercises
- * the response body filter of ABI 1.4.  Module prefix: tpb_.
+ * the response body filter of ABI 1.4 and the request body filter and
+ * trailers of ABI 1.5.  Module prefix: tpb_.
  *
  * Options:
  *   upper: true     the body is passed on in upper case, piece by piece;
  *   tag: "X"        "<X>" is written before the first byte and "</X>" at
  *                   the end (so two instances show their nesting order);
  *   hold: true      nothing is passed on until the end, then everything
- *                   at once (a filter that buffers, bounded by 1 MiB).
+ *                   at once (a filter that buffers, bounded by 1 MiB);
+ *   requestTag: "X" the request body goes to the server as "<X>" body
+ *                   "</X>";
+ *   requestUpper: true  ... with what it is given upper-cased;
+ *   addTrailer: "N: V"  response trailer N: V added at the body's end;
+ *   dropTrailer: "N"    response trailer N removed there.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -24,6 +30,11 @@ struct tpb_inst {
     int upper;               /* upper-case the body */
     char *tag;               /* wrapping tag (owned), or NULL */
     int hold;                /* buffer until the end */
+    char *rtag;              /* request body tag (owned), or NULL */
+    int rupper;              /* upper-case the request body */
+    char *add_name;          /* trailer to add: name (owned), or NULL */
+    char *add_value;         /* its value (owned) */
+    char *drop;              /* trailer to remove (owned), or NULL */
 };
 
 /** Per-request state (request memory). */
@@ -40,6 +51,10 @@ static void tpb_destroy(void *inst)
 
     if (!t) return;
     free(t->tag);
+    free(t->rtag);
+    free(t->add_name);
+    free(t->add_value);
+    free(t->drop);
     free(t);
 }
 
@@ -48,31 +63,81 @@ static int tpb_create(const relais_host *host, const relais_cfg *cfg, const char
                       void **inst)
 {
     struct tpb_inst *t = calloc(1, sizeof(*t));
-    const char *tag = NULL;
+    const char *tag = NULL, *rtag = NULL, *add = NULL, *drop = NULL;
 
     (void)name;
     if (!t) return -1;
     t->host = host;
     if (host->cfg_bool(cfg, "upper", &t->upper) == RELAIS_CFG_INVALID ||
         host->cfg_bool(cfg, "hold", &t->hold) == RELAIS_CFG_INVALID ||
-        host->cfg_string(cfg, "tag", &tag) == RELAIS_CFG_INVALID) {
+        host->cfg_string(cfg, "tag", &tag) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "requestTag", &rtag) == RELAIS_CFG_INVALID ||
+        host->cfg_bool(cfg, "requestUpper", &t->rupper) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "addTrailer", &add) == RELAIS_CFG_INVALID ||
+        host->cfg_string(cfg, "dropTrailer", &drop) == RELAIS_CFG_INVALID) {
         tpb_destroy(t);
         return -1;
     }
-    if (tag && !(t->tag = strdup(tag))) {
+    if ((tag && !(t->tag = strdup(tag))) || (rtag && !(t->rtag = strdup(rtag))) ||
+        (drop && !(t->drop = strdup(drop)))) {
         tpb_destroy(t);
         return -1;
+    }
+    if (add) {
+        const char *colon = strchr(add, ':');
+        if (!colon || colon == add) {
+            host->cfg_error(cfg, "addTrailer", "expected \"Name: value\"");
+            tpb_destroy(t);
+            return -1;
+        }
+        t->add_name = strndup(add, (size_t)(colon - add));
+        t->add_value = strdup(colon + 1 + strspn(colon + 1, " "));
+        if (!t->add_name || !t->add_value) {
+            tpb_destroy(t);
+            return -1;
+        }
     }
     *inst = t;
     return 0;
 }
 
-/** Worker thread: nothing to do on the way in. */
+/** Worker thread: asks for the request body when requestTag is set (a
+ *  request without a body is refused by the host: nothing to do). */
 static int tpb_on_request(void *inst, relais_req *req, void **ctx)
 {
-    (void)inst;
-    (void)req;
+    struct tpb_inst *t = inst;
+
     (void)ctx;
+    if (t->rtag && RELAIS_HOST_HAS(t->host, req_body_filter))
+        t->host->req_body_filter(req);
+    return RELAIS_NEXT;
+}
+
+/** Worker thread: the request body filter: "<tag>" body "</tag>". */
+static int tpb_on_request_body(void *inst, relais_req *req, void **ctx, const char *data,
+                               size_t len, int last)
+{
+    struct tpb_inst *t = inst;
+    char buf[4096];
+
+    if (!*ctx) {
+        /* first call: the opening tag (ctx marks it, no memory needed) */
+        size_t n = (size_t)snprintf(buf, sizeof(buf), "<%s>", t->rtag);
+        if (t->host->req_body_write(req, buf, n) < 0) return RELAIS_ERROR;
+        *ctx = t;
+    }
+    while (len) {
+        size_t k = len < sizeof(buf) ? len : sizeof(buf);
+        for (size_t i = 0; i < k; i++)
+            buf[i] = t->rupper ? (char)toupper((unsigned char)data[i]) : data[i];
+        if (t->host->req_body_write(req, buf, k) < 0) return RELAIS_ERROR;
+        data += k;
+        len -= k;
+    }
+    if (last) {
+        size_t n = (size_t)snprintf(buf, sizeof(buf), "</%s>", t->rtag);
+        if (t->host->req_body_write(req, buf, n) < 0) return RELAIS_ERROR;
+    }
     return RELAIS_NEXT;
 }
 
@@ -82,6 +147,8 @@ static int tpb_on_response(void *inst, relais_req *req, void **ctx)
     struct tpb_inst *t = inst;
     struct tpb_req *s;
 
+    /* the request filter's ctx slot is shared: reset it for the response */
+    *ctx = NULL;
     if (t->host->resp_body_filter(req) < 0) return RELAIS_NEXT;
     s = t->host->req_alloc(req, sizeof(*s));
     if (!s) return RELAIS_ERROR;
@@ -134,6 +201,14 @@ static int tpb_on_body(void *inst, relais_req *req, void **ctx, const char *data
         size_t n = (size_t)snprintf(close, sizeof(close), "</%s>", t->tag);
         if (t->host->resp_body_write(req, close, n) < 0) return RELAIS_ERROR;
     }
+    if (last && (t->add_name || t->drop) && RELAIS_HOST_HAS(t->host, resp_trailers)) {
+        relais_hdrs *tr = t->host->resp_trailers(req);
+        if (!tr) return RELAIS_ERROR;
+        if (t->drop) t->host->hdr_del(tr, t->drop);
+        if (t->add_name &&
+            t->host->hdr_add(tr, t->add_name, t->add_value, strlen(t->add_value)) < 0)
+            return RELAIS_ERROR;
+    }
     return RELAIS_NEXT;
 }
 
@@ -145,6 +220,7 @@ static const relais_middleware_ops tpb_ops = {
     .on_request = tpb_on_request,
     .on_response = tpb_on_response,
     .on_response_body = tpb_on_body,
+    .on_request_body = tpb_on_request_body,
 };
 
 RELAIS_PLUGIN_DECLARE = {
