@@ -45,6 +45,8 @@ struct h2u_stream {
     struct h2u_fields trailers; /* response trailers */
     int status;                 /* final status, 0 before */
     int head_done;              /* the final head was wholly received */
+    int head_ended;             /* ... with END_STREAM (no body, no
+                                   trailers: gRPC's Trailers-Only) */
     int remote_ended;           /* the server ended the stream */
     unsigned interim;           /* 100 Continue heads seen */
     int in_trailers;            /* the HEADERS being received are trailers */
@@ -322,7 +324,10 @@ static int h2u_on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *
     if (end) hs->remote_ended = 1;
     if (fr->hd.type == NGHTTP2_HEADERS) {
         if (!hs->in_trailers) {
-            if (hs->status >= 200) hs->head_done = 1;
+            if (hs->status >= 200) {
+                hs->head_done = 1;
+                hs->head_ended = end;
+            }
             struct stream *vs = hs->vs;
             /* a head (final or 100): the user looks at it now */
             st_virtual_wake(vs);
@@ -685,7 +690,7 @@ int h2u_set_trailers(struct up_conn *c, const struct relais_hdrs *t)
 }
 
 int h2u_response(struct up_conn *c, int *status, const struct h2_field **f, size_t *n,
-                 unsigned *interim)
+                 unsigned *interim, int *ended)
 {
     struct h2u_stream *hs = c->h2s;
 
@@ -693,6 +698,7 @@ int h2u_response(struct up_conn *c, int *status, const struct h2_field **f, size
     *interim = hs->interim;
     if (!hs->head_done) return 0;
     *status = hs->status;
+    *ended = hs->head_ended;
     *f = hs->head.f;
     *n = hs->head.n;
     return 1;

@@ -88,10 +88,11 @@ int h2u_set_trailers(struct up_conn *c, const struct relais_hdrs *t);
  * The final response head of stream c: 1 with *status and the fields
  * (names lowercase, pseudo-headers removed, valid until the stream is
  * freed), 0 when it has not arrived.  *interim counts the 100 Continue
- * heads seen so far (the caller relays new ones).
+ * heads seen so far (the caller relays new ones); *ended is 1 when that
+ * head came with END_STREAM (no body follows: gRPC's Trailers-Only).
  */
 int h2u_response(struct up_conn *c, int *status, const struct h2_field **f, size_t *n,
-                 unsigned *interim);
+                 unsigned *interim, int *ended);
 
 /** The response trailers of stream c (complete at ST_EOF), valid until
  *  the stream is freed; *n = 0 when none. */

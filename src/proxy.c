@@ -2966,7 +2966,8 @@ static int px_write_client_head(struct relais_req *r, int has_body,
         /* HTTP/2: a HEADERS frame; the body (if any) follows as DATA */
         int local_len = r->local && !r->filtering;
         int body = !r->is_head && r->status >= 200 && r->status != 204 && r->status != 304 &&
-                   (local_len ? content_length > 0 : 1);
+                   (local_len ? content_length > 0 : 1) &&
+                   !(r->resp_head_ended && !r->filtering); /* Trailers-Only stays one frame */
         r->resp_started = 1;
         return h2_respond(c->h2s, r->status, h,
                           local_len && r->status != 204 && r->status != 304 ? content_length : -1,
@@ -3313,9 +3314,9 @@ static int px_h2_response(struct relais_req *r)
     const struct h2_field *f;
     size_t n;
     unsigned interim = 0;
-    int status = 0, has_body, has_len = 0;
+    int status = 0, has_body, has_len = 0, ended = 0;
 
-    if (!h2u_response(r->up, &status, &f, &n, &interim)) {
+    if (!h2u_response(r->up, &status, &f, &n, &interim, &ended)) {
         for (; r->up_interim < interim; r->up_interim++)
             if (r->version == 11 && r->expect_continue && !r->resp_started)
                 evbuffer_add(st_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -3330,6 +3331,7 @@ static int px_h2_response(struct relais_req *r)
     r->status = status;
     r->origin_status = status;
     r->has_resp = 1;
+    r->resp_head_ended = ended;
     for (size_t i = 0; i < n; i++) {
         const char *nm, *vl;
         if (px_hop_by_hop(f[i].name, f[i].nlen)) continue;

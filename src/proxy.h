@@ -109,6 +109,9 @@ struct relais_req {
                                      api, prometheus): not in metrics */
     const char *local_body; size_t local_body_len; /* local response body */
     int resp_started;             /* head sent to the client */
+    int resp_head_ended;          /* the server's HTTP/2 head ended its
+                                     stream (Trailers-Only): an HTTP/2
+                                     client gets it the same way */
     size_t head_alone;            /* the client's output held only the
                                      response head when it was queued:
                                      its length (0 otherwise), so that a
