@@ -16,7 +16,8 @@ Commands (service relais.test.Echo):
   cstream SIZE...     one message per SIZE (bytes "c"), the server's reply
   bidi MSG...         ping-pong: each message sent only once the previous
                       echo came back; the echoes joined with "|"
-  fail [CODE:DETAILS] "code=NAME details=DETAILS" as the client sees them
+  fail [[+]CODE:DETAILS] "code=NAME details=DETAILS" as the client sees them
+                      ("+": the server sends its headers first)
   big [SIZE]          "bytes=N exact=yes|no" (4 MiB by default)
   upload SIZE         echo of SIZE random bytes: "bytes=N exact=yes|no"
   many N              N unary calls on one channel, each checked:
@@ -24,6 +25,9 @@ Commands (service relais.test.Echo):
   deadline MS T       Sleep(MS) with a deadline of T seconds: the status
                       (DEADLINE_EXCEEDED expected), then one more unary
                       call on the same channel: "code=NAME then reply=after"
+  cancel MS T         Sleep(MS) without a deadline, cancelled by the
+                      client after T seconds (RST_STREAM), then one more
+                      unary call: "cancelled=True then reply=after"
   meta                the request metadata the server saw (Meta), raw
 Exit status 0 when the command ran (whatever the gRPC status), 1 on a
 usage error.
@@ -32,6 +36,7 @@ import argparse
 import random
 import sys
 import threading
+import time
 
 import grpc
 
@@ -136,6 +141,12 @@ def main():
                 code = e.code().name
             resp = uu("Unary")(b"after", timeout=to)
             print("code=%s then reply=%s" % (code, resp.decode()))
+        elif cmd == "cancel":
+            fut = uu("Sleep").future(args[0].encode())  # no deadline: no grpc-timeout
+            time.sleep(float(args[1]))
+            fut.cancel()
+            resp = uu("Unary")(b"after", timeout=to)
+            print("cancelled=%s then reply=%s" % (fut.cancelled(), resp.decode()))
         elif cmd == "meta":
             print(uu("Meta")(b"", timeout=to).decode())
         else:

@@ -16,10 +16,15 @@ listening.  Messages are raw bytes (identity serializers), service
   ClientStream(*)  -> b"<count> messages <bytes> bytes"
   Bidi(*)          -> each message echoed as it arrives
   Fail(b)          -> aborts: b = b"CODE:details" (CODE a grpc.StatusCode
-                      name), default NOT_FOUND "no such thing"
+                      name), default NOT_FOUND "no such thing"; nothing
+                      sent before, so a Trailers-Only response.  With a
+                      leading "+" the headers (initial metadata "x-initial:
+                      i") go first, the status then comes in trailers.
   Big(b)           -> 4 MiB (or b bytes, an ASCII number) of
                       payload(seed 9, size), see payload()
-  Sleep(ms)        -> sleeps ms milliseconds (bounded at 30 s), then b"slept"
+  Sleep(ms)        -> sleeps ms milliseconds (bounded at 30 s), then b"slept";
+                      logs "SLEEP done", or "SLEEP cancelled after N ms"
+                      when the call ended first (deadline, client cancel)
   Meta(b)          -> the request metadata the server saw, "k: v" lines
                       (sorted, grpc's own "user-agent" left out)
 
@@ -94,9 +99,13 @@ def build_handlers(log):
 
     def fail(req, ctx):
         called("Fail", ctx)
-        code, _, details = req.decode().partition(":")
+        text = req.decode()
+        headers_first = text.startswith("+")
+        code, _, details = text.lstrip("+").partition(":")
         if not code:
             code, details = "NOT_FOUND", "no such thing"
+        if headers_first:
+            ctx.send_initial_metadata((("x-initial", "i"),))
         ctx.abort(grpc.StatusCode[code], details)
 
     def big(req, ctx):
@@ -107,9 +116,14 @@ def build_handlers(log):
     def sleep(req, ctx):
         called("Sleep", ctx)
         ms = min(int(req.decode() or "1000"), 30000)
-        end = time.monotonic() + ms / 1000.0
+        start = time.monotonic()
+        end = start + ms / 1000.0
         while time.monotonic() < end and ctx.is_active():
             time.sleep(0.01)
+        if ctx.is_active():
+            log.line("SLEEP done")
+        else:
+            log.line("SLEEP cancelled after %d ms" % ((time.monotonic() - start) * 1000))
         return b"slept"
 
     def meta(req, ctx):

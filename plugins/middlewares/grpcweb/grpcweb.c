@@ -45,9 +45,14 @@
  *    from the trailers and appended as one gRPC-Web trailer frame: flag
  *    byte 0x80, the 4-byte big-endian length, then "name: value\r\n" per
  *    field, names lower-cased, in the order received.  In text mode the
- *    whole body (frames and trailer frame) is base64-encoded as one
- *    stream: 3-byte groups split between pieces are carried to the next
- *    piece, the padding comes at the very end.  A response of another
+ *    whole body (frames and trailer frame) is base64-encoded as it
+ *    streams, each frame as one padded base64 part (PROTOCOL-WEB allows
+ *    padded parts one after the other; Traefik pads at each flush): a
+ *    3-byte group split between pieces is carried to the next piece, and
+ *    a complete message is sent at once instead of waiting with its last
+ *    one or two bytes for the next message.  The text is thus
+ *    base64(frame 1) base64(frame 2) ... base64(trailer frame), however
+ *    the server's body was cut into pieces.  A response of another
  *    content type (a relais error page, a server that is not gRPC) only
  *    gets the CORS headers.
  *  - CORS on a gRPC-Web call's response (rs/cors' actual request):
@@ -114,6 +119,10 @@ struct gw_req {
     unsigned char enc[3];     /* bytes of an unfinished 3-byte group
                                  (response body, text mode) */
     size_t nenc;              /* how many */
+    unsigned char fhdr[5];    /* header of the response frame being passed
+                                 (text mode): flags, 4-byte length */
+    size_t nfhdr;             /* header bytes seen (5: in the payload) */
+    uint32_t fleft;           /* payload bytes of that frame still to come */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -488,8 +497,8 @@ static int gw_on_response(void *inst, relais_req *req, void **ctx)
     ct = h->hdr_get(rh, "Content-Type", 0, &len);
     if (ct && gw_grpc_ctype(ct, len)) {
         h->hdr_del(rh, "Trailer");
-        if (h->hdr_set(rh, "Content-Type", s->ctype, s->ctype_len) < 0 ||
-            gw_expose(h, req, rh) < 0)
+        if (gw_expose(h, req, rh) < 0 ||
+            h->hdr_set(rh, "Content-Type", s->ctype, s->ctype_len) < 0)
             return RELAIS_ERROR;
         /* Trailers-Only (grpc-status among the headers): no body to frame */
         if (!h->hdr_get(rh, "grpc-status", 0, &len) && h->resp_body_filter(req) == 0)
@@ -503,53 +512,112 @@ static int gw_on_response(void *inst, relais_req *req, void **ctx)
     return RELAIS_NEXT;
 }
 
+/** Output of one text-mode step: base64 characters waiting to be
+ *  written towards the client. */
+struct gw_out {
+    char buf[GW_BUF / 3 * 4]; /* the characters */
+    size_t n;                 /* how many */
+};
+
+/** Worker thread.  Writes what o holds towards the client.  0 / -1. */
+static int gw_out_flush(const relais_host *h, relais_req *req, struct gw_out *o)
+{
+    size_t n = o->n;
+
+    o->n = 0;
+    return n ? h->resp_body_write(req, o->buf, n) : 0;
+}
+
 /**
- * Worker thread.  Passes p[0..n) towards the client: as it is in binary
- * mode, base64-encoded in text mode (an unfinished 3-byte group kept in
- * the state; with final, the group is padded out).  0 / -1.
+ * Worker thread.  Base64-encodes p[0..n) into o, the bytes of an
+ * unfinished 3-byte group kept in s (from an earlier call, for a later
+ * one); o is flushed whenever full.  0 / -1.
+ */
+static int gw_text_put(const relais_host *h, relais_req *req, struct gw_req *s,
+                       struct gw_out *o, const unsigned char *p, size_t n)
+{
+    while (n) {
+        if (o->n + 4 > sizeof(o->buf) && gw_out_flush(h, req, o) < 0) return -1;
+        if (s->nenc == 0 && n >= 3) {
+            gw_b64_enc3(p, o->buf + o->n);
+            o->n += 4;
+            p += 3;
+            n -= 3;
+            continue;
+        }
+        s->enc[s->nenc++] = *p++;
+        n--;
+        if (s->nenc == 3) {
+            gw_b64_enc3(s->enc, o->buf + o->n);
+            o->n += 4;
+            s->nenc = 0;
+        }
+    }
+    return 0;
+}
+
+/** Worker thread.  Ends the current base64 part: an unfinished group is
+ *  written with its padding.  0 / -1. */
+static int gw_text_pad(const relais_host *h, relais_req *req, struct gw_req *s,
+                       struct gw_out *o)
+{
+    unsigned char g[3] = {0, 0, 0};
+
+    if (!s->nenc) return 0;
+    if (o->n + 4 > sizeof(o->buf) && gw_out_flush(h, req, o) < 0) return -1;
+    memcpy(g, s->enc, s->nenc);
+    gw_b64_enc3(g, o->buf + o->n);
+    if (s->nenc == 1) o->buf[o->n + 2] = '=';
+    o->buf[o->n + 3] = '=';
+    o->n += 4;
+    s->nenc = 0;
+    return 0;
+}
+
+/**
+ * Worker thread.  Passes p[0..n) of the gRPC-Web body towards the client:
+ * as it is in binary mode.  In text mode base64-encoded, each frame as
+ * one padded base64 part: the frame headers are followed (state in s) so
+ * that a part ends exactly where a frame ends, whichever pieces the
+ * frames arrived in — a complete message is never held back waiting for
+ * the next piece (the reason Traefik closes its encoder at each flush),
+ * and the output does not depend on how the server's body was split.
+ * With final, whatever is unfinished is padded out (a body cut inside a
+ * frame).  0 / -1.
  */
 static int gw_emit(const relais_host *h, relais_req *req, struct gw_req *s,
                    const unsigned char *p, size_t n, int final)
 {
-    char out[GW_BUF / 3 * 4];
-    size_t o = 0;
+    struct gw_out o;
 
     if (!s->text) return n ? h->resp_body_write(req, (const char *)p, n) : 0;
-    while (s->nenc && s->nenc < 3 && n) {
-        s->enc[s->nenc++] = *p++;
-        n--;
-    }
-    if (s->nenc == 3) {
-        gw_b64_enc3(s->enc, out);
-        o = 4;
-        s->nenc = 0;
-    }
-    while (n >= 3) {
-        if (o + 4 > sizeof(out)) {
-            if (h->resp_body_write(req, out, o) < 0) return -1;
-            o = 0;
+    o.n = 0;
+    while (n) {
+        size_t seg;
+        int boundary;
+        if (s->nfhdr < 5) {
+            seg = 5 - s->nfhdr < n ? 5 - s->nfhdr : n;
+            memcpy(s->fhdr + s->nfhdr, p, seg);
+            s->nfhdr += seg;
+            if (s->nfhdr == 5)
+                s->fleft = (uint32_t)s->fhdr[1] << 24 | (uint32_t)s->fhdr[2] << 16 |
+                           (uint32_t)s->fhdr[3] << 8 | s->fhdr[4];
+            boundary = s->nfhdr == 5 && s->fleft == 0;
+        } else {
+            seg = s->fleft < n ? s->fleft : n;
+            s->fleft -= (uint32_t)seg;
+            boundary = s->fleft == 0;
         }
-        gw_b64_enc3(p, out + o);
-        o += 4;
-        p += 3;
-        n -= 3;
-    }
-    memcpy(s->enc + s->nenc, p, n); /* n < 3, and n > 0 only when nenc was 0 */
-    s->nenc += n;
-    if (final && s->nenc) {
-        unsigned char g[3] = {0, 0, 0};
-        if (o + 4 > sizeof(out)) {
-            if (h->resp_body_write(req, out, o) < 0) return -1;
-            o = 0;
+        if (gw_text_put(h, req, s, &o, p, seg) < 0) return -1;
+        p += seg;
+        n -= seg;
+        if (boundary) {
+            if (gw_text_pad(h, req, s, &o) < 0) return -1;
+            s->nfhdr = 0;
         }
-        memcpy(g, s->enc, s->nenc);
-        gw_b64_enc3(g, out + o);
-        if (s->nenc == 1) out[o + 2] = '=';
-        out[o + 3] = '=';
-        o += 4;
-        s->nenc = 0;
     }
-    return o ? h->resp_body_write(req, out, o) : 0;
+    if (final && gw_text_pad(h, req, s, &o) < 0) return -1;
+    return gw_out_flush(h, req, &o);
 }
 
 /**
