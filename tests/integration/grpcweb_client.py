@@ -45,6 +45,25 @@ def frame(flag, data):
     return bytes([flag]) + struct.pack(">I", len(data)) + data
 
 
+def b64parts(raw):
+    """Decodes base64 text made of padded parts one after the other (the
+    gRPC-Web text format).  Returns the bytes and, for each byte, the index
+    in raw of the last character of its 4-character group.  ValueError
+    when the text is not that."""
+    out, where, i = bytearray(), [], 0
+    while i < len(raw):
+        pad = raw.find(b"=", i)
+        end = len(raw) if pad < 0 else i + ((pad - i) // 4 + 1) * 4
+        part = raw[i:end]
+        if len(part) % 4:
+            raise ValueError("a part of %d characters at %d" % (len(part), i))
+        data = base64.b64decode(part, validate=True)
+        out += data
+        where += [i + (k // 3) * 4 + 3 for k in range(len(data))]
+        i = end
+    return bytes(out), where
+
+
 def parse(body, times):
     """Lines describing the frames of a (binary) gRPC-Web body; times[i]
     is when body byte i arrived (ms), or None."""
@@ -160,12 +179,12 @@ def main():
         binary, times = raw, (arrivals if a.times else None)
         if a.text:
             try:
-                binary = base64.b64decode(raw, validate=True)
+                binary, where = b64parts(raw)
             except ValueError as e:
                 print("ERROR not base64: %s" % e)
                 return 0
-            if times is not None:  # byte i of the decoded body: its 4-char group's last char
-                times = [arrivals[min(len(arrivals) - 1, (i // 3) * 4 + 3)] for i in range(len(binary))]
+            if times is not None:  # a decoded byte arrived with its group's last character
+                times = [arrivals[w] for w in where]
         for line in parse(binary, times):
             print(line)
     return 0
