@@ -12,9 +12,11 @@
 #   client c1 -connect "127.0.0.1 ${rport}" { txreq ... } -run
 #
 # Macros passed with -D:
-#   relais_conf DIR PORT URL [ROUTER-YAML-LINES]  writes DIR/relais.yaml
-#                 (entry point on 127.0.0.1:PORT) and DIR/dynamic.yaml (one
-#                 router PathPrefix(`/`) to one service with the server URL)
+#   relais_conf DIR PORT URL [ROUTER-YAML-LINES [EP-YAML-LINES]]  writes
+#                 DIR/relais.yaml (entry point on 127.0.0.1:PORT) and
+#                 DIR/dynamic.yaml (one router PathPrefix(`/`) to one service
+#                 with the server URL); EP-YAML-LINES go under the entry
+#                 point, unindented, e.g. "http2: {maxResetsPerSecond: 5}"
 #   relais_run DIR  execs relais on DIR/relais.yaml (its log is shown on failure)
 #   relais_wait PORT  waits (5 s) until relais accepts connections
 #   rport         a free port for relais' entry point
@@ -37,9 +39,10 @@ fi
 
 cat >"$T/relais_conf.sh" <<'EOF'
 #!/bin/bash
-# relais_conf DIR PORT URL [EXTRA]: the two configuration files of a vtc.
+# relais_conf DIR PORT URL [EXTRA [EP]]: the two configuration files of a
+# vtc; EXTRA goes after the service (dynamic), EP under the entry point.
 set -eu
-dir=$1 port=$2 url=$3 extra=${4:-}
+dir=$1 port=$2 url=$3 extra=${4:-} ep=${5:-}
 cat >"$dir/dynamic.yaml" <<EOF2
 http:
   routers:
@@ -57,6 +60,7 @@ cat >"$dir/relais.yaml" <<EOF2
 entryPoints:
   web:
     address: "127.0.0.1:$port"
+$(printf '%s\n' "$ep" | sed 's/^/    /')
 providers:
   providersThrottleDuration: 0s
   file:
