@@ -19,6 +19,12 @@
 
 #define H2_WINDOW (1 << 20)   /* initial stream window we announce */
 #define H2_FIELDS_MAX 1024    /* hard cap on fields per request */
+/* NGHTTP2_ERR_TOO_MANY_CONTINUATIONS (nghttp2 1.61, and the CVE-2024-28182
+ * backports such as Debian's 1.52.0-1+deb12u2): an enum constant, which
+ * older headers lack */
+#define H2_ERR_CONTINUATIONS (-905)
+#define H2_LINGER_MS 1000     /* after an error, how long the GOAWAY may
+                                 take to leave */
 
 /** A stream of a connection. */
 struct h2_stream {
@@ -64,6 +70,10 @@ struct h2_conn {
     uint64_t window_start;      /* start of the current 1 s window (ms) */
     uint32_t resets;            /* RST_STREAM received in it */
     uint32_t control;           /* SETTINGS and PING received in it */
+    int terminated;             /* a GOAWAY with an error is queued (a
+                                   limit passed, or a connection error):
+                                   input is ignored, the connection ends
+                                   once the GOAWAY is sent */
 };
 
 static void h2_send(struct h2_conn *hc);
@@ -83,8 +93,26 @@ static void h2_die(struct h2_conn *hc)
     if (hc->ev_send) event_active(hc->ev_send, EV_WRITE, 1);
 }
 
+/* Ends the connection on an error: one GOAWAY with code (and the last
+ * stream processed); nghttp2 ignores every frame from now on, and once the
+ * GOAWAY is sent it wants neither to read nor to write, so h2_send ends
+ * the connection when the output is flushed, H2_LINGER_MS at most. */
+static void h2_terminate(struct h2_conn *hc, uint32_t code)
+{
+    static const struct timeval linger = {H2_LINGER_MS / 1000, (H2_LINGER_MS % 1000) * 1000};
+
+    if (hc->terminated) return;
+    hc->terminated = 1;
+    if (nghttp2_session_terminate_session(hc->s, code) != 0) {
+        h2_die(hc);
+        return;
+    }
+    st_set_timeouts(hc->bev, NULL, &linger); /* a client that does not read */
+    h2_send_soon(hc);
+}
+
 /* Counts a control frame or reset in the current second; 1 when a limit
- * is passed (GOAWAY sent). */
+ * is passed (the connection ends: GOAWAY ENHANCE_YOUR_CALM). */
 static int h2_flood(struct h2_conn *hc, uint32_t *counter, uint32_t limit, const char *what)
 {
     uint64_t now = wk_now_ms();
@@ -94,11 +122,10 @@ static int h2_flood(struct h2_conn *hc, uint32_t *counter, uint32_t limit, const
         hc->resets = 0;
         hc->control = 0;
     }
+    if (hc->terminated) return 1;
     if (++*counter <= limit) return 0;
     log_warn("http2", "client sent more than %u %s per second: GOAWAY", limit, what);
-    nghttp2_submit_goaway(hc->s, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(hc->s),
-                          NGHTTP2_ENHANCE_YOUR_CALM, NULL, 0);
+    h2_terminate(hc, NGHTTP2_ENHANCE_YOUR_CALM);
     return 1;
 }
 
@@ -419,6 +446,22 @@ static void h2_on_send_event(evutil_socket_t fd, short what, void *arg)
     h2_send(hc);
 }
 
+/* The GOAWAY error code for a fatal error of nghttp2_session_mem_recv
+ * (one it queued no GOAWAY for). */
+static uint32_t h2_error_code(int err)
+{
+    switch (err) {
+    case NGHTTP2_ERR_FLOODED:   /* the client does not read our answers */
+    case H2_ERR_CONTINUATIONS:  /* a CONTINUATION flood */
+        return NGHTTP2_ENHANCE_YOUR_CALM;
+    case NGHTTP2_ERR_NOMEM:
+    case NGHTTP2_ERR_CALLBACK_FAILURE:
+        return NGHTTP2_INTERNAL_ERROR;
+    default:
+        return NGHTTP2_PROTOCOL_ERROR;
+    }
+}
+
 /* Bytes from the client. */
 static void h2_on_read(struct stream *bev, void *arg)
 {
@@ -428,14 +471,19 @@ static void h2_on_read(struct stream *bev, void *arg)
     while (evbuffer_get_length(in) > 0 && !hc->closing) {
         struct evbuffer_iovec v;
         ssize_t n;
+        if (hc->terminated) {
+            /* the GOAWAY is on its way: what follows is not read */
+            evbuffer_drain(in, evbuffer_get_length(in));
+            break;
+        }
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
         n = nghttp2_session_mem_recv(hc->s, v.iov_base, v.iov_len);
         if (n < 0) {
             log_debug("http2", "receive: %s", nghttp2_strerror((int)n));
-            /* nghttp2 queued a GOAWAY for protocol errors: send it */
-            h2_send(hc);
-            h2_die(hc);
-            return;
+            /* a connection error: nghttp2 queued a GOAWAY for protocol
+               errors; the others (floods, our failures) get one here */
+            h2_terminate(hc, h2_error_code((int)n));
+            continue;
         }
         evbuffer_drain(in, (size_t)n);
     }
