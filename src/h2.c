@@ -70,6 +70,9 @@ struct h2_conn {
     uint64_t window_start;      /* start of the current 1 s window (ms) */
     uint32_t resets;            /* RST_STREAM received in it */
     uint32_t control;           /* SETTINGS and PING received in it */
+    uint32_t nstreams;          /* streams in the list (what
+                                   maxConcurrentStreams caps) */
+    int settings_out;           /* our SETTINGS frame left (see h2_send) */
     int terminated;             /* a GOAWAY with an error is queued (a
                                    limit passed, or a connection error):
                                    input is ignored, the connection ends
@@ -181,6 +184,7 @@ static void h2_stream_free(struct h2_stream *hs)
     if (hs->next) hs->next->prev = hs->prev;
     if (hs->prev) hs->prev->next = hs->next;
     else if (hc->streams == hs) hc->streams = hs->next;
+    hc->nstreams--;
     free(hs->f);
     free(hs->blob);
     free(hs->trailers);
@@ -270,6 +274,15 @@ static int h2_on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void
     struct h2_stream *hs;
 
     if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    if (hc->nstreams >= hc->lim.max_streams) {
+        /* past the SETTINGS_MAX_CONCURRENT_STREAMS we announced: a stream
+           error (RFC 9113 5.1.2), the connection goes on; its fields are
+           decoded (HPACK state) and dropped */
+        if (nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, fr->hd.stream_id,
+                                      NGHTTP2_REFUSED_STREAM) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return 0;
+    }
     hs = calloc(1, sizeof(*hs));
     if (!hs) return NGHTTP2_ERR_CALLBACK_FAILURE;
     hs->hc = hc;
@@ -277,6 +290,7 @@ static int h2_on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void
     hs->next = hc->streams;
     if (hc->streams) hc->streams->prev = hs;
     hc->streams = hs;
+    hc->nstreams++;
     nghttp2_session_set_stream_user_data(s, hs->id, hs);
     return 0;
 }
@@ -402,6 +416,30 @@ static int h2_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
 
 /* --------------------------------------------------------- connection */
 
+/* The first bytes nghttp2 sends, data[0..n): our SETTINGS frame, its
+ * first entry SETTINGS_MAX_CONCURRENT_STREAMS with the value nghttp2 was
+ * given (h2_nghttp2_streams), put back to the configured one on the wire
+ * before it goes to out.  (Past a limit the peer acknowledged nghttp2
+ * answers a connection error, RFC 9113 5.1.2 wants a stream error: the
+ * configured limit is ours to enforce, h2_on_begin_headers.)  0 / -1. */
+static int h2_settings_out(struct h2_conn *hc, struct evbuffer *out, const uint8_t *data,
+                           size_t n)
+{
+    uint8_t f[64];
+    uint32_t v = hc->lim.max_streams;
+
+    hc->settings_out = 1;
+    if (n > sizeof(f) || n < 15 || data[3] != NGHTTP2_SETTINGS || (data[4] & NGHTTP2_FLAG_ACK) ||
+        data[9] != 0 || data[10] != NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+        return evbuffer_add(out, data, n); /* not the frame h2_conn_new made */
+    memcpy(f, data, n);
+    f[11] = (uint8_t)(v >> 24);
+    f[12] = (uint8_t)(v >> 16);
+    f[13] = (uint8_t)(v >> 8);
+    f[14] = (uint8_t)v;
+    return evbuffer_add(out, f, n);
+}
+
 /* Sends what the session has (end of turn, or after reading), then tells
  * streams whose output was taken. */
 static void h2_send(struct h2_conn *hc)
@@ -412,8 +450,13 @@ static void h2_send(struct h2_conn *hc)
 
     if (hc->sending || hc->closing) return;
     hc->sending = 1;
-    while ((n = nghttp2_session_mem_send(hc->s, &data)) > 0)
+    while ((n = nghttp2_session_mem_send(hc->s, &data)) > 0) {
+        if (!hc->settings_out) {
+            if (h2_settings_out(hc, out, data, (size_t)n) < 0) break;
+            continue;
+        }
         if (evbuffer_add(out, data, (size_t)n) < 0) break;
+    }
     hc->sending = 0;
     if (n < 0) {
         log_debug("http2", "send: %s", nghttp2_strerror((int)n));
@@ -507,6 +550,14 @@ static void h2_on_event(struct stream *bev, short what, void *arg)
     if (what & (ST_EOF | ST_ERROR | ST_TIMEOUT)) h2_die(hc);
 }
 
+/* The concurrent stream limit nghttp2 enforces itself (as a connection
+ * error) for an announced max: twice as many, so that a client past max
+ * gets stream errors, one that ignores them too the connection error. */
+static uint32_t h2_nghttp2_streams(uint32_t max)
+{
+    return max > INT32_MAX / 2 ? INT32_MAX : 2 * max;
+}
+
 struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct stream *bev,
                             const struct h2_limits *lim)
 {
@@ -533,7 +584,10 @@ struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct s
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_send_header_block_length(opt, 256 * 1024);
     if (nghttp2_session_server_new2(&hc->s, cb, hc, opt) != 0) goto out;
-    iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_streams};
+    /* nghttp2 gets a higher stream limit than the one announced (see
+       h2_settings_out); the entry must stay the first */
+    iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                                     h2_nghttp2_streams(lim->max_streams)};
     iv[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW};
     iv[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
                                      (uint32_t)(lim->max_head + 32 * lim->max_fields)};

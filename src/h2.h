@@ -17,12 +17,15 @@
  * virtual stream's output as the peer's windows allow.
  *
  * Defences, each with a configurable limit (entryPoints.X.http2): the
- * number of concurrent streams (maxConcurrentStreams), header bytes and
- * fields per request (the entry point's maxHeaderBytes / maxHeaderCount,
- * so CONTINUATION floods and HPACK bombs end there), streams reset by the
- * client per second (rapid reset, CVE-2023-44487), SETTINGS and PING
- * frames per second: past a limit the connection gets GOAWAY
- * (ENHANCE_YOUR_CALM) and closes.
+ * number of concurrent streams (maxConcurrentStreams: a stream past it is
+ * refused with RST_STREAM REFUSED_STREAM, RFC 9113 5.1.2), header bytes
+ * and fields per request (the entry point's maxHeaderBytes /
+ * maxHeaderCount: 431, so HPACK bombs end there; libnghttp2 ends
+ * CONTINUATION floods), streams reset by the client per second (rapid
+ * reset, CVE-2023-44487), SETTINGS and PING frames per second: past one
+ * of the last two, or on a connection error, the connection gets one
+ * GOAWAY (ENHANCE_YOUR_CALM for floods), nothing after it is read, and
+ * it closes once the GOAWAY is sent.
  *
  * Thread: the worker's loop that owns the connection.
  */
