@@ -25,6 +25,8 @@
 #define H2_ERR_CONTINUATIONS (-905)
 #define H2_LINGER_MS 1000     /* after an error, how long the GOAWAY may
                                  take to leave */
+#define H2_UPGRADE_SETTINGS 192 /* most bytes of an HTTP2-Settings payload
+                                   (32 settings) */
 
 /** A stream of a connection. */
 struct h2_stream {
@@ -73,6 +75,8 @@ struct h2_conn {
     uint32_t nstreams;          /* streams in the list (what
                                    maxConcurrentStreams caps) */
     int settings_out;           /* our SETTINGS frame left (see h2_send) */
+    struct h2_stream *upgraded; /* stream 1 of an h2c upgrade whose request
+                                   h2_conn_begin hands to proxy.c, or NULL */
     int terminated;             /* a GOAWAY with an error is queued (a
                                    limit passed, or a connection error):
                                    input is ignored, the connection ends
@@ -268,6 +272,21 @@ static int h2_add_field(struct h2_stream *hs, const uint8_t *name, size_t nlen,
 
 /* ------------------------------------------------------ nghttp2 hooks */
 
+/* A new stream id of hc, linked in its list; NULL when out of memory. */
+static struct h2_stream *h2_stream_new(struct h2_conn *hc, int32_t id)
+{
+    struct h2_stream *hs = calloc(1, sizeof(*hs));
+
+    if (!hs) return NULL;
+    hs->hc = hc;
+    hs->id = id;
+    hs->next = hc->streams;
+    if (hc->streams) hc->streams->prev = hs;
+    hc->streams = hs;
+    hc->nstreams++;
+    return hs;
+}
+
 static int h2_on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
 {
     struct h2_conn *hc = ud;
@@ -283,14 +302,8 @@ static int h2_on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         return 0;
     }
-    hs = calloc(1, sizeof(*hs));
+    hs = h2_stream_new(hc, fr->hd.stream_id);
     if (!hs) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    hs->hc = hc;
-    hs->id = fr->hd.stream_id;
-    hs->next = hc->streams;
-    if (hc->streams) hc->streams->prev = hs;
-    hc->streams = hs;
-    hc->nstreams++;
     nghttp2_session_set_stream_user_data(s, hs->id, hs);
     return 0;
 }
@@ -607,11 +620,79 @@ out:
     return hc;
 }
 
+/* Decodes base64url text s[0..n) (RFC 4648 section 5, without padding;
+ * trailing '=' tolerated) into out[0..cap).  The byte count, or -1 when
+ * s is not base64url or does not fit. */
+static ssize_t h2_b64url(const char *s, size_t n, uint8_t *out, size_t cap)
+{
+    unsigned acc = 0, bits = 0;
+    size_t o = 0;
+
+    while (n && s[n - 1] == '=') n--;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i], v;
+        if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9') v = c - '0' + 52;
+        else if (c == '-') v = 62;
+        else if (c == '_') v = 63;
+        else return -1;
+        acc = ((acc << 6) | (unsigned)v) & 0x3fff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o == cap) return -1;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return bits >= 6 ? -1 : (ssize_t)o; /* one character alone is no byte */
+}
+
+int h2_conn_upgrade(struct h2_conn *hc, const char *settings, size_t slen,
+                    const struct h2_field *f, size_t n)
+{
+    static const char sw[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                             "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    uint8_t payload[H2_UPGRADE_SETTINGS];
+    ssize_t plen = h2_b64url(settings, slen, payload, sizeof(payload));
+    struct h2_stream *hs;
+    int head = 0;
+
+    if (plen < 0 || plen % 6 || hc->upgraded || hc->streams) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (f[i].nlen == 7 && !memcmp(f[i].name, ":method", 7) && f[i].vlen == 4 &&
+            !memcmp(f[i].value, "HEAD", 4))
+            head = 1;
+    hs = h2_stream_new(hc, 1);
+    if (!hs) return -1;
+    /* the settings as the client's first SETTINGS (not acknowledged),
+       stream 1 half-closed (remote), hs its user data */
+    if (nghttp2_session_upgrade2(hc->s, payload, (size_t)plen, head, hs) != 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (h2_add_field(hs, (const uint8_t *)f[i].name, f[i].nlen, (const uint8_t *)f[i].value,
+                         f[i].vlen) < 0)
+            return -1;
+    /* HTTP/2 names are lowercase (the fields point into hs->blob) */
+    for (size_t i = 0; i < hs->nf; i++) {
+        char *nm = hs->blob + (hs->f[i].name - hs->blob);
+        for (size_t k = 0; k < hs->f[i].nlen; k++) nm[k] = (char)tolower((unsigned char)nm[k]);
+    }
+    if (evbuffer_add(st_output(hc->bev), sw, sizeof(sw) - 1) < 0) return -1;
+    hc->upgraded = hs;
+    return 0;
+}
+
 void h2_conn_begin(struct h2_conn *hc)
 {
     st_setcb(hc->bev, h2_on_read, h2_on_write, h2_on_event, hc);
     st_setwatermark(hc->bev, ST_WRITE, 0, 0);
     st_enable(hc->bev, ST_READ);
+    if (hc->upgraded) {
+        /* the request that asked for the upgrade: stream 1 */
+        struct h2_stream *hs = hc->upgraded;
+        hc->upgraded = NULL;
+        h2_request(hc, hs, 1);
+    }
     if (evbuffer_get_length(st_input(hc->bev))) h2_on_read(hc->bev, hc);
     else h2_send(hc);
 }

@@ -2,8 +2,9 @@
  * h2 — HTTP/2 towards clients (RFC 9113), with libnghttp2.  Module
  * prefix: h2_.
  *
- * A client connection that negotiated "h2" (ALPN) or opened with the
- * HTTP/2 preface (h2c with prior knowledge) is handed here by proxy.c.
+ * A client connection that negotiated "h2" (ALPN), opened with the
+ * HTTP/2 preface (h2c with prior knowledge) or asked for "Upgrade: h2c"
+ * in its HTTP/1.1 request (h2_conn_upgrade) is handed here by proxy.c.
  * This module owns the nghttp2 session and the socket stream's callbacks;
  * each HTTP/2 stream becomes a virtual stream (stream.c) given to proxy.c
  * as a client connection of its own (px_h2_stream_open), so that the
@@ -67,8 +68,23 @@ struct h2_field {
 struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct stream *bev,
                             const struct h2_limits *lim);
 
+/**
+ * h2c by Upgrade (RFC 7540 3.2), between h2_conn_new and h2_conn_begin:
+ * settings[0..slen) is the request's HTTP2-Settings value (base64url
+ * SETTINGS payload), taken as the client's first SETTINGS; the request,
+ * fields f[0..n) (pseudo-headers first, then the others, as
+ * px_h2_request takes them; names are lowercased here), becomes stream 1,
+ * half-closed (remote), handed to proxy.c by h2_conn_begin.  "HTTP/1.1
+ * 101 Switching Protocols" is written to bev, before the server preface.
+ * 0, or -1 (settings not a SETTINGS payload, or out of memory): then
+ * nothing was written, and the caller frees hc and answers over HTTP/1.1.
+ */
+int h2_conn_upgrade(struct h2_conn *hc, const char *settings, size_t slen,
+                    const struct h2_field *f, size_t n);
+
 /** Takes over bev's callbacks, sends the server preface and SETTINGS and
- *  reads what bev's input already holds.  When the connection ends,
+ *  reads what bev's input already holds (after an h2c upgrade, stream 1's
+ *  request goes to proxy.c first).  When the connection ends,
  *  px_h2_conn_closed(c) is called from the loop (never from inside a
  *  call into this module). */
 void h2_conn_begin(struct h2_conn *hc);

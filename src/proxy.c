@@ -162,6 +162,7 @@ static void px_pump_request(struct relais_req *r);
 static void px_timeout(evutil_socket_t fd, short what, void *arg);
 static void px_write_deadline(evutil_socket_t fd, short what, void *arg);
 static int px_h2_start(struct px_conn *c);
+static int px_h2c_upgrade(struct px_conn *c, const char *buf, size_t len, struct h1_head *h);
 static void px_route(struct relais_req *r);
 
 /** A request's copies for mirror services (service.c chose them). */
@@ -1135,7 +1136,8 @@ static struct relais_req *px_req_new(struct px_conn *c)
 
 /* Parses a head at the front of the client's input and starts the
  * exchange.  Returns 1 when an exchange started, 0 when more bytes are
- * needed, -1 when the connection was answered and is closing. */
+ * needed, -1 when the connection was answered and is closing (or is
+ * HTTP/2 now: px_h2c_upgrade). */
 static int px_parse_head(struct px_conn *c)
 {
     struct evbuffer *in = st_input(c->bev);
@@ -1178,6 +1180,8 @@ static int px_parse_head(struct px_conn *c)
         px_send_simple(c, st, NULL, 1);
         return -1;
     }
+    if ((head.flags & H1_F_UPGRADE) && px_h2c_upgrade(c, (const char *)data, (size_t)rc, &head))
+        return -1; /* HTTP/2 from here on */
     px_timer(c, 0);
     c->head_armed = 0;
     if (ep->write_timeout_ms > 0) {
@@ -1484,22 +1488,92 @@ static int px_internal_auto(struct relais_req *r)
 
 #define PX_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" /* RFC 9113 3.4 */
 
-/* Hands c to h2.c (ALPN h2, or the h2c preface).  0, or -1 (c closed). */
-static int px_h2_start(struct px_conn *c)
+/* An HTTP/2 session for c with its entry point's limits, or NULL. */
+static struct h2_conn *px_h2_new(struct px_conn *c)
 {
     const struct sc_entrypoint *ep = c->epc;
     struct h2_limits lim = {ep->h2_max_streams, ep->max_head, ep->max_fields,
                             ep->h2_max_resets, ep->h2_max_control};
 
-    c->h2 = h2_conn_new(c, c->w->base, c->bev, &lim);
+    return h2_conn_new(c, c->w->base, c->bev, &lim);
+}
+
+/* Hands c to h2.c (ALPN h2, the h2c preface, or an h2c upgrade, which
+ * made c->h2 already).  0, or -1 (c closed). */
+static int px_h2_start(struct px_conn *c)
+{
+    if (!c->h2) c->h2 = px_h2_new(c);
     if (!c->h2) {
         px_conn_close(c);
         return -1;
     }
     c->state = PX_H2;
     c->head_armed = 0;
-    px_timer(c, ep->idle_timeout_ms);
+    px_timer(c, c->epc->idle_timeout_ms);
     h2_conn_begin(c->h2);
+    return 0;
+}
+
+/* h2c by Upgrade (RFC 7540 3.2; Traefik serves it, with Go's h2c): the
+ * request head buf[0..len), parsed into h, that offers "Upgrade: h2c" with
+ * one HTTP2-Settings field, both listed in Connection, on a plain
+ * connection, is answered 101 and the connection is HTTP/2 from there on,
+ * the request its stream 1.  A request with a body is served over
+ * HTTP/1.1 instead (Go reads the body first; relais holds none back), as
+ * is an h2c offer on TLS (h2c is cleartext only) or one made otherwise:
+ * then H1_F_UPGRADE is cleared from h, so that the Upgrade is not
+ * forwarded to the server either.  1 when upgraded (the head consumed),
+ * 0 when the request goes on as HTTP/1.1. */
+static int px_h2c_upgrade(struct px_conn *c, const char *buf, size_t len, struct h1_head *h)
+{
+    const struct h1_field *settings = NULL;
+    struct h2_field *f;
+    size_t n = 0, nsettings = 0;
+    int h2c = 0;
+
+    for (size_t i = 0; i < h->nfields; i++) {
+        const struct h1_field *fl = &h->fields[i];
+        size_t pos = 0, st, el;
+        if (h1_span_eq(buf, fl->name, "http2-settings")) {
+            settings = fl;
+            nsettings++;
+        } else if (h1_span_eq(buf, fl->name, "upgrade")) {
+            while (h1_list_next(buf + fl->value.off, fl->value.len, &pos, &st, &el))
+                if (msg_name_eq(buf + fl->value.off + st, el, "h2c", 3)) h2c = 1;
+        }
+    }
+    if (!h2c) return 0; /* websocket and the like */
+    if (c->tls || c->parent || h->version != 11 || !(h->flags & H1_F_CONN_UPGRADE) ||
+        nsettings != 1 || !px_conn_listed(buf, h, "http2-settings", 14) ||
+        h->content_length > 0 || (h->flags & H1_F_CHUNKED))
+        goto http1;
+    f = arena_alloc(c->arena, (h->nfields + 4) * sizeof(*f));
+    if (!f) goto http1;
+    f[n++] = (struct h2_field){":method", 7, buf + h->method.off, h->method.len};
+    f[n++] = (struct h2_field){":scheme", 7, "http", 4};
+    f[n++] = (struct h2_field){":authority", 10, buf + h->host.off, h->host.len};
+    f[n++] = (struct h2_field){":path", 5, buf + h->target.off, h->target.len};
+    for (size_t i = 0; i < h->nfields; i++) {
+        /* hop-by-hop fields are px_h2_request's to drop, as for any
+           stream; those Connection lists are only known here */
+        const char *nm = buf + h->fields[i].name.off;
+        size_t nl = h->fields[i].name.len;
+        if (h1_span_eq(buf, h->fields[i].name, "host") || px_conn_listed(buf, h, nm, nl)) continue;
+        f[n++] = (struct h2_field){nm, nl, buf + h->fields[i].value.off, h->fields[i].value.len};
+    }
+    c->h2 = px_h2_new(c);
+    if (!c->h2 ||
+        h2_conn_upgrade(c->h2, buf + settings->value.off, settings->value.len, f, n) < 0) {
+        h2_conn_free(c->h2);
+        c->h2 = NULL;
+        goto http1;
+    }
+    log_debug("http", "%s: upgraded to h2c", c->peer_ip);
+    evbuffer_drain(st_input(c->bev), len);
+    px_h2_start(c);
+    return 1;
+http1:
+    h->flags &= ~H1_F_UPGRADE;
     return 0;
 }
 
