@@ -12,7 +12,10 @@
 #    arrives whole, HEAD has no body, 404 when no router matches;
 #  - middlewares behave as for HTTP/1.1 (stripPrefix, headers);
 #  - http2.maxConcurrentStreams is announced; a head over maxHeaderCount
-#    gets 431; 2000 requests over 4 connections x 10 streams all succeed.
+#    gets 431; 2000 requests over 4 connections x 10 streams all succeed;
+#  - h2c by Upgrade (curl --http2, nghttp -u on http://): 101, then the
+#    response over HTTP/2; with a body, or over TLS, Upgrade: h2c is
+#    ignored (HTTP/1.1, not forwarded to the server).
 . "$(dirname "$0")/lib.sh"
 
 for t in nghttp h2load curl openssl; do
@@ -112,5 +115,39 @@ like "h2load 2000 requests: all succeeded" '2000 succeeded, 0 failed, 0 errored,
 like "h2load: all 2xx" 'status codes: 2000 2xx' "$L"
 L=$(timeout 60 h2load -n 400 -c 2 -m 20 -t 1 -d "$T/up.bin" "http://127.0.0.1:$WP/upload" 2>&1)
 like "h2load 400 uploads of 3 MB: all succeeded" '400 succeeded, 0 failed' "$L"
+
+# ---- h2c by Upgrade (RFC 7540 3.2): curl --http2 and nghttp -u on http://
+# ask for it; a request with a body, or one over TLS, stays HTTP/1.1 and
+# its Upgrade is not forwarded
+# no_upgrade_fwd TEXT: 0 when the whoami echo TEXT has none of the fields
+no_upgrade_fwd() { ! printf '%s' "$1" | grep -Eqi '^(upgrade|http2-settings|connection):'; }
+V=$(curl -sv --http2 "http://127.0.0.1:$WP/up?u=1" 2>&1)
+like "Upgrade: h2c answered 101 Switching Protocols" '< HTTP/1.1 101 Switching Protocols' "$V"
+like "101 with Upgrade: h2c" '< Upgrade: h2c' "$V"
+like "then the response over HTTP/2" '< HTTP/2 200' "$V"
+like "the upgraded request reached the server as HTTP/1.1" 'GET /up\?u=1 HTTP/1.1' "$V"
+B=$(curl -s --http2 "http://127.0.0.1:$WP/up")
+ok "the server got no Upgrade, HTTP2-Settings or Connection" no_upgrade_fwd "$B"
+is "curl --http2 on http://: version 2, status 200" "2 200" \
+  "$(curl -s --http2 -o /dev/null -w '%{http_version} %{http_code}' "http://127.0.0.1:$WP/")"
+is "HEAD by Upgrade: HTTP/2 200, no body" "2 200 0" \
+  "$(curl -s --http2 -I -o /dev/null -w '%{http_version} %{http_code} %{size_download}' "http://127.0.0.1:$WP/")"
+V=$(nghttp -uv "http://127.0.0.1:$WP/ng" 2>&1)
+like "nghttp -u: upgrade succeeded" 'HTTP Upgrade success' "$V"
+like "nghttp -u: stream 1 answered 200" 'recv \(stream_id=1\) :status: 200' "$V"
+like "nghttp -u: the body" 'GET /ng HTTP/1.1' "$V"
+B=$(curl -s --http2 -w '\n%{http_version} %{http_code}' -d 'a=1' "http://127.0.0.1:$WP/post")
+like "with a body: no upgrade, HTTP/1.1 200" $'\n1.1 200$' "$B"
+like "with a body: the POST reached the server" '^POST /post HTTP/1.1' "$B"
+ok "with a body: no Upgrade forwarded" no_upgrade_fwd "$B"
+is "with a body: the upload arrives byte-exact" "received 3000000 bytes sha256=$SUM" \
+  "$(curl -s --http2 --data-binary @"$T/up.bin" "http://127.0.0.1:$WP/upload")"
+B=$(curl -s --http1.1 --cacert "$T/ca.pem" --resolve "h2.test:$SP:127.0.0.1" \
+  -H 'Connection: Upgrade, HTTP2-Settings' -H 'Upgrade: h2c' \
+  -H 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA' -w '\n%{http_version} %{http_code}' \
+  "https://h2.test:$SP/tls")
+like "over TLS: Upgrade: h2c ignored, HTTP/1.1 200" $'\n1.1 200$' "$B"
+like "over TLS: the request reached the server" '^GET /tls HTTP/1.1' "$B"
+ok "over TLS: no Upgrade forwarded" no_upgrade_fwd "$B"
 stop_relais_clean
 t_done
