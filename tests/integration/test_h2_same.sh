@@ -12,7 +12,10 @@
 # they assert HTTP/1.1 framing — Transfer-Encoding: chunked — and header
 # names in the case HTTP/1.1 shows them; test_h2.sh, test_h2_upstream.sh,
 # test_mw_trailers.sh and test_mw_grpcweb.sh check body filters over
-# HTTP/2.)
+# HTTP/2.  test_mw_digestauth.sh is not either: Debian 12's curl 7.88
+# with --digest over HTTP/2 with prior knowledge reads the 401 challenge,
+# says "Issue another request to this URL" and sends nothing more, whoever
+# the server.)
 #
 # Known differences (RFC 9113 8.2.1: a field value with leading or
 # trailing whitespace is malformed in HTTP/2, so the stream is reset
@@ -53,7 +56,6 @@ cases=(
   "test_mw_basicauth.sh|malformed: 'Basic ' -> 401"
   "test_mw_ipallowlist.sh|depth 1: spaces and port tolerated"
   "test_mw_ratelimit.sh|"
-  "test_mw_digestauth.sh|"
   "test_mw_ipdenylist.sh|"
   "test_mw_inflightreq.sh|"
   "test_lb_strategies.sh|"
