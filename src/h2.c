@@ -13,6 +13,7 @@
 
 #include "h2.h"
 #include "log.h"
+#include "relais.h"
 #include "message.h"
 #include "stream.h"
 #include "worker.h"
@@ -459,11 +460,14 @@ static void h2_send(struct h2_conn *hc)
 {
     struct evbuffer *out = st_output(hc->bev);
     const uint8_t *data;
-    ssize_t n;
+    ssize_t n = 0;
 
     if (hc->sending || hc->closing) return;
     hc->sending = 1;
-    while ((n = nghttp2_session_mem_send(hc->s, &data)) > 0) {
+    /* the socket's output is capped: the rest waits for its write
+       callback, and the streams' windows hold their servers meanwhile */
+    while (evbuffer_get_length(out) < RELAIS_BUFFER_HIGH &&
+           (n = nghttp2_session_mem_send(hc->s, &data)) > 0) {
         if (!hc->settings_out) {
             if (h2_settings_out(hc, out, data, (size_t)n) < 0) break;
             continue;

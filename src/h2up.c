@@ -16,6 +16,7 @@
 #include "h2up.h"
 #include "log.h"
 #include "message.h"
+#include "relais.h"
 #include "stream.h"
 #include "upstream.h"
 
@@ -410,11 +411,14 @@ static void h2u_send(struct h2u_conn *hc)
 {
     struct evbuffer *out = st_output(hc->sock->bev);
     const uint8_t *data;
-    ssize_t n;
+    ssize_t n = 0;
 
     if (hc->sending || hc->dead) return;
     hc->sending = 1;
-    while ((n = nghttp2_session_mem_send(hc->s, &data)) > 0)
+    /* the socket's output is capped: the rest waits for its write
+       callback (request bodies stay in their streams meanwhile) */
+    while (evbuffer_get_length(out) < RELAIS_BUFFER_HIGH &&
+           (n = nghttp2_session_mem_send(hc->s, &data)) > 0)
         if (evbuffer_add(out, data, (size_t)n) < 0) break;
     hc->sending = 0;
     if (n < 0) {

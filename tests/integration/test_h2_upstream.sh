@@ -8,7 +8,9 @@
 #    X-Forwarded-*, TE: trailers kept); https:// servers get h2 by ALPN
 #    and HTTP/1.1 when the serversTransport says disableHTTP2;
 #  - bodies both ways byte-exact (uploads with a length, chunked, and an
-#    HTTP/2 upload of unknown length; a 50 MB download; HEAD);
+#    HTTP/2 upload of unknown length; a 50 MB download; HEAD); a slow
+#    client holds the server (flow control all the way: the server has
+#    sent a fraction of a 200 MiB body when the client gives up);
 #  - one connection per worker carries every request (multiplexed: 2000
 #    requests, 40 at once, over one TCP connection to the server);
 #  - response trailers reach HTTP/2 clients after the body, and chunked
@@ -38,7 +40,7 @@ error_log $T/nginx/error.log;
 pid $T/nginx/nginx.pid;
 events { worker_connections 512; }
 http {
-  log_format c '\$connection \$server_protocol \$request';
+  log_format c '\$connection \$server_protocol \$request \$body_bytes_sent';
   access_log $T/nginx/access.log c;
   client_body_temp_path $T/nginx/body;
   proxy_temp_path $T/nginx/proxy;
@@ -145,7 +147,31 @@ like "h2load: 2000 requests, all 2xx" "status codes: 2000 2xx" "$h2"
 sleep 0.3
 is "one TCP connection to nginx for 2000 requests" "1" \
   "$(awk '{print $1}' "$T/nginx/access.log" | sort -u | wc -l)"
-is "nginx saw them all over HTTP/2" "2000" "$(grep -c 'HTTP/2.0 GET /bench' "$T/nginx/access.log")"
+is "nginx saw them all over HTTP/2" "2000" "$(grep -c 'HTTP/2.0 GET /bench ' "$T/nginx/access.log")"
+
+# --- back-pressure to the server: a client reading 1 MB/s of a 200 MiB
+# body for 2 s holds the server's stream.  HTTP/1.1 client: nginx (which
+# streams whoami's bytes, proxy_buffering off) has sent a fraction of the
+# body when the client gives up.  HTTP/2 client: curl's own window takes
+# up to 32 MiB of it first, so what is checked is that relais holds little
+# (its RSS during the slow read).
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$RELAIS_PID/status"; }
+base=$(rss)
+for v in "--http1.1" "--http2-prior-knowledge"; do
+  : >"$T/nginx/access.log"
+  curl -s $v --limit-rate 1M --max-time 2 "$U/data?size=200&unit=MiB&bp=$v" >"$T/bp.out" &
+  cpid=$!
+  sleep 1.5; during=$(rss)
+  wait $cpid
+  got=$(wc -c <"$T/bp.out")
+  sleep 0.5
+  sent=$(awk '/bp=/{print $NF}' "$T/nginx/access.log" | tail -1)
+  ok "back-pressure ($v): client read $got bytes, relais RSS $base -> $during kB" \
+    test "$got" -lt 20000000 -a "$during" -lt $((base + 24576))
+  [ "$v" = --http1.1 ] &&
+    ok "back-pressure ($v): the server sent $sent bytes of 209715200" \
+      test -n "$sent" -a "${sent:-0}" -lt 40000000
+done
 
 # --- TLS: h2 by ALPN; HTTP/1.1 with disableHTTP2
 curl -s -D "$T/h" -o /dev/null "$U/tls/x"
