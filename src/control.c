@@ -26,6 +26,7 @@
 #include "plugin_loader.h"
 #include "proxy.h"
 #include "resolvers.h"
+#include "sdnotify.h"
 #include "snapshot.h"
 #include "static_config.h"
 #include "tls.h"
@@ -477,6 +478,7 @@ static void ctl_on_stop(evutil_socket_t sig, short what, void *arg)
 
     if (ctl_stopping) return;
     ctl_stopping = 1;
+    sdn_notify("STOPPING=1");
     __atomic_store_n(&wk_terminating, 1, __ATOMIC_RELAXED);
     for (size_t i = 0; i < ctl_sc->neps; i++)
         if (ctl_sc->eps[i].accept_grace_ms > accept) accept = ctl_sc->eps[i].accept_grace_ms;
@@ -540,6 +542,7 @@ static void ctl_check_ready(evutil_socket_t fd, short what, void *arg)
     ctl_is_ready = 1;
     if (ctl_pidfile) ug_write_pidfile(ctl_pidfile);
     ug_ready();
+    sdn_notify("READY=1"); /* after ug_ready's MAINPID= */
 }
 
 void ctl_set_pidfile(const char *path)
@@ -555,8 +558,10 @@ static void ctl_on_hup(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     log_info("control", "SIGHUP: reloading providers");
+    sdn_reloading();
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (ctl_provs[i].ops->reload) ctl_provs[i].ops->reload(ctl_provs[i].inst);
+    sdn_notify("READY=1");
 }
 
 /* SIGUSR1: reopen the log file. */

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "sdnotify.h"
 #include "upgrade.h"
 
 extern char **environ;
@@ -156,6 +157,7 @@ void ug_close_rest(void)
 void ug_ready(void)
 {
     if (ug_ready_fd < 0) return;
+    sdn_mainpid(); /* systemd: the main process from now on (before the old one drains) */
     if (write(ug_ready_fd, "R", 1) != 1)
         log_warn("upgrade", "cannot tell the old process we are ready: %s", strerror(errno));
     else
