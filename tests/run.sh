@@ -15,7 +15,7 @@ DEPS="build-essential autoconf automake libtool libtool-bin pkg-config
   etcd-server etcd-client docker.io busybox-static openssl pebble
   zlib1g-dev libbrotli-dev libzstd-dev libcrypt-dev apache2-utils brotli zstd
   slowhttptest iproute2 clang libclang-rt-14-dev libnghttp2-dev nghttp2-client nghttp2-server nginx chromium prometheus
-  python3-grpcio"
+  python3-grpcio groff-base systemd"
 missing=""
 for p in $DEPS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
