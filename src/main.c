@@ -30,7 +30,7 @@ static void usage(FILE *f)
             "Options:\n"
             "  -c, --config FILE     static configuration (YAML or JSON); default:\n"
             "                        ./relais.yaml, ./relais.yml, ./relais.json,\n"
-            "                        /etc/relais/relais.yaml\n"
+            "                        " RELAIS_DEFAULT_CONFIG "\n"
             "      --check           validate the static configuration and the dynamic\n"
             "                        configuration its providers point to, then exit\n"
             "      --plugin-dir DIR  load plugins from DIR (overrides plugins.directory)\n"
@@ -55,7 +55,7 @@ static void usage(FILE *f)
 static const char *default_config(void)
 {
     static const char *const paths[] = {"relais.yaml", "relais.yml", "relais.json",
-                                        "/etc/relais/relais.yaml", NULL};
+                                        RELAIS_DEFAULT_CONFIG, NULL};
     for (const char *const *p = paths; *p; p++)
         if (access(*p, R_OK) == 0) return *p;
     return NULL;

@@ -27,7 +27,7 @@ is "hello exports only its descriptor" "relais_plugin_descriptor " "$syms"
 
 cp "$T/hello/hello.so" "$INST_PLUGINS/"
 out=$("$INST_BIN" --list-plugins --plugin-dir "$INST_PLUGINS" 2>/dev/null)
-like "installed relais lists hello" $'\nhello +[0-9.]+ +middleware +hello +1\\.[0-9]+$' "$out"
+like "installed relais lists hello" '^hello +[0-9.]+ +middleware +hello +1\.[0-9]+$' "$out"
 
 start_whoami w1
 RP=$(free_port)
@@ -51,6 +51,6 @@ static_config "$T/relais.yaml" "$RP" "$T/dyn.yaml"
 RELAIS=$INST_BIN PLUGIN_DIR=$INST_PLUGINS start_relais "$T/relais.yaml" "$RP"
 wait_log "configuration 2 applied"
 resp=$(curl -s -D- http://127.0.0.1:$RP/ | tr -d '\r')
-like "hello adds its response header" $'\nX-Hello: there\n' "$resp"
-like "hello adds its request header (seen by the backend)" $'\nX-Hello: there\n' "$(sed -n '/^$/,$p' <<<"$resp")"
+like "hello adds its response header" '^X-Hello: there$' "$(sed -n '1,/^$/p' <<<"$resp")"
+like "hello adds its request header (seen by the backend)" '^X-Hello: there$' "$(sed -n '/^$/,$p' <<<"$resp")"
 t_done
