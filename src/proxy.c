@@ -1979,6 +1979,52 @@ static int px_filter_next(const struct relais_req *r, int p)
     return -1;
 }
 
+/* Appends len bytes to out, as one chunk when chunked (len > 0). */
+static void px_add_framed(struct evbuffer *out, const char *data, size_t len, int chunked)
+{
+    if (!len) return;
+    if (chunked) {
+        char hdr[32];
+        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+        evbuffer_add(out, hdr, (size_t)hl);
+        evbuffer_add(out, data, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, data, len);
+    }
+}
+
+/* Moves n bytes from in to out (zero-copy), as one chunk when chunked. */
+static void px_move_framed(struct evbuffer *in, struct evbuffer *out, size_t n, int chunked)
+{
+    if (!n) return;
+    if (chunked) {
+        char hdr[32];
+        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+        evbuffer_add(out, hdr, (size_t)hl);
+        evbuffer_remove_buffer(in, out, n);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_remove_buffer(in, out, n);
+    }
+}
+
+/* Feeds n bytes of in, piece by piece, to run(r, p, piece, len, 0) and
+ * drains them (the body filters' input, either direction). */
+static void px_feed(struct relais_req *r, struct evbuffer *in, size_t n, int p,
+                    void (*run)(struct relais_req *, int, const char *, size_t, int))
+{
+    while (n > 0) {
+        struct evbuffer_iovec v;
+        size_t take;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
+        take = v.iov_len < n ? v.iov_len : n;
+        run(r, p, v.iov_base, take, 0);
+        evbuffer_drain(in, take);
+        n -= take;
+    }
+}
+
 /* Ends a chunked body to the client: the last chunk, the response
  * trailers (what the middlewares left of them), the final CRLF.  Other
  * framings carry no trailers: they are dropped (HTTP/2 clients get them
@@ -2006,19 +2052,7 @@ static void px_client_end(struct relais_req *r)
 /* Writes body bytes to the client in its framing; last ends the body. */
 static void px_client_body(struct relais_req *r, const char *data, size_t len, int last)
 {
-    struct evbuffer *out = st_output(r->conn->bev);
-
-    if (len) {
-        if (r->client_chunked) {
-            char hdr[32];
-            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-            evbuffer_add(out, hdr, (size_t)hl);
-            evbuffer_add(out, data, len);
-            evbuffer_add(out, "\r\n", 2);
-        } else {
-            evbuffer_add(out, data, len);
-        }
-    }
+    px_add_framed(st_output(r->conn->bev), data, len, r->client_chunked);
     if (last) px_client_end(r);
 }
 
@@ -2058,31 +2092,10 @@ int px_api_body_write(relais_req *r, const char *data, size_t len)
  * there are some, else framed for the client (zero-copy). */
 static void px_body_move(struct relais_req *r, struct evbuffer *in, size_t n)
 {
-    struct evbuffer *out = st_output(r->conn->bev);
-
     if (!n) return;
     r->body_out += n;
-    if (!r->filtering) {
-        if (r->client_chunked) {
-            char hdr[32];
-            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-            evbuffer_add(out, hdr, (size_t)hl);
-            evbuffer_remove_buffer(in, out, n);
-            evbuffer_add(out, "\r\n", 2);
-        } else {
-            evbuffer_remove_buffer(in, out, n);
-        }
-        return;
-    }
-    while (n > 0 && !r->filter_failed) {
-        struct evbuffer_iovec v;
-        size_t take;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
-        take = v.iov_len < n ? v.iov_len : n;
-        px_filter_run(r, px_filter_next(r, (int)r->nchain), v.iov_base, take, 0);
-        evbuffer_drain(in, take);
-        n -= take;
-    }
+    if (!r->filtering) px_move_framed(in, st_output(r->conn->bev), n, r->client_chunked);
+    else px_feed(r, in, n, px_filter_next(r, (int)r->nchain), px_filter_run);
 }
 
 /* The body ended: the filters flush, the client framing ends. */
@@ -2860,18 +2873,7 @@ static int px_rfilter_next(const struct relais_req *r, int p)
 /* Writes request payload bytes to the server in its framing. */
 static void px_up_write_body(struct relais_req *r, const char *data, size_t len)
 {
-    struct evbuffer *out = st_output(r->up->bev);
-
-    if (!len) return;
-    if (r->up_chunked) {
-        char hdr[32];
-        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-        evbuffer_add(out, hdr, (size_t)hl);
-        evbuffer_add(out, data, len);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_add(out, data, len);
-    }
+    px_add_framed(st_output(r->up->bev), data, len, r->up_chunked);
 }
 
 /* Passes request body bytes to the filter at position p (-1: the
@@ -2912,32 +2914,11 @@ int px_api_req_body_write(relais_req *r, const char *data, size_t len)
  * some, else framed for the server (zero-copy). */
 static void px_req_move(struct relais_req *r, struct evbuffer *in, size_t n)
 {
-    struct evbuffer *out = st_output(r->up->bev);
-
     if (!n) return;
     if (r->mirror) px_mirror_keep_buf(r, in, n);
     r->req_body_bytes += n;
-    if (!r->req_filtering) {
-        if (r->up_chunked) {
-            char hdr[32];
-            int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-            evbuffer_add(out, hdr, (size_t)hl);
-            evbuffer_remove_buffer(in, out, n);
-            evbuffer_add(out, "\r\n", 2);
-        } else {
-            evbuffer_remove_buffer(in, out, n);
-        }
-        return;
-    }
-    while (n > 0) {
-        struct evbuffer_iovec v;
-        size_t take;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1) break;
-        take = v.iov_len < n ? v.iov_len : n;
-        px_rfilter_run(r, px_rfilter_next(r, -1), v.iov_base, take, 0);
-        evbuffer_drain(in, take);
-        n -= take;
-    }
+    if (!r->req_filtering) px_move_framed(in, st_output(r->up->bev), n, r->up_chunked);
+    else px_feed(r, in, n, px_rfilter_next(r, -1), px_rfilter_run);
 }
 
 /* The request body ended: the filters flush, the server's framing ends
