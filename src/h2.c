@@ -36,12 +36,7 @@ struct h2_stream {
     struct px_conn *sub;        /* proxy.c's client connection for it, or
                                    NULL once detached */
     struct stream *vs;          /* its virtual stream (owned by sub) */
-    struct h2_field *f;         /* request fields being received */
-    size_t nf;                  /* how many */
-    size_t capf;                /* room in f */
-    char *blob;                 /* their bytes (names and values) */
-    size_t blen;                /* bytes used in blob */
-    size_t bcap;                /* room in blob */
+    struct h2_fields head;      /* request fields being received */
     int too_big;                /* the head passed a limit */
     int head_done;              /* the request head went to proxy.c */
     int responded;              /* the response head was submitted */
@@ -190,8 +185,7 @@ static void h2_stream_free(struct h2_stream *hs)
     if (hs->prev) hs->prev->next = hs->next;
     else if (hc->streams == hs) hc->streams = hs->next;
     hc->nstreams--;
-    free(hs->f);
-    free(hs->blob);
+    h2_fields_free(&hs->head);
     free(hs->trailers);
     free(hs);
 }
@@ -226,49 +220,63 @@ static ssize_t h2_read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t
     return n;
 }
 
-/* Appends a received field to hs (copied); limits mark the head too big. */
+int h2_fields_add(struct h2_fields *fl, const uint8_t *name, size_t nlen, const uint8_t *value,
+                  size_t vlen, size_t max_fields, size_t max_bytes)
+{
+    if (fl->n >= max_fields || fl->blen + nlen + vlen > max_bytes) return 1;
+    if (fl->n == fl->cap) {
+        size_t nc = fl->cap ? fl->cap * 2 : 16;
+        struct h2_field *nf = realloc(fl->f, nc * sizeof(*nf));
+        if (!nf) return -1;
+        fl->f = nf;
+        fl->cap = nc;
+    }
+    if (fl->blen + nlen + vlen > fl->bcap) {
+        size_t nc = fl->bcap ? fl->bcap : 1024;
+        char *nb;
+        while (nc < fl->blen + nlen + vlen) nc *= 2;
+        nb = realloc(fl->blob, nc);
+        if (!nb) return -1;
+        /* fields point into the blob: move them along */
+        for (size_t i = 0; i < fl->n; i++) {
+            fl->f[i].name = nb + (fl->f[i].name - fl->blob);
+            fl->f[i].value = nb + (fl->f[i].value - fl->blob);
+        }
+        fl->blob = nb;
+        fl->bcap = nc;
+    }
+    memcpy(fl->blob + fl->blen, name, nlen);
+    fl->f[fl->n].name = fl->blob + fl->blen;
+    fl->f[fl->n].nlen = nlen;
+    fl->blen += nlen;
+    memcpy(fl->blob + fl->blen, value, vlen);
+    fl->f[fl->n].value = fl->blob + fl->blen;
+    fl->f[fl->n].vlen = vlen;
+    fl->blen += vlen;
+    fl->n++;
+    return 0;
+}
+
+void h2_fields_free(struct h2_fields *fl)
+{
+    free(fl->f);
+    free(fl->blob);
+    memset(fl, 0, sizeof(*fl));
+}
+
+/* Appends a received request field to hs (copied); the entry point's
+ * limits mark the head too big (431).  0 / -1 (out of memory). */
 static int h2_add_field(struct h2_stream *hs, const uint8_t *name, size_t nlen,
                         const uint8_t *value, size_t vlen)
 {
     const struct h2_limits *lim = &hs->hc->lim;
+    size_t maxf = lim->max_fields < H2_FIELDS_MAX ? lim->max_fields : H2_FIELDS_MAX;
+    int rc;
 
     if (hs->too_big) return 0;
-    if (hs->nf >= lim->max_fields || hs->nf >= H2_FIELDS_MAX ||
-        hs->blen + nlen + vlen > lim->max_head) {
-        hs->too_big = 1;
-        return 0;
-    }
-    if (hs->nf == hs->capf) {
-        size_t nc = hs->capf ? hs->capf * 2 : 16;
-        struct h2_field *nf = realloc(hs->f, nc * sizeof(*nf));
-        if (!nf) return -1;
-        hs->f = nf;
-        hs->capf = nc;
-    }
-    if (hs->blen + nlen + vlen > hs->bcap) {
-        size_t nc = hs->bcap ? hs->bcap : 1024;
-        char *nb;
-        while (nc < hs->blen + nlen + vlen) nc *= 2;
-        nb = realloc(hs->blob, nc);
-        if (!nb) return -1;
-        /* fields point into the blob: move them along */
-        for (size_t i = 0; i < hs->nf; i++) {
-            hs->f[i].name = nb + (hs->f[i].name - hs->blob);
-            hs->f[i].value = nb + (hs->f[i].value - hs->blob);
-        }
-        hs->blob = nb;
-        hs->bcap = nc;
-    }
-    memcpy(hs->blob + hs->blen, name, nlen);
-    hs->f[hs->nf].name = hs->blob + hs->blen;
-    hs->f[hs->nf].nlen = nlen;
-    hs->blen += nlen;
-    memcpy(hs->blob + hs->blen, value, vlen);
-    hs->f[hs->nf].value = hs->blob + hs->blen;
-    hs->f[hs->nf].vlen = vlen;
-    hs->blen += vlen;
-    hs->nf++;
-    return 0;
+    rc = h2_fields_add(&hs->head, name, nlen, value, vlen, maxf, lim->max_head);
+    if (rc > 0) hs->too_big = 1;
+    return rc < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------ nghttp2 hooks */
@@ -350,13 +358,9 @@ static void h2_request(struct h2_conn *hc, struct h2_stream *hs, int end_stream)
         return;
     }
     hs->vs = vs;
-    px_h2_request(hs->sub, hs->f, hs->nf, end_stream);
+    px_h2_request(hs->sub, hs->head.f, hs->head.n, end_stream);
     /* the fields were copied by proxy.c */
-    free(hs->f);
-    free(hs->blob);
-    hs->f = NULL;
-    hs->blob = NULL;
-    hs->nf = hs->capf = hs->blen = hs->bcap = 0;
+    h2_fields_free(&hs->head);
 }
 
 static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
@@ -676,10 +680,11 @@ int h2_conn_upgrade(struct h2_conn *hc, const char *settings, size_t slen,
         if (h2_add_field(hs, (const uint8_t *)f[i].name, f[i].nlen, (const uint8_t *)f[i].value,
                          f[i].vlen) < 0)
             return -1;
-    /* HTTP/2 names are lowercase (the fields point into hs->blob) */
-    for (size_t i = 0; i < hs->nf; i++) {
-        char *nm = hs->blob + (hs->f[i].name - hs->blob);
-        for (size_t k = 0; k < hs->f[i].nlen; k++) nm[k] = (char)tolower((unsigned char)nm[k]);
+    /* HTTP/2 names are lowercase (the fields point into the blob) */
+    for (size_t i = 0; i < hs->head.n; i++) {
+        char *nm = hs->head.blob + (hs->head.f[i].name - hs->head.blob);
+        for (size_t k = 0; k < hs->head.f[i].nlen; k++)
+            nm[k] = (char)tolower((unsigned char)nm[k]);
     }
     if (evbuffer_add(st_output(hc->bev), sw, sizeof(sw) - 1) < 0) return -1;
     hc->upgraded = hs;

@@ -61,6 +61,26 @@ struct h2_field {
     size_t vlen;       /* its length */
 };
 
+/** A list of received fields (a head or trailers), copied: the fields
+ *  point into blob.  Zeroed = empty. */
+struct h2_fields {
+    struct h2_field *f;  /* fields */
+    size_t n;            /* how many */
+    size_t cap;          /* room in f */
+    char *blob;          /* their bytes (names and values) */
+    size_t blen;         /* bytes used */
+    size_t bcap;         /* room in blob */
+};
+
+/** Appends a field to fl (copied) unless it would pass max_fields fields
+ *  or max_bytes bytes of names and values: 0, 1 over a limit (nothing
+ *  added), -1 out of memory. */
+int h2_fields_add(struct h2_fields *fl, const uint8_t *name, size_t nlen, const uint8_t *value,
+                  size_t vlen, size_t max_fields, size_t max_bytes);
+
+/** Frees fl's memory and empties it. */
+void h2_fields_free(struct h2_fields *fl);
+
 /**
  * An HTTP/2 session for client connection c whose socket stream is bev
  * (not started: see h2_conn_begin).  NULL when out of memory.

@@ -25,16 +25,6 @@
 #define H2U_MAX_HEAD (256 * 1024) /* response head / trailer bytes kept */
 #define H2U_MAX_FIELDS 1024       /* response head / trailer fields kept */
 
-/** A list of received fields (response head or trailers), copied. */
-struct h2u_fields {
-    struct h2_field *f;  /* fields */
-    size_t n;            /* how many */
-    size_t cap;          /* room in f */
-    char *blob;          /* their bytes */
-    size_t blen;         /* bytes used */
-    size_t bcap;         /* room in blob */
-};
-
 /** One request on a connection. */
 struct h2u_stream {
     struct h2u_conn *hc;        /* its connection */
@@ -42,8 +32,8 @@ struct h2u_stream {
     struct up_conn *uc;         /* proxy.c's up_conn for it, or NULL once
                                    it let go (h2u_close) */
     struct stream *vs;          /* its virtual stream (owned by uc) */
-    struct h2u_fields head;     /* final response head */
-    struct h2u_fields trailers; /* response trailers */
+    struct h2_fields head;     /* final response head */
+    struct h2_fields trailers; /* response trailers */
     int status;                 /* final status, 0 before */
     int head_done;              /* the final head was wholly received */
     int head_ended;             /* ... with END_STREAM (no body, no
@@ -113,53 +103,6 @@ static void h2u_idle(struct h2u_conn *hc)
     }
 }
 
-/* -------------------------------------------------------------- fields */
-
-static void h2u_fields_free(struct h2u_fields *fl)
-{
-    free(fl->f);
-    free(fl->blob);
-    memset(fl, 0, sizeof(*fl));
-}
-
-/* Appends a field (copied).  0, 1 when a limit is passed, -1 out of
- * memory. */
-static int h2u_fields_add(struct h2u_fields *fl, const uint8_t *name, size_t nlen,
-                          const uint8_t *value, size_t vlen)
-{
-    if (fl->n >= H2U_MAX_FIELDS || fl->blen + nlen + vlen > H2U_MAX_HEAD) return 1;
-    if (fl->n == fl->cap) {
-        size_t nc = fl->cap ? fl->cap * 2 : 16;
-        struct h2_field *nf = realloc(fl->f, nc * sizeof(*nf));
-        if (!nf) return -1;
-        fl->f = nf;
-        fl->cap = nc;
-    }
-    if (fl->blen + nlen + vlen > fl->bcap) {
-        size_t nc = fl->bcap ? fl->bcap : 1024;
-        char *nb;
-        while (nc < fl->blen + nlen + vlen) nc *= 2;
-        nb = realloc(fl->blob, nc);
-        if (!nb) return -1;
-        for (size_t i = 0; i < fl->n; i++) {
-            fl->f[i].name = nb + (fl->f[i].name - fl->blob);
-            fl->f[i].value = nb + (fl->f[i].value - fl->blob);
-        }
-        fl->blob = nb;
-        fl->bcap = nc;
-    }
-    memcpy(fl->blob + fl->blen, name, nlen);
-    fl->f[fl->n].name = fl->blob + fl->blen;
-    fl->f[fl->n].nlen = nlen;
-    fl->blen += nlen;
-    memcpy(fl->blob + fl->blen, value, vlen);
-    fl->f[fl->n].value = fl->blob + fl->blen;
-    fl->f[fl->n].vlen = vlen;
-    fl->blen += vlen;
-    fl->n++;
-    return 0;
-}
-
 /* ------------------------------------------------------------- streams */
 
 /* Unlinks and frees hs; its up_conn (if any) forgets it.  The caller
@@ -174,8 +117,8 @@ static void h2u_stream_free(struct h2u_stream *hs)
     hc->nstreams--;
     if (hs->id && !hs->closed) nghttp2_session_set_stream_user_data(hc->s, hs->id, NULL);
     if (hs->uc) hs->uc->h2s = NULL;
-    h2u_fields_free(&hs->head);
-    h2u_fields_free(&hs->trailers);
+    h2_fields_free(&hs->head);
+    h2_fields_free(&hs->trailers);
     free(hs->req_trailers);
     free(hs);
     h2u_idle(hc);
@@ -276,7 +219,7 @@ static int h2u_on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, voi
     if (!hs || fr->hd.type != NGHTTP2_HEADERS) return 0;
     /* a HEADERS frame after the final head carries trailers */
     hs->in_trailers = hs->status >= 200;
-    if (!hs->in_trailers) h2u_fields_free(&hs->head); /* a new (interim) head */
+    if (!hs->in_trailers) h2_fields_free(&hs->head); /* a new (interim) head */
     return 0;
 }
 
@@ -299,7 +242,8 @@ static int h2u_on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint
         return 0;
     }
     if (nlen && name[0] == ':') return 0; /* nghttp2 checked them */
-    rc = h2u_fields_add(hs->in_trailers ? &hs->trailers : &hs->head, name, nlen, value, vlen);
+    rc = h2_fields_add(hs->in_trailers ? &hs->trailers : &hs->head, name, nlen, value, vlen,
+                       H2U_MAX_FIELDS, H2U_MAX_HEAD);
     if (rc < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (rc > 0) {
         log_warn("http2", "a server's response head or trailers passed %d bytes / %d fields: "
