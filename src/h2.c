@@ -394,6 +394,22 @@ static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *u
     return 0;
 }
 
+int h2_stream_data(nghttp2_session *s, int32_t id, struct stream *vs, int reading,
+                   size_t *unconsumed, const uint8_t *data, size_t len)
+{
+    /* the connection window comes back at once; the stream's when read */
+    nghttp2_session_consume_connection(s, len);
+    if (!vs) {
+        nghttp2_session_consume_stream(s, id, len);
+        return 0;
+    }
+    if (evbuffer_add(st_input(vs), data, len) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (reading) nghttp2_session_consume_stream(s, id, len);
+    else *unconsumed += len;
+    st_virtual_input(vs);
+    return 0;
+}
+
 static int h2_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
                       size_t len, void *ud)
 {
@@ -401,17 +417,8 @@ static int h2_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8
 
     (void)flags;
     (void)ud;
-    /* the connection window comes back at once; the stream's when read */
-    nghttp2_session_consume_connection(s, len);
-    if (!hs || !hs->vs) {
-        nghttp2_session_consume_stream(s, id, len);
-        return 0;
-    }
-    if (evbuffer_add(st_input(hs->vs), data, len) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (hs->reading) nghttp2_session_consume_stream(s, id, len);
-    else hs->unconsumed += len;
-    st_virtual_input(hs->vs);
-    return 0;
+    return h2_stream_data(s, id, hs ? hs->vs : NULL, hs && hs->reading,
+                          hs ? &hs->unconsumed : NULL, data, len);
 }
 
 static int h2_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)

@@ -40,6 +40,7 @@ struct stream;
 struct event_base;
 struct px_conn;
 struct relais_hdrs;
+struct nghttp2_session;
 
 /** Limits of one connection. */
 struct h2_limits {
@@ -80,6 +81,17 @@ int h2_fields_add(struct h2_fields *fl, const uint8_t *name, size_t nlen, const 
 
 /** Frees fl's memory and empties it. */
 void h2_fields_free(struct h2_fields *fl);
+
+/**
+ * A DATA frame's payload for stream id, both directions (an nghttp2
+ * on_data_chunk_recv hook): the connection window is given back at once;
+ * the bytes go to virtual stream vs (NULL: the stream's user is gone, they
+ * are dropped and the window given back), and the stream's window only
+ * while its user reads (reading), else *unconsumed grows until it does.
+ * 0, or an nghttp2 error code.
+ */
+int h2_stream_data(struct nghttp2_session *s, int32_t id, struct stream *vs, int reading,
+                   size_t *unconsumed, const uint8_t *data, size_t len);
 
 /**
  * An HTTP/2 session for client connection c whose socket stream is bev

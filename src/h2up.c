@@ -294,16 +294,8 @@ static int h2u_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint
 
     (void)flags;
     (void)ud;
-    nghttp2_session_consume_connection(s, len);
-    if (!hs || !hs->vs) {
-        nghttp2_session_consume_stream(s, id, len);
-        return 0;
-    }
-    if (evbuffer_add(st_input(hs->vs), data, len) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (hs->reading) nghttp2_session_consume_stream(s, id, len);
-    else hs->unconsumed += len;
-    st_virtual_input(hs->vs);
-    return 0;
+    return h2_stream_data(s, id, hs ? hs->vs : NULL, hs && hs->reading,
+                          hs ? &hs->unconsumed : NULL, data, len);
 }
 
 static int h2u_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
