@@ -103,8 +103,8 @@ enum cl_role cl_role(void);
 /**
  * Starts cluster mode on base: the etcd client, the node lease and status,
  * the leader campaign (controller) and the watch of the prefix.  source
- * receives the documents read from etcd (P/config/* on proxies, P/apply/*
- * and the certificates of P/certs/* on every node).  0, or -1 after
+ * receives the documents read from etcd (P/config/... on proxies, P/apply/...
+ * and the certificates of P/certs/... on every node).  0, or -1 after
  * logging (only for local failures: an unreachable etcd is retried in the
  * background).  Control thread.
  */
@@ -116,6 +116,10 @@ int cl_start(struct event_base *base, cl_source_cb source);
  * No-op on proxies and outside cluster mode.  Control thread.
  */
 void cl_provider_changed(const char *provider, const json_t *tree);
+
+/** 1 once the prefix was read (always 1 outside cluster mode): a proxy
+ *  is ready only then.  Control thread. */
+int cl_ready(void);
 
 /** Records the configuration now served (for P/nodes/<name>): counts and
  *  the last error (NULL = none).  Control thread. */

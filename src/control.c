@@ -17,6 +17,7 @@
 #include "api.h"
 #include "dashboard/dashboard.h"
 #include "tracing.h"
+#include "cluster.h"
 #include "conf.h"
 #include "control.h"
 #include "host_api.h"
@@ -68,6 +69,9 @@ static struct event *ctl_ready_ev;         /* waits for the first
                                               configuration (readiness) */
 static uint64_t ctl_started_ms;            /* when the workers started */
 static int ctl_is_ready;                   /* readiness announced */
+static json_t *ctl_csrc;                   /* cluster mode: documents read
+                                              from etcd, provider name ->
+                                              tree (cluster.c) */
 
 /* Frees the snapshots the workers released (control thread). */
 static void ctl_release_run(evutil_socket_t fd, short what, void *arg)
@@ -113,10 +117,13 @@ static void ctl_release(struct snapshot *s)
 /* Builds a snapshot from the providers' trees and publishes it. */
 static void ctl_apply(void)
 {
-    struct snap_source *src = calloc(ctl_nprovs ? ctl_nprovs : 1, sizeof(*src));
+    size_t nsrc = ctl_nprovs + json_object_size(ctl_csrc);
+    struct snap_source *src = calloc(nsrc ? nsrc : 1, sizeof(*src));
     struct snapshot *s;
     size_t n = 0;
     struct timespec t0, t1;
+    const char *cname;
+    json_t *ctree;
 
     if (!src) return;
     for (size_t i = 0; i < ctl_nprovs; i++) {
@@ -124,6 +131,12 @@ static void ctl_apply(void)
         src[n].provider = ctl_provs[i].name;
         src[n].tree = ctl_provs[i].tree;
         src[n].origins = ctl_provs[i].origins;
+        n++;
+    }
+    json_object_foreach(ctl_csrc, cname, ctree) {
+        src[n].provider = cname;
+        src[n].tree = ctree;
+        src[n].origins = NULL;
         n++;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -139,6 +152,14 @@ static void ctl_apply(void)
     ctl_last = s;
     snap_ref(s);
     wk_publish(s);
+    if (s->nerrors) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "configuration %llu: %zu object(s) invalid (see the API)",
+                 (unsigned long long)s->gen, s->nerrors);
+        cl_report(s->nrouters, s->nservices, msg);
+    } else {
+        cl_report(s->nrouters, s->nservices, NULL);
+    }
     mt_reload(1);
     ctl_last_apply_ms = wk_now_ms();
     rs_sync(s); /* certificates the routers need */
@@ -189,6 +210,25 @@ static void ctl_accept(relais_provider *p, json_t *tree, json_t *origins)
     p->tree = tree;
     p->origins = origins;
     p->failed = 0;
+    cl_provider_changed(p->name, tree); /* the leader publishes it */
+    ctl_schedule();
+}
+
+/* Cluster mode: a document read from etcd (tree owned; NULL = gone) is
+ * served as provider name's configuration. */
+static void ctl_cluster_source(const char *name, json_t *tree)
+{
+    if (!ctl_csrc) ctl_csrc = json_object();
+    if (!ctl_csrc) {
+        json_decref(tree);
+        return;
+    }
+    if (tree)
+        json_object_set_new(ctl_csrc, name, tree);
+    else if (json_object_get(ctl_csrc, name))
+        json_object_del(ctl_csrc, name);
+    else
+        return;
     ctl_schedule();
 }
 
@@ -401,6 +441,8 @@ static int ctl_setup(struct sc_config *sc, struct pl_set *plugins)
 /* Frees what ctl_setup made. */
 static void ctl_teardown(void)
 {
+    json_decref(ctl_csrc);
+    ctl_csrc = NULL;
     if (ctl_last) snap_unref(ctl_last);
     ctl_last = NULL;
     snap_set_release_hook(NULL);
@@ -439,7 +481,8 @@ int ctl_check(struct sc_config *sc, struct pl_set *plugins)
     int bad = 0;
 
     if (ctl_setup(sc, plugins) < 0) return 1;
-    if (ctl_create_providers() < 0) bad = 1;
+    if (cl_configure(sc) < 0) bad = 1;
+    if (cl_role() != CL_PROXY && ctl_create_providers() < 0) bad = 1;
     if (rs_check(sc) < 0) bad = 1;
     if (ctl_metrics(sc) < 0) bad = 1;
     {
@@ -535,6 +578,7 @@ static void ctl_check_ready(evutil_socket_t fd, short what, void *arg)
     if (ctl_is_ready) return;
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (!ctl_provs[i].tree) all = 0;
+    if (!cl_ready()) all = 0;
     if ((!all || ctl_pending) && wk_now_ms() - ctl_started_ms < CTL_READY_MAX_MS) {
         evtimer_add(ctl_ready_ev, &tv);
         return;
@@ -622,7 +666,10 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
 
     signal(SIGPIPE, SIG_IGN);
     if (ctl_setup(sc, plugins) < 0) goto out;
-    if (ctl_create_providers() < 0) goto out;
+    if (cl_configure(sc) < 0) goto out;
+    /* a cluster proxy runs no provider: etcd is its only source */
+    if (cl_role() != CL_PROXY && ctl_create_providers() < 0) goto out;
+    if (cl_start(ctl_base, ctl_cluster_source) < 0) goto out_providers;
     if (rs_start(ctl_base, sc, ctl_certs_changed) < 0)
         log_error("control", "a certificate resolver is left out (see above)");
     /* an empty configuration first: workers always have a snapshot */
@@ -669,6 +716,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     ctl_live = 0;
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
+    cl_stop(); /* the lease goes: another controller leads at once */
     wk_stop(grace);
     mt_stop(); /* workers are gone */
     /* workers are gone: the access log has every line */
@@ -706,6 +754,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     return rc;
 out_providers:
     ctl_live = 0;
+    cl_stop();
     al_free(px_alog);
     px_alog = NULL;
     mt_stop();

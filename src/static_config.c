@@ -446,7 +446,7 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
     static const char *const top_known[] = {
         "entryPoints", "providers", "log", "plugins", "workers",
         "serversTransport", "global", "certificatesResolvers", "ping", "accessLog", "api",
-        "metrics", "tracing", NULL};
+        "metrics", "tracing", "cluster", NULL};
     struct conf_error cerr;
     struct conf_session *s = NULL;
     struct sc_config *c = calloc(1, sizeof(*c));
