@@ -12,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 
 EX=$RELAIS_SRCDIR/contrib/examples
-for f in relais.yaml dynamic.yaml etc-relais.yaml docker.yaml acme.yaml etcd-cluster.yaml; do
+for f in relais.yaml dynamic.yaml etc-relais.yaml docker.yaml acme.yaml etcd-cluster.yaml etcd-cluster-controller.yaml etcd-provider.yaml; do
   ok "contrib/examples/$f exists" test -f "$EX/$f"
 done
 
