@@ -94,6 +94,7 @@ static struct {
     json_t *kv;                    /* cache: key below P/ -> value (string) */
 
     json_t *local;                 /* controller: provider -> tree to publish */
+    json_t *declared;              /* controller: provider -> true (runs it) */
     struct etc_call *pub_call;     /* publish txn in flight */
     struct event *pub_ev;          /* publish timer */
     int pub_dirty;                 /* local changed since the last publish */
@@ -635,7 +636,7 @@ static void cl_deliver(const char *key)
     if (!strncmp(key, "apply/", 6)) {
         char ck[300];
         snprintf(ck, sizeof(ck), "config/%s", name);
-        if (json_object_get(cl.kv, ck) || (cl.role == CL_CONTROLLER && json_object_get(cl.local, name))) {
+        if (json_object_get(cl.kv, ck) || (cl.role == CL_CONTROLLER && json_object_get(cl.declared, name))) {
             log_warn("cluster", "etcd key %s/%s: provider name %s is already used by a "
                      "controller's provider; this document is ignored (apply it under another "
                      "name)", cl.prefix, key, name);
@@ -944,6 +945,13 @@ static json_t *cl_portable(const json_t *tree)
     return t;
 }
 
+void cl_provider_declare(const char *provider)
+{
+    if (!cl.role) return;
+    if (!cl.declared) cl.declared = json_object();
+    json_object_set_new(cl.declared, provider, json_true());
+}
+
 void cl_provider_changed(const char *provider, const json_t *tree)
 {
     if (cl.role != CL_CONTROLLER) return;
@@ -1045,7 +1053,9 @@ static void cl_publish_run(evutil_socket_t fd, short what, void *arg)
         nops++;
     }
     json_object_foreach(cl.kv, k, v) {
-        if (strncmp(k, "config/", 7) || json_object_get(cl.local, k + 7)) continue;
+        if (strncmp(k, "config/", 7) || json_object_get(cl.local, k + 7) ||
+            json_object_get(cl.declared, k + 7))
+            continue;
         if (nops == CL_MAX_TXN_OPS) {
             cl.pub_dirty = 1;
             break;
@@ -1183,6 +1193,7 @@ void cl_stop(void)
     if (cl.status_ev) event_free(cl.status_ev);
     json_decref(cl.kv);
     json_decref(cl.local);
+    json_decref(cl.declared);
     free(cl.last_error);
     {
         const char *f = cl.file;

@@ -110,6 +110,12 @@ enum cl_role cl_role(void);
  */
 int cl_start(struct event_base *base, cl_source_cb source);
 
+/** Declares one of this controller's providers (before cl_start): the
+ *  leader never deletes P/config/<provider> of a declared provider that
+ *  has not published yet (a provider slow to start after a takeover must
+ *  not empty the proxies), only of providers it does not run. */
+void cl_provider_declare(const char *provider);
+
 /**
  * A controller's provider published tree (borrowed; NULL = gone): the
  * leader puts it under P/config/<provider> (coalesced, one txn per burst).

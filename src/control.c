@@ -669,6 +669,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     if (cl_configure(sc) < 0) goto out;
     /* a cluster proxy runs no provider: etcd is its only source */
     if (cl_role() != CL_PROXY && ctl_create_providers() < 0) goto out;
+    for (size_t i = 0; i < ctl_nprovs; i++) cl_provider_declare(ctl_provs[i].name);
     if (cl_start(ctl_base, ctl_cluster_source) < 0) goto out_providers;
     if (rs_start(ctl_base, sc, ctl_certs_changed) < 0)
         log_error("control", "a certificate resolver is left out (see above)");
