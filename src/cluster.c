@@ -47,6 +47,8 @@
 #define CL_MAX_CBS 8                 /* leader / static callbacks */
 #define CL_RETRY_MIN_MS 200          /* first retry after an etcd failure */
 #define CL_RETRY_MAX_MS 5000         /* retries back off up to this */
+#define CL_STOP_MAX_MS 2000          /* a stop waits this long for the
+                                        lease revoke */
 
 /** A registered callback. */
 struct cl_cb {
@@ -89,7 +91,10 @@ static struct {
     struct etc_watch *watch;       /* watch on P/ */
     struct event *load_ev;         /* reload timer (failure, compaction) */
     int64_t load_retry_ms;         /* its backoff */
-    int64_t rev;                   /* etcd revision applied */
+    int64_t rev;                   /* etcd revision read up to */
+    int64_t conf_rev;              /* revision of the last change applied
+                                      (configuration, certificates, static
+                                      options), shown in the node status */
     int loaded;                    /* the first range was applied */
     json_t *kv;                    /* cache: key below P/ -> value (string) */
 
@@ -387,7 +392,7 @@ static void cl_status_run(evutil_socket_t fd, short what, void *arg)
     o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "name", cl.node, "role",
                   cl.role == CL_CONTROLLER ? "controller" : "proxy", "version", PACKAGE_VERSION,
                   "leader", cl.leader, "started", (json_int_t)cl.started, "revision",
-                  (json_int_t)cl.rev, "generation",
+                  (json_int_t)cl.conf_rev, "generation",
                   (json_int_t)(gen ? strtoll(json_string_value(gen), NULL, 10) : 0), "routers",
                   (json_int_t)cl.routers, "services", (json_int_t)cl.services, "updated",
                   (json_int_t)time(NULL));
@@ -730,6 +735,13 @@ static void cl_on_events(void *arg, const struct etc_event *ev, size_t n, int64_
             json_object_set_new(changed, rel, json_true());
     }
     cl.rev = revision;
+    if (json_object_size(changed) == 0) {
+        /* only node statuses moved (or values rewritten unchanged): no
+           status write here, or the nodes would answer each other */
+        json_decref(changed);
+        return;
+    }
+    cl.conf_rev = revision;
     json_object_foreach(changed, k, v) cl_changed(k, &certs);
     if (certs) cl.source("cluster", cl_certs_tree());
     json_decref(changed);
@@ -794,6 +806,7 @@ static void cl_load_done(void *arg, int err, const char *message, const struct e
     json_object_foreach(changed, k, v)
         if (!json_object_get(seen, k)) json_object_del(cl.kv, k);
     cl.rev = res->revision;
+    if (json_object_size(changed) || !cl.loaded) cl.conf_rev = res->revision;
     if (!cl.loaded && !json_object_get(changed, "static")) json_object_set_new(changed, "static", json_true());
     json_object_foreach(changed, k, v) cl_changed(k, &certs);
     if (certs || !cl.loaded) {
@@ -1169,20 +1182,38 @@ static void cl_revoke_done(void *arg, int err, const char *message, int64_t revi
     *done = 1;
 }
 
+/* Timer: the revoke took too long. */
+static void cl_revoke_late(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(int *)arg = 1;
+}
+
 void cl_stop(void)
 {
     if (!cl.role) return;
     if (cl.etc && cl.lease && cl.base) {
         /* revoke the lease so that another controller leads at once and
            this node's status disappears; bounded by the client's timeout */
-        int done = 0;
+        int done = 0, late = 0;
         struct etc_call *c;
+        struct event *bound = evtimer_new(cl.base, cl_revoke_late, &late);
+        struct event *evs[] = {cl.lease_ev, cl.camp_ev, cl.load_ev, cl.pub_ev, cl.status_ev};
+        for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+            if (evs[i]) evtimer_del(evs[i]);
         etc_cancel(cl.lease_call);
         cl.lease_call = NULL;
         c = etc_lease_revoke(cl.etc, cl.lease, cl_revoke_done, &done);
-        while (c && !done)
+        cl_arm(bound, CL_STOP_MAX_MS);
+        while (c && bound && !done && !late)
             if (event_base_loop(cl.base, EVLOOP_ONCE) < 0) break;
-        if (done) log_info("cluster", "etcd lease of node %s revoked", cl.node);
+        if (bound) event_free(bound);
+        if (done)
+            log_info("cluster", "etcd lease of node %s revoked", cl.node);
+        else
+            log_warn("cluster", "etcd lease of node %s not revoked within %d ms: it expires "
+                     "within leaseTTL", cl.node, CL_STOP_MAX_MS);
     }
     etc_free(cl.etc);
     cl.etc = NULL;

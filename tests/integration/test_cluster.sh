@@ -153,6 +153,12 @@ is "nodes/* keys are on leases (4 nodes)" 4 \
 is "the proxies ran no provider (warned about none: they have none)" "" \
   "$(grep -h 'provider file' "$T/p1.log" "$T/p2.log" | head -1)"
 
+# an idle cluster writes nothing (node statuses do not answer each other)
+erev() { etcdctl get rt/cl/leader -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])'; }
+r1=$(erev); sleep 3; r2=$(erev)
+echo "# etcd revisions during 3 idle seconds: $((r2 - r1))"
+ok "an idle cluster makes at most 2 etcd revisions in 3 s ($r1 -> $r2)" test $((r2 - r1)) -le 2
+
 # a change of the dynamic file reaches both proxies
 dyn a.test b.test c.test
 ok "c.test added on the controller reaches p1" wait_get c.test p1 200
