@@ -56,7 +56,9 @@ for p in $(mkvar bin_PROGRAMS); do
 done
 is "bin/: every program is installed ($(mkvar bin_PROGRAMS | xargs -n1 basename | tr '\n' ' '))" "" "$missing"
 case " $(mkvar bin_PROGRAMS) " in
-  *relaisctl*) ;;
+  *relaisctl*)
+    like "the installed relaisctl runs" "^relaisctl [0-9]" "$("$DEST$BINDIR/relaisctl" --version 2>&1)"
+    ok "relaisctl(8) is installed" test -f "$DEST$MANDIR/man8/relaisctl.8" ;;
   *) echo "# relaisctl is not built yet (issue 10): not checked" ;;
 esac
 like "the installed relais runs" "^relais [0-9]" "$("$DEST$BINDIR/relais" --version 2>&1)"

@@ -6,7 +6,8 @@
 #  - the pages issue 11 names exist (relaisctl.8 once relaisctl is built)
 #    and each page of man/ is installed and distributed (dist_man_MANS);
 #  - every relais page a page refers to (relais-dynamic(5), ...) exists;
-#  - relais(8) documents every option `relais --help` prints;
+#  - relais(8) documents every option `relais --help` prints, relaisctl(8)
+#    every option `relaisctl --help` prints and each command (once built);
 #  - the example of relais-plugins(7) is sdk/examples/hello/hello.c as it
 #    is, and it compiles against the SDK headers.
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +51,22 @@ for o in $opts; do
   grep -q -- "\\\\-\\\\-$(sed 's/-/\\\\-/g' <<<"$o")" "$MAN/relais.8" || missing="$missing --$o"
 done
 is "relais(8) documents every option of relais --help ($(echo $opts | wc -w))" "" "$missing"
+
+# relaisctl(8): every option of relaisctl --help and every command
+CTL=$RELAIS_BUILDDIR/src/relaisctl
+if [ -x "$CTL" ]; then
+  opts=$("$CTL" --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z][-a-z]*' | sed -E 's/.*--//' | sort -u)
+  missing=""
+  for o in $opts; do
+    grep -q -- "\\\\-\\\\-$(sed 's/-/\\\\-/g' <<<"$o")" "$MAN/relaisctl.8" || missing="$missing --$o"
+  done
+  is "relaisctl(8) documents every option of relaisctl --help ($(echo $opts | wc -w))" "" "$missing"
+  missing=""
+  for c in apply get status certs backup restore; do
+    grep -q "^\.SS $c\$" "$MAN/relaisctl.8" || missing="$missing $c"
+  done
+  is "relaisctl(8) has a section per command" "" "$missing"
+fi
 
 # the example: between the BEGIN/END comments, groff escapes undone
 python3 - "$MAN/relais-plugins.7" "$T/hello.c" <<'PYEOF'
