@@ -24,6 +24,11 @@
 #    non-empty prefix refused without --force; --force deletes stale keys;
 #    an invalid apply document in a backup refuses the whole restore; 151
 #    keys go in 2 transactions (at most 100 operations each);
+#  - two real relais nodes in cluster mode (a controller with a file
+#    provider, a proxy): status shows the leader and both nodes, get lists
+#    what the leader published, a document applied (using the controller's
+#    service) is served by both and shown enabled by the proxy's API,
+#    --delete removes it, a backup leaves the leader and node keys out;
 #  - --config: the connection from a static file's cluster section (flags
 #    win);
 #  - etcd down: status 2 and a message naming the endpoints tried.
@@ -394,6 +399,87 @@ like "151 keys: two transactions (at most 100 operations each), the backup's pre
   "^restored 151 keys into prefix relais in 2 transactions, revision [0-9]+ \(backup of prefix elsewhere\)$" "$(out)"
 is "... all there" "151" "$(ekeys relais/ | wc -l | tr -d ' ')"
 etcdctl del --prefix relais/ >/dev/null
+
+# ---- two real relais nodes (cluster mode): a controller and a proxy
+start_whoami w1
+CW=$WHOAMI_PORT
+C_WEB=$(free_port); C_API=$(free_port); P_WEB=$(free_port); P_API=$(free_port)
+cat >"$T/cdyn.yaml" <<EOF
+http:
+  routers:
+    c1: {rule: "Host(\`c1.test\`)", service: s1}
+  services:
+    s1: {loadBalancer: {servers: [{url: "http://127.0.0.1:$CW"}]}}
+EOF
+# cnode NAME ROLE WEB-PORT API-PORT [PROVIDERS-YAML]: writes $T/NAME.yaml
+cnode() {
+  cat >"$T/$1.yaml" <<EOF
+entryPoints:
+  web: {address: "127.0.0.1:$3"}
+  traefik: {address: "127.0.0.1:$4"}
+api: {insecure: true}
+providers:
+  providersThrottleDuration: 0s
+${5:-}
+log: {level: INFO}
+workers: 1
+cluster:
+  role: $2
+  nodeName: $1
+  prefix: clu
+  leaseTTL: 2s
+  etcd:
+    endpoints: ["$EP"]
+    timeout: 1s
+EOF
+}
+cnode ctl-1 controller "$C_WEB" "$C_API" "  file: {filename: \"$T/cdyn.yaml\"}"
+cnode px-1 proxy "$P_WEB" "$P_API"
+start_relais "$T/ctl-1.yaml" "$C_API"; CPID=$RELAIS_PID
+start_relais "$T/px-1.yaml" "$P_API"; PXPID=$RELAIS_PID
+# until_ok SECONDS CMD...: waits until CMD succeeds
+until_ok() {
+  local n=$(( $1 * 20 )) i; shift
+  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.05; done
+  return 1
+}
+two_nodes() {
+  "$RELAISCTL" --endpoints "$EP" --prefix clu status -o json 2>/dev/null |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); n=d["nodes"]; sys.exit(not (d["leader"] == "ctl-1" and len(n) == 2 and d["generation"] and all(x.get("routers") == 1 for x in n)))'
+}
+ok "cluster: status shows a leader and two nodes serving one router (within 15 s)" until_ok 15 two_nodes
+ctl --prefix clu status
+squeeze >"$T/cstatus.txt"
+like "cluster status: the leader" "^leader: ctl-1$" "$(head -1 "$T/cstatus.txt")"
+like "cluster status: the controller leads" '^ctl-1 controller \* [0-9]+ [1-9][0-9]* 1 1 [0-9]+s ago -$' \
+  "$(grep '^ctl-1 ' "$T/cstatus.txt")"
+like "cluster status: the proxy" '^px-1 proxy - [0-9]+ [1-9][0-9]* 1 1 [0-9]+s ago -$' \
+  "$(grep '^px-1 ' "$T/cstatus.txt")"
+ctl --prefix clu get routers
+is "cluster get routers: what the leader published (P/config/file)" "NAME PROVIDER RULE SERVICE ENTRYPOINTS
+c1@file file Host(\`c1.test\`) s1@file -" "$(squeeze)"
+cat >"$T/app.yaml" <<'EOF'
+http:
+  routers:
+    app: {rule: "Host(`app.test`)", service: s1@file}
+EOF
+ctl --prefix clu apply app.yaml
+like "cluster: apply a document that uses the controller's service" "^applied app at revision [0-9]+$" "$(out)"
+code() { curl -s -o /dev/null --max-time 2 -w '%{http_code}' -H "Host: $1" "http://127.0.0.1:$2/"; }
+served() { [ "$(code app.test "${2:-$P_WEB}")" = "$1" ]; }
+ok "cluster: the proxy serves it (within 10 s)" until_ok 10 served 200
+ok "cluster: so does the controller (within 10 s)" until_ok 10 served 200 "$C_WEB"
+ctl --prefix clu get routers app --api "http://127.0.0.1:$P_API"
+is "cluster: get --api on the proxy shows it enabled" "NAME PROVIDER RULE SERVICE ENTRYPOINTS STATUS
+app@app app Host(\`app.test\`) s1@file web enabled" "$(squeeze)"
+ctl --prefix clu apply --delete app
+like "cluster: apply --delete" "^deleted app at revision [0-9]+$" "$(out)"
+ok "cluster: the proxy stops serving it (within 10 s)" until_ok 10 served 404
+ctl --prefix clu backup cluster-backup.json
+is "cluster: backup leaves the leader and the nodes out" "config/file generation" \
+  "$(python3 -c 'import json,sys; print(" ".join(sorted(json.load(open(sys.argv[1]))["keys"])))' cluster-backup.json)"
+stop_relais_clean "$PXPID"
+stop_relais_clean "$CPID"
 
 # ---- --config: the connection from a static file's cluster section
 cat >"$T/cluster.yaml" <<EOF
