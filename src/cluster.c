@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "dynvalidate.h"
 #include "etcd.h"
 #include "log.h"
 #include "static_config.h"
@@ -43,7 +44,6 @@
 #define CL_MAX_KEYS 4096             /* keys kept from the prefix */
 #define CL_MAX_TXN_OPS 100           /* operations per publish txn (etcd's
                                         --max-txn-ops default is 128) */
-#define CL_MAX_FILE (4u << 20)       /* a file inlined when publishing */
 #define CL_MAX_CBS 8                 /* leader / static callbacks */
 #define CL_RETRY_MIN_MS 200          /* first retry after an etcd failure */
 #define CL_RETRY_MAX_MS 5000         /* retries back off up to this */
@@ -852,109 +852,23 @@ static void cl_load_run(evutil_socket_t fd, short what, void *arg)
 
 /* ---- publishing (leader) --------------------------------------------- */
 
-/* Reads a whole file (at most CL_MAX_FILE bytes) into a new string, or
- * NULL. */
-static char *cl_read_file(const char *path)
+/* dv_inline_files' report: an unreadable file stays a path (the nodes
+ * report it when they build); logged here. */
+static void cl_inline_report(void *arg, int error, const char *path, const char *msg)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0;
-
-    if (!f) return NULL;
-    buf = malloc(CL_MAX_FILE + 1);
-    if (buf) n = fread(buf, 1, CL_MAX_FILE + 1, f);
-    fclose(f);
-    if (!buf || n > CL_MAX_FILE) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
-}
-
-/* Replaces the string member key of o, when it names a readable file (not
- * PEM text already), by the file's contents. */
-static void cl_inline_file(json_t *o, const char *key)
-{
-    json_t *v = conf_json_get(o, key);
-    const char *s = json_string_value(v);
-    char *text;
-
-    if (!s || !strncmp(s, "-----BEGIN", 10)) return;
-    text = cl_read_file(s);
-    if (!text) return; /* left as is: the nodes report it */
-    json_object_set_new(o, key, json_string(text));
-    free(text);
-}
-
-/* Replaces usersFile of an auth middleware by its lines appended to users. */
-static void cl_inline_users(json_t *mw)
-{
-    json_t *uf = conf_json_get(mw, "usersFile");
-    const char *path = json_string_value(uf);
-    json_t *users;
-    char *text, *line, *save = NULL;
-
-    if (!path || !*path) return;
-    text = cl_read_file(path);
-    if (!text) return;
-    users = conf_json_get(mw, "users");
-    if (!json_is_array(users)) {
-        users = json_array();
-        json_object_set_new(mw, "users", users);
-    }
-    for (line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
-        if (*line && *line != '#') json_array_append_new(users, json_string(line));
-    free(text);
-    /* the key as spelled in the document */
-    {
-        const char *k;
-        json_t *v;
-        void *tmp;
-        json_object_foreach_safe(mw, tmp, k, v)
-            if (!strcasecmp(k, "usersFile")) json_object_del(mw, k);
-    }
+    (void)error;
+    log_warn("cluster", "provider %s: %s: %s (published as a path)", (const char *)arg, path,
+             msg);
 }
 
 /* A deep copy of a provider's tree with local files inlined (certificates,
- * CA files, users files): what every node can use. */
-static json_t *cl_portable(const json_t *tree)
+ * CA files, users files): what every node can use.  New reference or
+ * NULL. */
+static json_t *cl_portable(const char *provider, const json_t *tree)
 {
-    json_t *t = json_deep_copy(tree), *tls, *certs, *opts, *mws, *v;
-    const char *k;
-    size_t i;
+    json_t *t = json_deep_copy(tree);
 
-    if (!t) return NULL;
-    tls = conf_json_get(t, "tls");
-    certs = conf_json_get(tls, "certificates");
-    json_array_foreach(certs, i, v) {
-        cl_inline_file(v, "certFile");
-        cl_inline_file(v, "keyFile");
-    }
-    json_object_foreach(conf_json_get(tls, "stores"), k, v) {
-        json_t *dc = conf_json_get(v, "defaultCertificate");
-        if (json_is_object(dc)) {
-            cl_inline_file(dc, "certFile");
-            cl_inline_file(dc, "keyFile");
-        }
-    }
-    opts = conf_json_get(tls, "options");
-    json_object_foreach(opts, k, v) {
-        json_t *cas = conf_json_get(conf_json_get(v, "clientAuth"), "caFiles"), *ca;
-        size_t j;
-        json_array_foreach(cas, j, ca) {
-            const char *s = json_string_value(ca);
-            char *text = s && strncmp(s, "-----BEGIN", 10) ? cl_read_file(s) : NULL;
-            if (text) json_array_set_new(cas, j, json_string(text));
-            free(text);
-        }
-    }
-    mws = conf_json_get(conf_json_get(t, "http"), "middlewares");
-    json_object_foreach(mws, k, v) {
-        json_t *ba = conf_json_get(v, "basicAuth"), *da = conf_json_get(v, "digestAuth");
-        if (json_is_object(ba)) cl_inline_users(ba);
-        if (json_is_object(da)) cl_inline_users(da);
-    }
+    if (t) dv_inline_files(t, cl_inline_report, (void *)provider);
     return t;
 }
 
@@ -970,7 +884,7 @@ void cl_provider_changed(const char *provider, const json_t *tree)
     if (cl.role != CL_CONTROLLER) return;
     if (!cl.local) cl.local = json_object();
     if (tree) {
-        json_t *p = cl_portable(tree);
+        json_t *p = cl_portable(provider, tree);
         if (p) json_object_set_new(cl.local, provider, p);
     } else {
         json_object_del(cl.local, provider);

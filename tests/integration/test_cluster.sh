@@ -46,6 +46,9 @@ dyn() {
     echo "  services:"
     printf '    s1:\n      loadBalancer:\n        servers:\n          - url: "http://127.0.0.1:%s"\n' "$W1"
     printf '    s2:\n      loadBalancer:\n        servers:\n          - url: "http://127.0.0.1:%s"\n' "$W2"
+    if [ -n "${DYN_TLS:-}" ]; then
+      printf 'tls:\n  certificates:\n    - certFile: "%s.pem"\n      keyFile: "%s.key"\n' "$DYN_TLS" "$DYN_TLS"
+    fi
   } >"$DYN.tmp" && mv "$DYN.tmp" "$DYN"
 }
 dyn a.test b.test
@@ -278,6 +281,19 @@ done
 has "p2 presents the certificate of rt/cl/certs/t.test" "$subj" "CN *= *t"
 is "https://t.test through p2 (verified by the test CA): 200" 200 "$(tls_ok p2)"
 is "... through p1: 200" 200 "$(tls_ok p1)"
+
+# a certificate named by path on the controllers reaches the proxies (its
+# contents are published, the proxies have no such file)
+pki_leaf "$T/pki" u "ca" "DNS:u.test"
+DYN_TLS=$T/pki/u dyn a.test b.test c.test d.test e.test f.test g.test
+for _ in $(seq 1 50); do
+  subj=$(echo | openssl s_client -connect "127.0.0.1:${PORT[p1]}" -servername u.test 2>/dev/null \
+    | openssl x509 -noout -subject 2>/dev/null)
+  case "$subj" in *"CN = u"*) break ;; esac; sleep 0.1
+done
+has "p1 presents the certificate the controllers' file names by path" "$subj" "CN *= *u$"
+has "rt/cl/config/file holds the certificate's PEM, not its path" "$(ek rt/cl/config/file)" \
+  '"certFile":"-----BEGIN CERTIFICATE-----'
 
 # clean stop of the leader: the lease is revoked, the other leads at once
 ldr=$(ek rt/cl/leader)
