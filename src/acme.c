@@ -53,6 +53,8 @@
 #define ACME_BACKOFF_MAX_S 3600          /* cap on the retry delay */
 #define ACME_ACCOUNT_KEY KT_RSA2048      /* new account keys (PKCS#1 in the
                                             storage, as Traefik reads it) */
+#define ACME_CHAL_WAIT_MS 30000          /* wait for a challenge hook that
+                                            answered "pending" */
 
 /** Key types (Traefik's keyType). */
 enum acme_kt { KT_EC256 = 0, KT_EC384, KT_RSA2048, KT_RSA4096, KT_RSA8192 };
@@ -617,7 +619,8 @@ enum acme_ostate {
     OS_FINALIZE,   /* POST finalize */
     OS_POLL_ORDER, /* polling the order */
     OS_CERT,       /* downloading the certificate */
-    OS_BACKOFF     /* failed; retried when the timer fires */
+    OS_BACKOFF,    /* failed; retried when the timer fires */
+    OS_CHAL_WAIT   /* the challenge hook is publishing (acme_challenge_ready) */
 };
 
 /** One wanted domain set and the order that gets its certificate. */
@@ -644,6 +647,8 @@ struct acme_order {
     char *chal_domain;         /* its identifier (tls-alpn-01 hook key) */
     int chal_set;              /* hook set: ACME_HTTP01 / ACME_TLSALPN01 / 0 */
     int polls;                 /* polls made in the current poll state */
+    int chal_answered;         /* the CA shows the challenge answered
+                                  already: poll instead of POST */
 };
 
 /** Session states. */
@@ -679,6 +684,10 @@ struct acme {
     size_t norders;            /* how many */
     struct event *renew_timer; /* periodic renewal check */
     struct event *start_ev;    /* delivers the stored certificates */
+    struct acme_storage ext;   /* external storage (ext.save set), or the
+                                  file (ext.save NULL) */
+    int active;                /* 1 = may order and renew (always with the
+                                  file; acme_set_active otherwise) */
 };
 
 static void acme_order_fail(struct acme_order *o, const char *fmt, ...) RELAIS_PRINTF(2, 3);
@@ -1006,11 +1015,17 @@ static void acme_session_ready(struct acme *a)
         if (o->state == OS_WAIT) acme_order_start(o);
 }
 
-/* Saves the storage section, logging a failure. */
+/* Saves the storage section (the file, or the external storage), logging
+ * a failure. */
 static void acme_save(struct acme *a)
 {
     char err[512];
 
+    if (a->ext.save) {
+        if (a->ext.save(a->ext.arg, &a->store) < 0)
+            log_error(a->who, "cannot save to the shared storage");
+        return;
+    }
     if (as_save(a->storage, a->resolver, &a->store, err, sizeof(err)) < 0)
         log_error(a->who, "cannot save the storage: %s", err);
 }
@@ -1407,6 +1422,8 @@ static void acme_challenge_done(void *owner, struct acme_xfer *x, int err, const
     acme_order_timer(o, acme_poll_delay(o));
 }
 
+static void acme_chal_go(struct acme_order *o);
+
 /* Picks the wanted challenge of a pending authorization, sets the hook
  * and answers it. */
 static void acme_challenge(struct acme_order *o, json_t *az)
@@ -1458,8 +1475,23 @@ static void acme_challenge(struct acme_order *o, json_t *az)
         return;
     }
     o->chal_set = o->how;
-    log_info(a->who, "answering %s for %s", want, dom);
-    if (cst && strcmp(cst, "pending") != 0) { /* already answered: just poll */
+    o->chal_answered = cst && strcmp(cst, "pending") != 0;
+    if (rc > 0) { /* the hook publishes it: acme_challenge_ready follows */
+        log_debug(a->who, "%s for %s: waiting until the answer is published", want, dom);
+        o->state = OS_CHAL_WAIT;
+        acme_order_timer(o, ACME_CHAL_WAIT_MS);
+        return;
+    }
+    acme_chal_go(o);
+}
+
+/* The challenge's answer is in place: tell the CA (or just poll when it
+ * shows the challenge answered already). */
+static void acme_chal_go(struct acme_order *o)
+{
+    log_info(o->a->who, "answering %s for %s",
+             o->chal_set == ACME_TLSALPN01 ? "tls-alpn-01" : "http-01", o->chal_domain);
+    if (o->chal_answered) { /* already answered: just poll */
         o->state = OS_POLL_AUTHZ;
         o->polls = 0;
         acme_order_timer(o, 500);
@@ -1467,6 +1499,21 @@ static void acme_challenge(struct acme_order *o, json_t *az)
     }
     o->state = OS_CHALLENGE;
     acme_xfer_start(&o->x, o->chal_url, 0, "{}", acme_challenge_done);
+}
+
+void acme_challenge_ready(struct acme *a, const char *key, int ok)
+{
+    if (!a || !key) return;
+    for (struct acme_order *o = a->orders; o; o = o->next) {
+        if (o->state != OS_CHAL_WAIT) continue;
+        if (o->chal_set == ACME_HTTP01 ? strcmp(o->chal_token, key) != 0
+                                       : strcasecmp(o->chal_domain, key) != 0)
+            continue;
+        event_del(o->timer);
+        if (ok) acme_chal_go(o);
+        else acme_order_fail(o, "cannot publish the challenge answer for %s", o->chal_domain);
+        return;
+    }
 }
 
 /* An authorization answered (first look or poll). */
@@ -1548,6 +1595,10 @@ static void acme_order_on_timer(evutil_socket_t fd, short what, void *arg)
         break;
     case OS_BACKOFF:
         acme_order_begin(o);
+        break;
+    case OS_CHAL_WAIT:
+        acme_order_fail(o, "the challenge answer for %s was not published within %d s",
+                        o->chal_domain, ACME_CHAL_WAIT_MS / 1000);
         break;
     default:
         break;
@@ -1704,13 +1755,11 @@ static struct acme_order *acme_order_find(struct acme *a, char *const *d, size_t
     return NULL;
 }
 
-/* Renewal check: restarts idle orders whose certificate is due. */
-static void acme_renew_check(evutil_socket_t fd, short what, void *arg)
+/* Restarts the idle orders whose certificate is missing or due (only
+ * while active). */
+static void acme_renew_pass(struct acme *a)
 {
-    struct acme *a = arg;
-
-    (void)fd;
-    (void)what;
+    if (!a->active) return;
     for (struct acme_order *o = a->orders; o; o = o->next) {
         struct as_cert *c;
         if (o->state != OS_IDLE) continue;
@@ -1720,6 +1769,14 @@ static void acme_renew_check(evutil_socket_t fd, short what, void *arg)
                  c ? "expires soon: renewing" : "is missing: ordering");
         acme_order_begin(o);
     }
+}
+
+/* Renewal check timer. */
+static void acme_renew_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    acme_renew_pass(arg);
 }
 
 /* Start-up: delivers the stored certificates. */
@@ -1771,6 +1828,10 @@ int acme_want(struct acme *a, const char *const *domains, size_t n, enum acme_ch
         if (o->state != OS_IDLE) return 1;
         c = as_cert_find(&a->store, o->domains[0], (const char *const *)o->domains + 1, o->n - 1);
         if (c && acme_cert_good(a, c)) return 0;
+        if (!a->active) {
+            log_debug(a->who, "certificate for %s: left to the node that orders", o->domains[0]);
+            return 1;
+        }
         acme_order_begin(o);
         return 1;
     }
@@ -1793,6 +1854,10 @@ int acme_want(struct acme *a, const char *const *domains, size_t n, enum acme_ch
         log_debug(a->who, "certificate for %s served from the storage", d[0]);
         return 0;
     }
+    if (!a->active) {
+        log_debug(a->who, "certificate for %s: left to the node that orders", d[0]);
+        return 1;
+    }
     acme_order_begin(o);
     return 1;
 fail:
@@ -1801,15 +1866,48 @@ fail:
     return -1;
 }
 
+/* The account key of acct when acct is usable with a's CA (its URL on the
+ * caServer's host, a key we can sign with): a new key, or NULL after
+ * logging why not (when quiet is 0). */
+static EVP_PKEY *acme_account_key(struct acme *a, const struct as_account *acct, int quiet)
+{
+    char h1[256], h2[256];
+    const unsigned char *p = acct->key_der;
+    EVP_PKEY *k;
+
+    acme_url_host(acct->uri, h1, sizeof(h1));
+    acme_url_host(a->ca_server, h2, sizeof(h2));
+    if (strcasecmp(h1, h2) != 0) {
+        if (!quiet)
+            log_info(a->who, "stored account belongs to %s, not %s: a new one is made", h1, h2);
+        return NULL;
+    }
+    k = acct->key_der ? d2i_AutoPrivateKey(NULL, &p, (long)acct->key_der_len) : NULL;
+    if (!k || !acme_alg(k, &(const EVP_MD *){NULL})) {
+        EVP_PKEY_free(k);
+        if (!quiet) log_warn(a->who, "stored account key unusable: a new account is made");
+        return NULL;
+    }
+    return k;
+}
+
 struct acme *acme_new(struct event_base *base, const struct acme_cfg *cfg,
                       const struct acme_hooks *hooks, char *err, size_t errlen)
+{
+    return acme_new_stored(base, cfg, hooks, NULL, err, errlen);
+}
+
+struct acme *acme_new_stored(struct event_base *base, const struct acme_cfg *cfg,
+                             const struct acme_hooks *hooks, const struct acme_storage *st,
+                             char *err, size_t errlen)
 {
     struct acme *a;
     size_t skipped = 0;
     struct timeval now = {0, 0}, iv;
+    int file = !st || !st->save;
 
     if (!base || !cfg || !cfg->resolver || !*cfg->resolver || !cfg->ca_server ||
-        !cfg->storage || !*cfg->storage) {
+        (file && (!cfg->storage || !*cfg->storage))) {
         snprintf(err, errlen, "acme: resolver, caServer and storage are required");
         return NULL;
     }
@@ -1820,6 +1918,8 @@ struct acme *acme_new(struct event_base *base, const struct acme_cfg *cfg,
     }
     a->base = base;
     if (hooks) a->hooks = *hooks;
+    if (!file) a->ext = *st;
+    a->active = file;
     snprintf(a->who, sizeof(a->who), "acme %s", cfg->resolver);
     a->kt = -1;
     if (!cfg->key_type || !*cfg->key_type) a->kt = KT_RSA4096;
@@ -1835,30 +1935,18 @@ struct acme *acme_new(struct event_base *base, const struct acme_cfg *cfg,
     a->email = cfg->email && *cfg->email ? strdup(cfg->email) : NULL;
     a->ca_file = cfg->ca_certificates && *cfg->ca_certificates ? strdup(cfg->ca_certificates) : NULL;
     a->insecure = cfg->ca_insecure;
-    a->storage = strdup(cfg->storage);
+    a->storage = file ? strdup(cfg->storage) : NULL;
     a->renew_before_s = cfg->renew_before_s > 0 ? cfg->renew_before_s : 30 * 86400;
     a->check_ms = cfg->check_interval_ms > 0 ? cfg->check_interval_ms : 86400000;
-    if (!a->resolver || !a->ca_server || !a->storage || (cfg->email && *cfg->email && !a->email) ||
+    if (!a->resolver || !a->ca_server || (file && !a->storage) ||
+        (cfg->email && *cfg->email && !a->email) ||
         (a->ca_file == NULL && cfg->ca_certificates && *cfg->ca_certificates)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (as_load(a->storage, a->resolver, &a->store, &skipped, err, errlen) < 0) goto fail;
+    if (file && as_load(a->storage, a->resolver, &a->store, &skipped, err, errlen) < 0) goto fail;
     if (skipped) log_warn(a->who, "%zu stored certificate(s) could not be read, ignored", skipped);
-    if (a->store.has_account) {
-        char h1[256], h2[256];
-        const unsigned char *p = a->store.acct.key_der;
-        acme_url_host(a->store.acct.uri, h1, sizeof(h1));
-        acme_url_host(a->ca_server, h2, sizeof(h2));
-        if (strcasecmp(h1, h2) != 0) {
-            log_info(a->who, "stored account belongs to %s, not %s: a new one is made", h1, h2);
-        } else if (!(a->akey = d2i_AutoPrivateKey(NULL, &p, (long)a->store.acct.key_der_len)) ||
-                   !acme_alg(a->akey, &(const EVP_MD *){NULL})) {
-            EVP_PKEY_free(a->akey);
-            a->akey = NULL;
-            log_warn(a->who, "stored account key unusable: a new account is made");
-        }
-    }
+    if (a->store.has_account) a->akey = acme_account_key(a, &a->store.acct, 0);
     if (acme_xfer_init(&a->sx, a, a) < 0 ||
         !(a->renew_timer = event_new(base, -1, EV_PERSIST, acme_renew_check, a)) ||
         !(a->start_ev = evtimer_new(base, acme_start_deliver, a))) {
@@ -1869,12 +1957,105 @@ struct acme *acme_new(struct event_base *base, const struct acme_cfg *cfg,
     iv.tv_usec = (suseconds_t)((a->check_ms % 1000) * 1000);
     event_add(a->renew_timer, &iv);
     event_add(a->start_ev, &now);
-    log_info(a->who, "resolver ready: CA %s, %zu stored certificate(s), account %s", a->ca_server,
-             a->store.ncerts, a->akey ? "stored" : "to be registered");
+    if (file)
+        log_info(a->who, "resolver ready: CA %s, %zu stored certificate(s), account %s",
+                 a->ca_server, a->store.ncerts, a->akey ? "stored" : "to be registered");
+    else
+        log_info(a->who, "resolver ready: CA %s, shared storage, ordering paused until "
+                 "enabled", a->ca_server);
     return a;
 fail:
     acme_free(a);
     return NULL;
+}
+
+void acme_set_active(struct acme *a, int on)
+{
+    if (!a || !!on == a->active) return;
+    a->active = !!on;
+    if (a->active) {
+        log_info(a->who, "ordering enabled: this node orders and renews");
+        acme_renew_pass(a);
+        return;
+    }
+    log_info(a->who, "ordering paused: another node orders and renews");
+    for (struct acme_order *o = a->orders; o; o = o->next) {
+        if (o->state == OS_IDLE) continue;
+        acme_order_reset(o); /* clears a challenge still set */
+        o->state = OS_IDLE;
+    }
+    acme_xfer_cancel(&a->sx);
+    acme_keygen_free(a->skg);
+    a->skg = NULL;
+    if (a->sstate != SS_READY) a->sstate = SS_IDLE;
+}
+
+/* Takes acct (from the shared storage) as the resolver's account when it
+ * is usable with our CA and differs from ours; whatever runs with the
+ * old account is restarted. */
+static void acme_account_merge(struct acme *a, const struct as_account *acct)
+{
+    const struct as_account *mine = &a->store.acct;
+    EVP_PKEY *k;
+    int was;
+
+    if (a->store.has_account && mine->uri && acct->uri && !strcmp(mine->uri, acct->uri) &&
+        mine->key_der_len == acct->key_der_len &&
+        (!acct->key_der_len || !memcmp(mine->key_der, acct->key_der, acct->key_der_len)))
+        return; /* the same */
+    if (!(k = acme_account_key(a, acct, 1))) return; /* not for our CA: ours stays */
+    if (as_account_copy(&a->store.acct, acct) < 0) {
+        EVP_PKEY_free(k);
+        return;
+    }
+    a->store.has_account = 1;
+    was = a->active;
+    if (was) acme_set_active(a, 0); /* nothing may sign with the old key */
+    EVP_PKEY_free(a->akey);
+    a->akey = k;
+    free(a->kid);
+    a->kid = NULL;
+    a->sstate = SS_IDLE; /* the next order looks the account up again */
+    log_info(a->who, "account from the shared storage: %s", acct->uri ? acct->uri : "?");
+    if (was) acme_set_active(a, 1);
+}
+
+size_t acme_store_merge(struct acme *a, const struct as_data *d)
+{
+    size_t n = 0;
+
+    if (!a || !d) return 0;
+    for (size_t i = 0; i < d->ncerts; i++) {
+        const struct as_cert *c = &d->certs[i];
+        struct as_cert *mine = as_cert_find(&a->store, c->main, (const char *const *)c->sans,
+                                            c->nsans);
+        int64_t theirs = acme_pem_not_after(c->cert_pem);
+        if (theirs < 0) continue;
+        if (mine && acme_pem_not_after(mine->cert_pem) >= theirs) continue;
+        if (as_cert_put(&a->store, c->main, (const char *const *)c->sans, c->nsans,
+                        c->cert_pem, c->key_pem) == 0)
+            n++;
+    }
+    if (n) { /* a failed order whose certificate came from elsewhere rests */
+        for (struct acme_order *o = a->orders; o; o = o->next) {
+            struct as_cert *c;
+            if (o->state != OS_BACKOFF) continue;
+            c = as_cert_find(&a->store, o->domains[0], (const char *const *)o->domains + 1,
+                             o->n - 1);
+            if (c && acme_cert_good(a, c)) {
+                acme_order_reset(o);
+                o->failures = 0;
+                o->state = OS_IDLE;
+            }
+        }
+    }
+    if (d->has_account) acme_account_merge(a, &d->acct);
+    return n;
+}
+
+const struct as_data *acme_store_data(const struct acme *a)
+{
+    return a ? &a->store : NULL;
 }
 
 void acme_free(struct acme *a)

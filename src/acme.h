@@ -19,13 +19,24 @@
  * stored as PKCS#1 DER, which Traefik reads back.  Stored EC (SEC1) or
  * PKCS#8 keys are accepted too.
  *
+ * Storage: the acme.json file (acme_new), or an external storage given by
+ * the caller (acme_new_stored: cluster mode keeps the same section in
+ * etcd).  With an external storage the resolver starts empty and
+ * paused: the caller feeds it the stored section (acme_store_merge),
+ * enables ordering while this node may order (acme_set_active) and is
+ * told of every change to save.  A paused resolver records the domain
+ * sets wanted and orders nothing; enabling it orders those whose
+ * certificate is missing or due, with the account found in the storage
+ * (or a new one, saved).
+ *
  * Hooks must not call acme_free.
  *
  * Everything runs on the event loop given to acme_new (the control
  * thread): HTTP through the host's asynchronous client (httpc.h), hooks
  * called on that loop.  Key generation runs in a short-lived helper thread
  * (RSA 4096 takes seconds) and reports back through a pipe; the storage
- * file is read and written with blocking calls.
+ * file is read and written with blocking calls (an external storage saves
+ * as it likes).
  */
 #ifndef RELAIS_ACME_H
 #define RELAIS_ACME_H
@@ -34,6 +45,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct as_data;
 
 /** How a domain's control is proved. */
 enum acme_challenge { ACME_HTTP01 = 1, ACME_TLSALPN01 = 2 };
@@ -59,12 +71,15 @@ struct acme_cfg {
 struct acme_hooks {
     void *arg; /* passed to every hook */
     /** http-01: serve key_auth at /.well-known/acme-challenge/TOKEN until
-     *  cleared.  0, or -1 (the order fails). */
+     *  cleared.  0 (served now), 1 (being published: the CA is told once
+     *  acme_challenge_ready(TOKEN) is called, later, from the loop), or -1
+     *  (the order fails). */
     int (*http01_set)(void *arg, const char *token, const char *key_auth);
     /** http-01: stop serving TOKEN. */
     void (*http01_clear)(void *arg, const char *token);
     /** tls-alpn-01: serve this certificate for SNI domain with ALPN
-     *  acme-tls/1 until cleared.  0, or -1. */
+     *  acme-tls/1 until cleared.  0, 1 (acme_challenge_ready(domain)
+     *  follows, as for http01_set) or -1. */
     int (*alpn01_set)(void *arg, const char *domain, const char *cert_pem,
                       const char *key_pem);
     /** tls-alpn-01: stop serving domain's challenge certificate. */
@@ -91,12 +106,61 @@ struct acme_hooks {
 struct acme *acme_new(struct event_base *base, const struct acme_cfg *cfg,
                       const struct acme_hooks *hooks, char *err, size_t errlen);
 
+/** An external storage (cluster mode). */
+struct acme_storage {
+    void *arg; /* passed to save */
+    /** The resolver's section changed (new account, new certificate): d is
+     *  all of it, valid during the call (acme_store_data gives it again
+     *  later).  Saving is the callee's business (asynchronous, retried);
+     *  0, or -1 when it cannot even start (logged as an error). */
+    int (*save)(void *arg, const struct as_data *d);
+};
+
+/**
+ * As acme_new, with the storage st instead of cfg->storage (NULL or a
+ * NULL st->save: the file, exactly acme_new).  The resolver starts with
+ * an empty section and paused (see the top).  Control thread.
+ */
+struct acme *acme_new_stored(struct event_base *base, const struct acme_cfg *cfg,
+                             const struct acme_hooks *hooks, const struct acme_storage *st,
+                             char *err, size_t errlen);
+
+/**
+ * Enables (on = 1) or pauses (0) ordering and renewing.  Pausing cancels
+ * every order in flight (challenges cleared, retries dropped); enabling
+ * orders at once the wanted sets whose certificate is missing or due.
+ * No-op when unchanged.  Control thread.
+ */
+void acme_set_active(struct acme *a, int on);
+
+/**
+ * Merges a section read from the external storage into the resolver's:
+ * each certificate is taken when the resolver has none for its domain set
+ * or an older one (earlier notAfter); the account is taken when it is
+ * usable with our caServer and differs from ours (work in flight with the
+ * old one restarts).  Nothing is delivered through on_cert and nothing is
+ * saved.  Returns the number of certificates taken.  Control thread.
+ */
+size_t acme_store_merge(struct acme *a, const struct as_data *d);
+
+/** The resolver's section as it is now (what a save would write). */
+const struct as_data *acme_store_data(const struct acme *a);
+
+/**
+ * A challenge hook that answered 1 reports: key is the token (http-01) or
+ * the domain (tls-alpn-01); ok 1 = published (the CA is told now), 0 =
+ * failed (the order fails and is retried with backoff).  Unknown keys are
+ * ignored; without a report within 30 s the order fails.  Control thread.
+ */
+void acme_challenge_ready(struct acme *a, const char *key, int ok);
+
 /**
  * Wants a certificate for domains[0] (main) + domains[1..n) (SANs;
  * duplicates ignored).  Returns 0 when a stored certificate covers exactly
  * that set and is not due for renewal (it was or will be delivered by the
  * start-up on_cert), 1 when an order was started or one for the same set
- * is already in flight (asking twice is one order), -1 on bad arguments
+ * is already in flight (asking twice is one order) or, paused, when the
+ * set is recorded for later, -1 on bad arguments
  * (n == 0, empty name, unknown how) or out of memory.  Control thread.
  */
 int acme_want(struct acme *a, const char *const *domains, size_t n,

@@ -98,17 +98,23 @@ static void as_cert_clear(struct as_cert *c)
     memset(c, 0, sizeof(*c));
 }
 
+void as_account_clear(struct as_account *a)
+{
+    free(a->email);
+    free(a->uri);
+    free(a->body_json);
+    if (a->key_der) {
+        memset(a->key_der, 0, a->key_der_len);
+        free(a->key_der);
+    }
+    free(a->key_type);
+    memset(a, 0, sizeof(*a));
+}
+
 void as_data_clear(struct as_data *d)
 {
     if (!d) return;
-    free(d->acct.email);
-    free(d->acct.uri);
-    free(d->acct.body_json);
-    if (d->acct.key_der) {
-        memset(d->acct.key_der, 0, d->acct.key_der_len);
-        free(d->acct.key_der);
-    }
-    free(d->acct.key_type);
+    as_account_clear(&d->acct);
     for (size_t i = 0; i < d->ncerts; i++) as_cert_clear(&d->certs[i]);
     free(d->certs);
     memset(d, 0, sizeof(*d));
@@ -256,28 +262,24 @@ static int as_read_root(const char *path, json_t **root, char *err, size_t errle
     return 0;
 }
 
-int as_load(const char *path, const char *resolver, struct as_data *out,
-            size_t *skipped, char *err, size_t errlen)
+/* Fills out (empty) from one resolver's section sec (NULL or JSON null:
+ * empty).  where names the source in messages ("FILE: \"le\"").  0, or
+ * -1 with err set (out cleared). */
+static int as_parse_section(json_t *sec, const char *where, struct as_data *out,
+                            size_t *skipped, char *err, size_t errlen)
 {
-    json_t *root = NULL, *sec, *acc, *certs;
-    int rc = -1;
+    json_t *acc, *certs;
 
-    as_data_clear(out);
-    if (skipped) *skipped = 0;
-    if (as_read_root(path, &root, err, errlen) < 0) return -1;
-    sec = root ? json_object_get(root, resolver) : NULL;
-    if (!sec || json_is_null(sec)) {
-        rc = 0;
-        goto done;
-    }
+    if (!sec || json_is_null(sec)) return 0;
     if (!json_is_object(sec)) {
-        snprintf(err, errlen, "%s: \"%s\" is not an object", path, resolver);
-        goto done;
+        snprintf(err, errlen, "%s is not an object", where);
+        return -1;
     }
     acc = json_object_get(sec, "Account");
     if (acc && !json_is_null(acc) && as_load_account(acc, out) < 0) {
-        snprintf(err, errlen, "%s: \"%s\".Account: bad layout or PrivateKey", path, resolver);
-        goto done;
+        snprintf(err, errlen, "%s.Account: bad layout or PrivateKey", where);
+        as_data_clear(out);
+        return -1;
     }
     certs = json_object_get(sec, "Certificates");
     if (json_is_array(certs)) {
@@ -286,16 +288,54 @@ int as_load(const char *path, const char *resolver, struct as_data *out,
         json_array_foreach(certs, i, e) {
             int r = as_load_cert(e, out);
             if (r < 0) {
-                snprintf(err, errlen, "%s: too many certificates or out of memory", path);
-                goto done;
+                snprintf(err, errlen, "%s: too many certificates or out of memory", where);
+                as_data_clear(out);
+                return -1;
             }
             if (r > 0 && skipped) (*skipped)++;
         }
     }
-    rc = 0;
-done:
-    if (rc < 0) as_data_clear(out);
+    return 0;
+}
+
+int as_load(const char *path, const char *resolver, struct as_data *out,
+            size_t *skipped, char *err, size_t errlen)
+{
+    json_t *root = NULL;
+    char where[512];
+    int rc;
+
+    as_data_clear(out);
+    if (skipped) *skipped = 0;
+    if (as_read_root(path, &root, err, errlen) < 0) return -1;
+    snprintf(where, sizeof(where), "%s: \"%s\"", path, resolver);
+    rc = as_parse_section(root ? json_object_get(root, resolver) : NULL, where, out, skipped,
+                          err, errlen);
     json_decref(root);
+    return rc;
+}
+
+int as_section_parse(const char *text, size_t len, struct as_data *out, size_t *skipped,
+                     char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *sec;
+    int rc;
+
+    as_data_clear(out);
+    if (skipped) *skipped = 0;
+    if (len > AS_MAX_FILE) {
+        snprintf(err, errlen, "section larger than %u bytes", AS_MAX_FILE);
+        return -1;
+    }
+    if (len == 0) return 0;
+    sec = json_loadb(text, len, 0, &je);
+    if (!sec) {
+        snprintf(err, errlen, "line %d: %s", je.line, je.text);
+        return -1;
+    }
+    rc = as_parse_section(sec, "section", out, skipped, err, errlen);
+    json_decref(sec);
     return rc;
 }
 
@@ -354,6 +394,38 @@ fail:
     json_decref(sec);
     json_decref(certs);
     return NULL;
+}
+
+char *as_section_dump(const struct as_data *d)
+{
+    json_t *sec = as_section(d);
+    char *text = sec ? json_dumps(sec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    json_decref(sec);
+    return text;
+}
+
+int as_account_copy(struct as_account *dst, const struct as_account *src)
+{
+    struct as_account n;
+
+    memset(&n, 0, sizeof(n));
+    if ((src->email && !(n.email = strdup(src->email))) ||
+        (src->uri && !(n.uri = strdup(src->uri))) ||
+        (src->body_json && !(n.body_json = strdup(src->body_json))) ||
+        (src->key_type && !(n.key_type = strdup(src->key_type))))
+        goto fail;
+    if (src->key_der_len) {
+        if (!(n.key_der = malloc(src->key_der_len))) goto fail;
+        memcpy(n.key_der, src->key_der, src->key_der_len);
+        n.key_der_len = src->key_der_len;
+    }
+    as_account_clear(dst);
+    *dst = n;
+    return 0;
+fail:
+    as_account_clear(&n);
+    return -1;
 }
 
 int as_write_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen)

@@ -20,6 +20,9 @@
  * mode 0600; a file readable or writable by group or others is refused,
  * as Traefik refuses it.
  *
+ * The same section, as JSON text, is what cluster mode keeps under
+ * P/acme/<resolver> in etcd (as_section_parse, as_section_dump).
+ *
  * Thread-safety: none needed (the control thread); the file is read and
  * written with blocking calls.
  */
@@ -90,6 +93,26 @@ int as_save(const char *path, const char *resolver, const struct as_data *d,
  */
 int as_write_atomic(const char *path, const char *data, size_t len, char *err,
                     size_t errlen);
+
+/**
+ * Parses one resolver's section given as JSON text (the value of
+ * P/acme/<resolver> in cluster mode: {"Account": ..., "Certificates":
+ * [...]}) into out (cleared first).  Empty text gives an empty out.
+ * Skipped entries as in as_load.  0, or -1 with err set.
+ */
+int as_section_parse(const char *text, size_t len, struct as_data *out, size_t *skipped,
+                     char *err, size_t errlen);
+
+/** d as one section's compact JSON text (the layout as_save writes under
+ *  the resolver's key), a new string, or NULL when out of memory. */
+char *as_section_dump(const struct as_data *d);
+
+/** Replaces *dst with a deep copy of *src.  0, or -1 (out of memory;
+ *  dst untouched). */
+int as_account_copy(struct as_account *dst, const struct as_account *src);
+
+/** Frees what an account holds (key bytes wiped) and empties it. */
+void as_account_clear(struct as_account *a);
 
 /** Frees everything d holds and empties it (d itself is not freed). */
 void as_data_clear(struct as_data *d);
