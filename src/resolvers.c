@@ -13,6 +13,8 @@
 #include <jansson.h>
 
 #include "acme.h"
+#include "acme_etcd.h"
+#include "cluster.h"
 #include "conf.h"
 #include "log.h"
 #include "resolvers.h"
@@ -26,6 +28,7 @@
 #define RS_MAX_CERTS 100000     /* certificates held */
 #define RS_MAX_NAMES 100        /* names in one certificate (Let's Encrypt's cap) */
 #define RS_DEFAULT_CA "https://acme-v02.api.letsencrypt.org/directory"
+#define RS_MAX_HTTP_EPS 16      /* httpChallenge entry points remembered */
 
 /** One resolver. */
 struct rs_resolver {
@@ -33,6 +36,7 @@ struct rs_resolver {
     struct acme *acme;   /* its client */
     int how;             /* ACME_HTTP01 or ACME_TLSALPN01 */
     int http_ep;         /* httpChallenge entry point index, or -1 */
+    struct ae_res *ae;   /* its etcd storage (cluster mode), or NULL */
 };
 
 /** One certificate obtained by a resolver. */
@@ -41,11 +45,15 @@ struct rs_cert {
     char *names;         /* "main,san1,san2" (identity of the set) */
     char *chain;         /* PEM, leaf first */
     char *key;           /* PEM private key */
+    int64_t not_after;   /* expiry of the leaf, seconds since the epoch */
 };
 
 /** One pending http-01 challenge. */
 struct rs_token {
-    int ep;              /* entry point that answers it */
+    int ep;              /* entry point that answers it; -1: a challenge
+                            read from etcd (cluster mode), answered on
+                            every httpChallenge entry point of this node
+                            (on every entry point when it has none) */
     char *token;         /* the token (URL path element) */
     char *key_auth;      /* the answer */
 };
@@ -59,9 +67,14 @@ static struct ts_extra_cert *rs_extra; /* the same, as snap_build wants them */
 static json_t *rs_wanted;              /* "resolver|names" -> true: asked already */
 
 static void rs_hooks_fill(struct acme_hooks *h, size_t idx);
+static int rs_token_add(int ep, const char *token, const char *key_auth);
+static void rs_token_del(int etcd, const char *token);
 
-static pthread_mutex_t rs_tok_lock = PTHREAD_MUTEX_INITIALIZER; /* guards rs_tok */
+static pthread_mutex_t rs_tok_lock = PTHREAD_MUTEX_INITIALIZER; /* guards rs_tok, rs_hep */
 static struct rs_token rs_tok[RS_MAX_TOKENS];                   /* token NULL = free */
+static int rs_hep[RS_MAX_HTTP_EPS]; /* httpChallenge entry points of the resolvers */
+static size_t rs_nhep;              /* how many (0: etcd's tokens are answered
+                                       on every entry point) */
 
 /* ---------------------------------------------------------------- options */
 
@@ -100,7 +113,13 @@ static void rs_read(const struct sc_config *sc, const relais_cfg *node, const ch
     }
     if (conf_cfg_string(acme, "email", &s) == RELAIS_CFG_OK) cfg->email = s;
     if (conf_cfg_string(acme, "caServer", &s) == RELAIS_CFG_OK) cfg->ca_server = s;
-    if (conf_cfg_string(acme, "storage", &s) == RELAIS_CFG_OK) cfg->storage = s;
+    if (conf_cfg_string(acme, "storage", &s) == RELAIS_CFG_OK) {
+        cfg->storage = s;
+        if (cl_role() != CL_NONE)
+            log_info("acme", "certificatesResolvers.%s.acme.storage is ignored in cluster mode: "
+                     "the account and certificates are in etcd under %s/acme/%s", name,
+                     cl_prefix(), name);
+    }
     if (conf_cfg_string(acme, "keyType", &s) == RELAIS_CFG_OK) {
         static const char *const types[] = {"EC256", "EC384", "RSA2048", "RSA4096", "RSA8192",
                                             NULL};
@@ -183,15 +202,30 @@ static int rs_load(struct event_base *base, const struct sc_config *sc)
         if (conf_session_nerrors(cs) > before || !base) continue;
         {
             struct acme_hooks h = proto;
+            struct acme_storage st = {0};
             rs_hooks_fill(&h, rs_n);
             r.name = strdup(name);
-            r.acme = r.name ? acme_new(base, &cfg, &h, err, sizeof(err)) : NULL;
+            snprintf(err, sizeof(err), "out of memory");
+            if (r.name && cl_role() != CL_NONE) {
+                r.ae = ae_resolver(name, &st);
+                if (!r.ae) snprintf(err, sizeof(err), "cannot be stored in etcd");
+            }
+            if (r.name && (cl_role() == CL_NONE || r.ae))
+                r.acme = acme_new_stored(base, &cfg, &h, r.ae ? &st : NULL, err, sizeof(err));
         }
         if (!r.acme) {
-            log_error("config", "certificatesResolvers.%s: %s", name, r.name ? err : "out of memory");
+            log_error("config", "certificatesResolvers.%s: %s", name, err);
             free(r.name);
             rc = -1;
             continue;
+        }
+        ae_attach(r.ae, r.acme);
+        if (r.http_ep >= 0) {
+            size_t j;
+            pthread_mutex_lock(&rs_tok_lock);
+            for (j = 0; j < rs_nhep && rs_hep[j] != r.http_ep; j++) {}
+            if (j == rs_nhep && rs_nhep < RS_MAX_HTTP_EPS) rs_hep[rs_nhep++] = r.http_ep;
+            pthread_mutex_unlock(&rs_tok_lock);
         }
         rs_v[rs_n++] = r;
         log_info("acme", "resolver %s: %s challenge, CA %s", name,
@@ -220,15 +254,24 @@ static struct rs_resolver *rs_of(void *arg)
 static int rs_http01_set(void *arg, const char *token, const char *key_auth)
 {
     struct rs_resolver *r = rs_of(arg);
-    int rc = -1;
 
     if (!r) return -1;
+    if (r->ae) return ae_http01_set(r->ae, token, key_auth); /* every node, via etcd */
+    return rs_token_add(r->http_ep, token, key_auth);
+}
+
+/* Adds token -> key_auth answered on entry point ep (-1: see struct
+ * rs_token).  0, or -1 (table full, out of memory). */
+static int rs_token_add(int ep, const char *token, const char *key_auth)
+{
+    int rc = -1;
+
     pthread_mutex_lock(&rs_tok_lock);
     for (size_t i = 0; i < RS_MAX_TOKENS; i++) {
         if (rs_tok[i].token) continue;
         rs_tok[i].token = strdup(token);
         rs_tok[i].key_auth = strdup(key_auth);
-        rs_tok[i].ep = r->http_ep;
+        rs_tok[i].ep = ep;
         if (rs_tok[i].token && rs_tok[i].key_auth) {
             rc = 0;
         } else {
@@ -245,10 +288,20 @@ static int rs_http01_set(void *arg, const char *token, const char *key_auth)
 /* http-01: forget token. */
 static void rs_http01_clear(void *arg, const char *token)
 {
-    (void)arg;
+    struct rs_resolver *r = rs_of(arg);
+
+    if (r && r->ae) ae_http01_clear(r->ae, token);
+    else rs_token_del(0, token);
+}
+
+/* Removes token: the entries of the resolvers (etcd 0), or those read
+ * from etcd (etcd 1). */
+static void rs_token_del(int etcd, const char *token)
+{
     pthread_mutex_lock(&rs_tok_lock);
     for (size_t i = 0; i < RS_MAX_TOKENS; i++) {
         if (!rs_tok[i].token || strcmp(rs_tok[i].token, token)) continue;
+        if ((rs_tok[i].ep == -1) != etcd) continue;
         free(rs_tok[i].token);
         free(rs_tok[i].key_auth);
         rs_tok[i].token = rs_tok[i].key_auth = NULL;
@@ -264,8 +317,14 @@ int rs_http01_answer(int ep, const char *token, size_t len, char *out, size_t ca
     for (size_t i = 0; i < RS_MAX_TOKENS && n < 0; i++) {
         const struct rs_token *t = &rs_tok[i];
         size_t kl;
-        if (!t->token || t->ep != ep || strlen(t->token) != len || memcmp(t->token, token, len))
+        if (!t->token || strlen(t->token) != len || memcmp(t->token, token, len)) continue;
+        if (t->ep == -1) { /* from etcd: on our httpChallenge entry points */
+            size_t j;
+            for (j = 0; j < rs_nhep && rs_hep[j] != ep; j++) {}
+            if (rs_nhep && j == rs_nhep) continue;
+        } else if (t->ep != ep) {
             continue;
+        }
         kl = strlen(t->key_auth);
         if (kl < cap) {
             memcpy(out, t->key_auth, kl);
@@ -276,18 +335,38 @@ int rs_http01_answer(int ep, const char *token, size_t len, char *out, size_t ca
     return n;
 }
 
-/* tls-alpn-01: the challenge certificate goes to the handshake code. */
+/* tls-alpn-01: the challenge certificate goes to the handshake code (of
+ * every node, through etcd, in cluster mode). */
 static int rs_alpn01_set(void *arg, const char *domain, const char *cert_pem, const char *key_pem)
 {
-    (void)arg;
+    struct rs_resolver *r = rs_of(arg);
+
+    if (r && r->ae) return ae_alpn01_set(r->ae, domain, cert_pem, key_pem);
     return ts_alpn01_set(domain, cert_pem, key_pem);
 }
 
 /* tls-alpn-01: withdraw it. */
 static void rs_alpn01_clear(void *arg, const char *domain)
 {
-    (void)arg;
-    ts_alpn01_set(domain, NULL, NULL);
+    struct rs_resolver *r = rs_of(arg);
+
+    if (r && r->ae) ae_alpn01_clear(r->ae, domain);
+    else ts_alpn01_set(domain, NULL, NULL);
+}
+
+/* etcd: an http-01 challenge of the ordering node appeared or is gone. */
+static void rs_ae_http01(const char *token, const char *key_auth)
+{
+    rs_token_del(1, token);
+    if (key_auth && rs_token_add(-1, token, key_auth) < 0)
+        log_error("acme", "http-01 token from etcd not kept (%d pending at most)", RS_MAX_TOKENS);
+}
+
+/* etcd: a tls-alpn-01 challenge certificate appeared or is gone. */
+static void rs_ae_alpn01(const char *domain, const char *cert_pem, const char *key_pem)
+{
+    if (ts_alpn01_set(domain, cert_pem, key_pem) < 0 && cert_pem)
+        log_error("acme", "tls-alpn-01 certificate for %s from etcd not usable", domain);
 }
 
 /* Rebuilds the array snap_build reads. */
@@ -305,24 +384,31 @@ static void rs_rebuild_extra(void)
     rs_extra = x;
 }
 
-/* A certificate arrived (storage, issue or renewal): keep it (replacing
- * the one for the same names) and ask for a new snapshot. */
-static void rs_on_cert(void *arg, const char *main_domain, const char *const *sans, size_t nsans,
-                       const char *chain_pem, const char *key_pem, int64_t not_after)
+/* Keeps a certificate of resolver (replacing the one for the same names)
+ * and asks for a new snapshot.  With only_newer (cluster mode: etcd's
+ * copies and the ordering node's own), an identical one or one expiring
+ * sooner than the one held changes nothing.  from_etcd: for the log. */
+static void rs_cert_set(const char *resolver, const char *main_domain, const char *const *sans,
+                        size_t nsans, const char *chain_pem, const char *key_pem,
+                        int64_t not_after, int only_newer, int from_etcd)
 {
-    struct rs_resolver *r = rs_of(arg);
     char names[8192];
     size_t used, i;
     struct rs_cert c;
 
-    if (!r) return;
     used = (size_t)snprintf(names, sizeof(names), "%s", main_domain);
     for (i = 0; i < nsans && used < sizeof(names); i++)
         used += (size_t)snprintf(names + used, sizeof(names) - used, ",%s", sans[i]);
-    c.resolver = strdup(r->name);
+    for (i = 0; only_newer && i < rs_ncerts; i++) {
+        const struct rs_cert *o = &rs_certs_v[i];
+        if (strcmp(o->resolver, resolver) || strcmp(o->names, names)) continue;
+        if (!strcmp(o->chain, chain_pem) || o->not_after > not_after) return;
+    }
+    c.resolver = strdup(resolver);
     c.names = strdup(names);
     c.chain = strdup(chain_pem);
     c.key = strdup(key_pem);
+    c.not_after = not_after;
     if (!c.resolver || !c.names || !c.chain || !c.key) goto fail;
     for (i = 0; i < rs_ncerts; i++) {
         if (strcmp(rs_certs_v[i].resolver, c.resolver) || strcmp(rs_certs_v[i].names, c.names))
@@ -342,8 +428,8 @@ static void rs_on_cert(void *arg, const char *main_domain, const char *const *sa
         rs_certs_v = n;
         rs_certs_v[rs_ncerts++] = c;
     }
-    log_info("acme", "resolver %s: certificate for %s in use (valid until %lld)", r->name, names,
-             (long long)not_after);
+    log_info("acme", "resolver %s: certificate for %s in use (valid until %lld)%s", resolver,
+             names, (long long)not_after, from_etcd ? " (from etcd)" : "");
     rs_rebuild_extra();
     if (rs_changed) rs_changed();
     return;
@@ -352,6 +438,25 @@ fail:
     free(c.names);
     free(c.chain);
     free(c.key);
+}
+
+/* A certificate arrived from a resolver's client (storage, issue or
+ * renewal). */
+static void rs_on_cert(void *arg, const char *main_domain, const char *const *sans, size_t nsans,
+                       const char *chain_pem, const char *key_pem, int64_t not_after)
+{
+    struct rs_resolver *r = rs_of(arg);
+
+    if (r)
+        rs_cert_set(r->name, main_domain, sans, nsans, chain_pem, key_pem, not_after,
+                    r->ae != NULL, 0);
+}
+
+/* etcd: a certificate of a resolver (of this node's or not). */
+static void rs_ae_cert(const char *resolver, const char *main_domain, const char *const *sans,
+                       size_t nsans, const char *chain_pem, const char *key_pem, int64_t not_after)
+{
+    rs_cert_set(resolver, main_domain, sans, nsans, chain_pem, key_pem, not_after, 1, 1);
 }
 
 /* An order failed this round (acme.c retries with backoff). */
@@ -387,6 +492,13 @@ int rs_start(struct event_base *base, const struct sc_config *sc, void (*changed
     rs_changed = changed;
     rs_wanted = json_object();
     snap_set_extra_certs(rs_certs);
+    if (cl_role() != CL_NONE) {
+        static const struct ae_hooks h = {rs_ae_cert, rs_ae_http01, rs_ae_alpn01};
+        if (ae_start(base, &h) < 0) {
+            log_error("acme", "cannot start the etcd storage of the certificates");
+            return -1;
+        }
+    }
     return rs_load(base, sc);
 }
 
@@ -515,6 +627,7 @@ void rs_stop(void)
         acme_free(rs_v[i].acme);
         free(rs_v[i].name);
     }
+    if (cl_role() != CL_NONE) ae_stop(); /* after the clients: their last clears */
     free(rs_v);
     rs_v = NULL;
     rs_n = 0;
@@ -538,5 +651,6 @@ void rs_stop(void)
         free(rs_tok[i].key_auth);
         rs_tok[i].token = rs_tok[i].key_auth = NULL;
     }
+    rs_nhep = 0;
     pthread_mutex_unlock(&rs_tok_lock);
 }

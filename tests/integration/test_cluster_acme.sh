@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# ACME in cluster mode (issue 10): a real etcd, a real Pebble, two
+# controllers (file provider on one dynamic file with TLS routers) and two
+# proxies, all declaring the same certificatesResolvers.  Pebble validates
+# http-01 on proxy p1's "web" entry point and tls-alpn-01 on proxy p2's
+# "websecure" one, so each challenge is answered by a node that did not
+# order (the challenges travel through P/acme/challenges/).  Checks: the
+# leader takes P/acme/lock, exactly one order per domain set reaches
+# Pebble, both proxies serve the same certificate (verified against
+# Pebble's root), P/acme/<resolver> holds it in acme.json's layout, the
+# challenge keys are gone afterwards, the controller that does not lead
+# orders nothing; kill -9 of the leader → the other controller takes the
+# lock, re-orders nothing, and orders a new router's certificate with the
+# same account; a restarted proxy serves from etcd at once; clean stops.
+. "$(dirname "$0")/lib.sh"
+. "$RELAIS_SRCDIR/tests/servers/etcd.sh"
+
+for t in etcd etcdctl pebble curl python3 openssl; do
+  command -v $t >/dev/null || { echo "Bail out! $t not installed (CI installs it: see tests/run.sh)"; exit 1; }
+done
+[ -f "$RELAIS_PLUGIN_DIR/file.so" ] || { echo "Bail out! file.so not built"; exit 1; }
+
+declare -A PORT WS PID
+for n in c1 c2 p1 p2; do PORT[$n]=$(free_port); WS[$n]=$(free_port); done
+# Pebble's validation reaches proxies only
+export PEBBLE_HTTP01_PORT=${PORT[p1]} PEBBLE_TLSALPN01_PORT=${WS[p2]}
+. "$RELAIS_SRCDIR/tests/servers/pebble.sh"
+trap 'pebble_stop; etcd_stop >/dev/null 2>&1; t_cleanup' EXIT
+pebble_start "$T/pebble" >"$T/pebble-start.log" 2>&1 \
+  || { echo "Bail out! pebble does not start"; cat "$T/pebble-start.log"; exit 1; }
+etcd_start "$T/etcd" >"$T/etcd-start.log" 2>&1 \
+  || { echo "Bail out! etcd does not start"; cat "$T/etcd-start.log"; exit 1; }
+export ETCDCTL_ENDPOINTS=$ETCD_ENDPOINTS
+curl -sf --max-time 10 --cacert "$PEBBLE_CA_CERT" "$PEBBLE_MGMT_URL/roots/0" >"$T/root.pem"
+ok "Pebble's issuing root fetched" grep -q "BEGIN CERTIFICATE" "$T/root.pem"
+
+plugin_dir_own
+start_whoami w1; W1=$WHOAMI_PORT
+ek() { etcdctl get --print-value-only "$1" 2>/dev/null; }
+
+DYN=$T/dyn.yaml
+# dyn [EXTRA-ROUTER-YAML]: the controllers' dynamic file
+dyn() {
+  cat >"$DYN.tmp" <<EOF
+http:
+  routers:
+    ab:
+      rule: Host(\`a.relais.test\`) || Host(\`b.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    c:
+      rule: Host(\`c.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: alpn}
+${1:-}
+  services:
+    s:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:$W1"}]
+EOF
+  mv "$DYN.tmp" "$DYN"
+}
+dyn
+
+# node_cfg NAME ROLE: writes $T/NAME.yaml
+node_cfg() {
+  local prov=""
+  [ "$2" = controller ] && prov="  file:
+    filename: \"$DYN\"
+    watch: true"
+  cat >"$T/$1.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:${PORT[$1]}"
+  websecure:
+    address: "127.0.0.1:${WS[$1]}"
+providers:
+  providersThrottleDuration: 0s
+$prov
+certificatesResolvers:
+  le:
+    acme:
+      email: ops@relais.test
+      caServer: "$PEBBLE_DIRECTORY_URL"
+      caCertificates: ["$PEBBLE_CA_CERT"]
+      storage: "$T/$1-acme.json"
+      keyType: EC256
+      httpChallenge: {entryPoint: web}
+  alpn:
+    acme:
+      email: ops@relais.test
+      caServer: "$PEBBLE_DIRECTORY_URL"
+      caCertificates: ["$PEBBLE_CA_CERT"]
+      keyType: EC256
+      tlsChallenge: {}
+log:
+  level: DEBUG
+workers: 2
+cluster:
+  role: $2
+  nodeName: $1
+  prefix: ra
+  leaseTTL: 2s
+  etcd:
+    timeout: 1s
+    endpoints: ["$ETCD_ENDPOINT"]
+EOF
+}
+start_node() {
+  "$RELAIS" --config "$T/$1.yaml" --plugin-dir "$PLUGIN_DIR" >>"$T/$1.log" 2>&1 &
+  PID[$1]=$!
+  PIDS+=($!)
+  wait_port "${WS[$1]}"
+}
+for n in c1 c2; do node_cfg $n controller; done
+for n in p1 p2; do node_cfg $n proxy; done
+
+# served NODE NAME: serial of the certificate NODE serves for NAME when it
+# verifies against Pebble's root (empty otherwise)
+served() {
+  local out
+  out=$(echo | openssl s_client -connect "127.0.0.1:${WS[$1]}" -servername "$2" \
+    -CAfile "$T/root.pem" -verify_return_error -verify_hostname "$2" 2>/dev/null) || return 0
+  printf '%s' "$out" | openssl x509 -noout -serial 2>/dev/null | sed 's/serial=//'
+}
+# until_nonempty SECONDS CMD...: waits until CMD prints something
+until_nonempty() {
+  local n=$(( $1 * 10 )) i; shift
+  for ((i = 0; i < n; i++)); do [ -n "$("$@")" ] && return 0; sleep 0.1; done
+  return 1
+}
+# orders: how many newOrder requests Pebble accepted so far
+orders() { grep -c 'POST /order-plz' "$T/pebble/pebble.log"; }
+# issued: how many certificates Pebble issued so far
+issued() { grep -ci 'issued certificate' "$T/pebble/pebble.log"; }
+
+out=$("$RELAIS" --check --config "$T/p1.yaml" --plugin-dir "$PLUGIN_DIR" 2>&1)
+is "--check accepts a proxy with certificatesResolvers" 0 $?
+like "storage: is ignored in cluster mode (INFO line)" \
+  "certificatesResolvers\.le\.acme\.storage is ignored in cluster mode: .* ra/acme/le" "$out"
+
+# the proxies first: Pebble validates on them as soon as c1 orders
+start_node p1
+start_node p2
+start_node c1
+for _ in $(seq 1 100); do [ "$(ek ra/leader)" = c1 ] && break; sleep 0.1; done
+is "c1 leads" c1 "$(ek ra/leader)"
+for _ in $(seq 1 100); do [ "$(ek ra/acme/lock)" = c1 ] && break; sleep 0.1; done
+is "the leader holds ra/acme/lock" c1 "$(ek ra/acme/lock)"
+start_node c2
+
+ok "http-01 (validated on p1): p1 serves a.relais.test" until_nonempty 90 served p1 a.relais.test
+ok "p2 serves a.relais.test" until_nonempty 10 served p2 a.relais.test
+SA=$(served p1 a.relais.test)
+is "both proxies serve the same certificate" "$SA" "$(served p2 a.relais.test)"
+is "it covers b.relais.test (SAN)" "$SA" "$(served p1 b.relais.test)"
+ok "tls-alpn-01 (validated on p2): p1 serves c.relais.test" until_nonempty 90 served p1 c.relais.test
+SC=$(served p1 c.relais.test)
+is "p2 serves the same c.relais.test certificate" "$SC" "$(served p2 c.relais.test)"
+ok "the controllers serve them too" sh -c "[ '$(served c2 a.relais.test)' = '$SA' ] && [ '$(served c1 c.relais.test)' = '$SC' ]"
+ok "Pebble validated http-01 on p1's entry point (c1 ordered)" \
+  grep -q "validate w/ HTTP: http://a.relais.test:${PORT[p1]}/.well-known/acme-challenge/" \
+  "$T/pebble/pebble.log"
+sleep 2
+is "exactly two orders reached Pebble (one per domain set)" 2 "$(orders)"
+is "exactly two certificates issued" 2 "$(issued)"
+ok "only c1 ordered" sh -c "grep -q 'ordering a certificate' '$T/c1.log' && \
+  ! grep -q 'ordering a certificate' '$T/c2.log' '$T/p1.log' '$T/p2.log'"
+is "no challenge left under ra/acme/challenges/" "" \
+  "$(etcdctl get --keys-only --prefix ra/acme/challenges/ 2>/dev/null)"
+
+# the etcd value: acme.json's section layout, holding the served certificate
+layout() {
+  ek "ra/acme/$1" | python3 -c '
+import base64, json, subprocess, sys
+d = json.load(sys.stdin)
+acc = d.get("Account") or {}
+out = []
+for c in d.get("Certificates") or []:
+    pem = base64.b64decode(c["certificate"])
+    ser = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem,
+                         capture_output=True).stdout.decode().strip().replace("serial=", "")
+    key = base64.b64decode(c["key"]).decode()
+    out.append("%s[%s]:%s:%s:%s" % (c["domain"]["main"], ",".join(c["domain"].get("sans") or []),
+               ser, "PRIVATE KEY" in key, c.get("Store")))
+print("%s %s %s" % (bool(acc.get("PrivateKey")), acc.get("Registration", {}).get("uri", "-"),
+                    " ".join(sorted(out))))'
+}
+L=$(layout le)
+like "ra/acme/le: account (key, registration) and the certificate in acme.json's layout" \
+  "^True https://127\.0\.0\.1:[0-9]+/my-account/[0-9a-z]+ a\.relais\.test\[b\.relais\.test\]:$SA:True:default$" "$L"
+ACCT=$(echo "$L" | cut -d' ' -f2)
+like "ra/acme/alpn: its own section" "c\.relais\.test\[\]:$SC:True:default$" "$(layout alpn)"
+ok "no acme.json written by any node (storage: ignored)" sh -c "! ls '$T'/*-acme.json 2>/dev/null | grep -q ."
+
+# ---- kill -9 the leader: c2 takes the lock, nothing is re-ordered
+kill -9 "${PID[c1]}"
+for _ in $(seq 1 100); do [ "$(ek ra/acme/lock)" = c2 ] && break; sleep 0.1; done
+is "after kill -9 of c1, c2 holds ra/acme/lock" c2 "$(ek ra/acme/lock)"
+ok "c2 logged that it orders now" sh -c "for i in \$(seq 1 50); do grep -q 'ra/acme/lock held by this node' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
+sleep 3
+is "nothing re-ordered after the takeover" 2 "$(orders)"
+ok "c2 ordered nothing" sh -c "! grep -q 'ordering a certificate' '$T/c2.log'"
+is "p1 still serves the same certificate" "$SA" "$(served p1 a.relais.test)"
+
+# a new router: the new leader orders it, with the cluster's account
+dyn "    d:
+      rule: Host(\`d.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}"
+ok "a new router's certificate (ordered by c2) is served by p2" until_nonempty 90 served p2 d.relais.test
+is "p1 serves the same" "$(served p2 d.relais.test)" "$(served p1 d.relais.test)"
+is "one more order" 3 "$(orders)"
+ok "c2 ordered it" grep -q 'ordering a certificate for d.relais.test' "$T/c2.log"
+L=$(layout le)
+is "the same account (one for the cluster)" "$ACCT" "$(echo "$L" | cut -d' ' -f2)"
+like "ra/acme/le holds both certificates" "a\.relais\.test\[b\.relais\.test\]:$SA:.* d\.relais\.test\[\]:" "$L"
+
+# ---- a restarted proxy serves from etcd at once
+kill -TERM "${PID[p2]}"; wait "${PID[p2]}"
+is "p2 stopped with status 0" 0 $?
+start_node p2
+ok "restarted p2 serves a.relais.test from etcd at once" until_nonempty 5 served p2 a.relais.test
+is "the same certificate" "$SA" "$(served p2 a.relais.test)"
+is "still three orders" 3 "$(orders)"
+
+for n in c2 p1 p2; do
+  kill -TERM "${PID[$n]}"; wait "${PID[$n]}"; is "$n stopped with status 0" 0 $?
+done
+is "no sanitizer report in the nodes' logs" "" \
+  "$(grep -hE 'Sanitizer|runtime error' "$T"/c1.log "$T"/c2.log "$T"/p1.log "$T"/p2.log | head -3)"
+t_done
