@@ -2020,11 +2020,21 @@ static void acme_account_merge(struct acme *a, const struct as_account *acct)
     if (was) acme_set_active(a, 1);
 }
 
-size_t acme_store_merge(struct acme *a, const struct as_data *d)
+size_t acme_store_merge(struct acme *a, const struct as_data *d, int replace)
 {
-    size_t n = 0;
+    size_t n = 0, dropped = 0;
 
     if (!a || !d) return 0;
+    for (size_t i = 0; replace && i < a->store.ncerts;) {
+        const struct as_cert *c = &a->store.certs[i];
+        if (as_cert_find((struct as_data *)d, c->main, (const char *const *)c->sans, c->nsans)) {
+            i++;
+            continue;
+        }
+        log_info(a->who, "certificate for %s deleted from the shared storage", c->main);
+        as_cert_del(&a->store, i);
+        dropped++;
+    }
     for (size_t i = 0; i < d->ncerts; i++) {
         const struct as_cert *c = &d->certs[i];
         struct as_cert *mine = as_cert_find(&a->store, c->main, (const char *const *)c->sans,
@@ -2050,7 +2060,8 @@ size_t acme_store_merge(struct acme *a, const struct as_data *d)
         }
     }
     if (d->has_account) acme_account_merge(a, &d->acct);
-    return n;
+    if (dropped) acme_renew_pass(a); /* wanted ones are ordered again */
+    return n + dropped;
 }
 
 const struct as_data *acme_store_data(const struct acme *a)

@@ -138,10 +138,13 @@ void acme_set_active(struct acme *a, int on);
  * each certificate is taken when the resolver has none for its domain set
  * or an older one (earlier notAfter); the account is taken when it is
  * usable with our caServer and differs from ours (work in flight with the
- * old one restarts).  Nothing is delivered through on_cert and nothing is
- * saved.  Returns the number of certificates taken.  Control thread.
+ * old one restarts).  With replace (d is an edit newer than anything this
+ * resolver saved), certificates absent from d are dropped as well, and,
+ * active, those still wanted are ordered again.  Nothing is delivered
+ * through on_cert and nothing is saved.  Returns the number of
+ * certificates taken or dropped.  Control thread.
  */
-size_t acme_store_merge(struct acme *a, const struct as_data *d);
+size_t acme_store_merge(struct acme *a, const struct as_data *d, int replace);
 
 /** The resolver's section as it is now (what a save would write). */
 const struct as_data *acme_store_data(const struct acme *a);

@@ -35,7 +35,10 @@
 
 #define AE_RETRY_MS 1000      /* after a failed read, lock attempt or save */
 #define AE_LOCK_POLL_MS 5000  /* a leader without the lock tries again */
-#define AE_SAVE_TRIES 10      /* attempts of one save before giving up */
+#define AE_SAVE_WARN 10       /* failed attempts of one save before an error
+                                 is logged (it keeps trying while this node
+                                 holds the lock) */
+#define AE_SAVE_MAX_MS 30000  /* cap on the delay between attempts */
 #define AE_MAX_MIRROR 4096    /* challenges mirrored at once */
 
 /** Lock states. */
@@ -99,6 +102,8 @@ static struct {
     int64_t lock_rev;          /* create revision of our lock */
     int64_t release_rev;       /* a lock of ours to delete (not leading) */
     struct etc_call *lock_call; /* lock txn, release, or refresh read */
+    int refreshing;            /* applying the read after taking the lock:
+                                  etcd's sections replace the clients' */
     struct event *lock_ev;     /* lock retry / poll timer */
     struct ae_res *res;        /* resolvers */
     struct ae_chal *chals;     /* published challenges */
@@ -146,6 +151,15 @@ static void ae_pause_all(void)
 
 /* ---------------------------------------------------------------- the mirror */
 
+/* 1 when a write of r's section at revision mod is an edit by someone
+ * else (relaisctl, etcdctl) that the ordering node takes as it is: newer
+ * than what it saved or read last, and no save of its own running. */
+static int ae_edited(const struct ae_res *r, int64_t mod)
+{
+    return r && r->acme && ae.lock == AE_LOCK_ACTIVE && !r->call && !r->dirty && r->mod &&
+           mod > r->mod;
+}
+
 /* A section's value (mod: its mod revision): its certificates to on_cert,
  * the whole of it into the resolver's client. */
 static void ae_section(const char *name, size_t nlen, const char *text, size_t len, int64_t mod)
@@ -154,6 +168,7 @@ static void ae_section(const char *name, size_t nlen, const char *text, size_t l
     struct as_data d = {0};
     size_t skipped = 0;
     char err[300], who[128];
+    int edited = ae.refreshing || ae_edited(r, mod);
 
     snprintf(who, sizeof(who), "%s%.*s", ae.pfx, (int)nlen, name);
     if (r && mod > r->mod) {
@@ -176,7 +191,7 @@ static void ae_section(const char *name, size_t nlen, const char *text, size_t l
                              c->key_pem, na);
         }
     }
-    if (r && r->acme) acme_store_merge(r->acme, &d);
+    if (r && r->acme) acme_store_merge(r->acme, &d, edited);
     as_data_clear(&d);
 }
 
@@ -269,6 +284,10 @@ static void ae_kv(const struct etc_kv *kv, int put, int64_t rev)
     } else {
         struct ae_res *r = ae_find(rest, strlen(rest));
         int64_t m = kv->mod_revision ? kv->mod_revision : rev;
+        if (ae_edited(r, m)) { /* the ordering node orders them again */
+            struct as_data empty = {0};
+            acme_store_merge(r->acme, &empty, 1);
+        }
         if (r && m > r->mod) {
             r->mod = m;
             r->exists = 0;
@@ -364,7 +383,13 @@ static void ae_on_refresh(void *arg, int err, const char *message, const struct 
         r->exists = 0;
         r->mod = 0;
     }
+    ae.refreshing = 1; /* etcd is the truth now: what it lacks is ordered */
     for (size_t i = 0; i < res->n; i++) ae_kv(&res->kvs[i], 1, res->revision);
+    ae.refreshing = 0;
+    for (struct ae_res *r = ae.res; r; r = r->next) {
+        struct as_data empty = {0};
+        if (!r->exists && r->acme) acme_store_merge(r->acme, &empty, 1);
+    }
     if (ae.lock != AE_LOCK_HELD) return; /* the read showed it lost */
     ae.lock = AE_LOCK_ACTIVE;
     log_info("acme", "%s held by this node (%s): it orders and renews the certificates",
@@ -628,15 +653,14 @@ static void ae_on_save_txn(void *arg, int err, const char *message, int64_t revi
     r->dirty = 1; /* write it again once the state is known */
     if (err) log_warn("acme", "saving %s: %s", r->key, message);
     else log_debug("acme", "saving %s: compare failed, reading it", r->key);
-    if (++r->tries >= AE_SAVE_TRIES) {
-        log_error("acme", "%s: not saved after %d attempts; the next change tries again", r->key,
-                  r->tries);
-        r->tries = 0;
-        r->dirty = 0;
-        return;
+    if (++r->tries == AE_SAVE_WARN)
+        log_error("acme", "%s: not saved after %d attempts, still trying", r->key, r->tries);
+    if (!err && r->tries <= 3) {
+        ae_save_check(r); /* read, merge, write again */
+    } else { /* unknown outcome, or again and again: the timer reads first */
+        int64_t ms = (int64_t)AE_RETRY_MS << (r->tries < 6 ? r->tries - 1 : 5);
+        ae_timer(r->retry_ev, ms < AE_SAVE_MAX_MS ? ms : AE_SAVE_MAX_MS);
     }
-    if (err) ae_timer(r->retry_ev, AE_RETRY_MS); /* then ae_save_kick reads first */
-    else ae_save_check(r);
 }
 
 /* Writes the client's section if asked and possible: lock held, nothing
@@ -652,6 +676,7 @@ static void ae_save_kick(struct ae_res *r)
     if (ae.lock != AE_LOCK_ACTIVE && ae.lock != AE_LOCK_HELD) {
         log_warn("acme", "%s: not saved, this node does not hold %s", r->key, ae.lock_key);
         r->dirty = 0;
+        r->tries = 0;
         return;
     }
     text = as_section_dump(acme_store_data(r->acme));

@@ -495,6 +495,13 @@ done:
     return rc;
 }
 
+void as_cert_del(struct as_data *d, size_t i)
+{
+    if (i >= d->ncerts) return;
+    as_cert_clear(&d->certs[i]);
+    d->certs[i] = d->certs[--d->ncerts];
+}
+
 /* 1 when c is for main + sans (SANs in any order, no duplicates assumed). */
 static int as_cert_match(const struct as_cert *c, const char *main, const char *const *sans,
                          size_t nsans)

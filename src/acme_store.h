@@ -125,6 +125,9 @@ void as_data_clear(struct as_data *d);
 int as_cert_put(struct as_data *d, const char *main, const char *const *sans,
                 size_t nsans, const char *cert_pem, const char *key_pem);
 
+/** Removes certificate i of d (the last one takes its place). */
+void as_cert_del(struct as_data *d, size_t i);
+
 /** The certificate for main + sans (as in as_cert_put), or NULL. */
 struct as_cert *as_cert_find(struct as_data *d, const char *main,
                              const char *const *sans, size_t nsans);

@@ -11,7 +11,9 @@
 # challenge keys are gone afterwards, the controller that does not lead
 # orders nothing; kill -9 of the leader → the other controller takes the
 # lock, re-orders nothing, and orders a new router's certificate with the
-# same account; a restarted proxy serves from etcd at once; clean stops.
+# same account; a certificate deleted from etcd is ordered again by the
+# leader and served by every node; a restarted proxy serves from etcd at
+# once; clean stops.
 . "$(dirname "$0")/lib.sh"
 . "$RELAIS_SRCDIR/tests/servers/etcd.sh"
 
@@ -131,8 +133,15 @@ until_nonempty() {
   for ((i = 0; i < n; i++)); do [ -n "$("$@")" ] && return 0; sleep 0.1; done
   return 1
 }
-# orders: how many newOrder requests Pebble accepted so far
-orders() { grep -c 'POST /order-plz' "$T/pebble/pebble.log"; }
+# orders: how many newOrder requests Pebble accepted so far (its log
+# shows every POST, also those it answered badNonce: the nodes retried
+# those, and log each retry)
+orders() {
+  local posts retried
+  posts=$(grep -c 'POST /order-plz' "$T/pebble/pebble.log")
+  retried=$(cat "$T"/c1.log "$T"/c2.log "$T"/p1.log "$T"/p2.log 2>/dev/null | grep -c 'badNonce from .*/order-plz')
+  echo $((posts - retried))
+}
 # issued: how many certificates Pebble issued so far
 issued() { grep -ci 'issued certificate' "$T/pebble/pebble.log"; }
 
@@ -196,12 +205,13 @@ like "ra/acme/alpn: its own section" "c\.relais\.test\[\]:$SC:True:default$" "$(
 ok "no acme.json written by any node (storage: ignored)" sh -c "! ls '$T'/*-acme.json 2>/dev/null | grep -q ."
 
 # ---- kill -9 the leader: c2 takes the lock, nothing is re-ordered
-kill -9 "${PID[c1]}"
+kill -9 "${PID[c1]}"; { wait "${PID[c1]}"; } 2>/dev/null
 for _ in $(seq 1 100); do [ "$(ek ra/acme/lock)" = c2 ] && break; sleep 0.1; done
 is "after kill -9 of c1, c2 holds ra/acme/lock" c2 "$(ek ra/acme/lock)"
 ok "c2 logged that it orders now" sh -c "for i in \$(seq 1 50); do grep -q 'ra/acme/lock held by this node' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
 sleep 3
 is "nothing re-ordered after the takeover" 2 "$(orders)"
+is "nothing issued after the takeover" 2 "$(issued)"
 ok "c2 ordered nothing" sh -c "! grep -q 'ordering a certificate' '$T/c2.log'"
 is "p1 still serves the same certificate" "$SA" "$(served p1 a.relais.test)"
 
@@ -214,10 +224,29 @@ dyn "    d:
 ok "a new router's certificate (ordered by c2) is served by p2" until_nonempty 90 served p2 d.relais.test
 is "p1 serves the same" "$(served p2 d.relais.test)" "$(served p1 d.relais.test)"
 is "one more order" 3 "$(orders)"
+is "one more certificate issued" 3 "$(issued)"
 ok "c2 ordered it" grep -q 'ordering a certificate for d.relais.test' "$T/c2.log"
 L=$(layout le)
 is "the same account (one for the cluster)" "$ACCT" "$(echo "$L" | cut -d' ' -f2)"
 like "ra/acme/le holds both certificates" "a\.relais\.test\[b\.relais\.test\]:$SA:.* d\.relais\.test\[\]:" "$L"
+
+# ---- a certificate deleted from etcd (an operator's edit): the leader
+# orders it again and every node serves the new one
+ek ra/acme/le | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+d["Certificates"] = [c for c in d["Certificates"] if c["domain"]["main"] != "a.relais.test"]
+sys.stdout.write(json.dumps(d))' >"$T/le-edited.json"
+etcdctl put ra/acme/le <"$T/le-edited.json" >/dev/null
+renewed() { local s; s=$(served "$1" a.relais.test); [ -n "$s" ] && [ "$s" != "$SA" ] && echo "$s"; }
+ok "c2 noticed the deletion" sh -c "for i in \$(seq 1 50); do grep -q 'certificate for a.relais.test deleted from the shared storage' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
+ok "p1 serves a new a.relais.test certificate (ordered again by c2)" until_nonempty 90 renewed p1
+SA2=$(served p1 a.relais.test)
+ok "p2 serves it too" until_nonempty 10 sh -c "[ \"\$(echo | openssl s_client -connect 127.0.0.1:${WS[p2]} -servername a.relais.test 2>/dev/null | openssl x509 -noout -serial | sed 's/serial=//')\" = '$SA2' ] && echo y"
+is "one order for it" 4 "$(orders)"
+is "one certificate issued for it" 4 "$(issued)"
+like "ra/acme/le holds the new one" "a\.relais\.test\[b\.relais\.test\]:$SA2:" "$(layout le)"
+SA=$SA2
 
 # ---- a restarted proxy serves from etcd at once
 kill -TERM "${PID[p2]}"; wait "${PID[p2]}"
@@ -225,7 +254,8 @@ is "p2 stopped with status 0" 0 $?
 start_node p2
 ok "restarted p2 serves a.relais.test from etcd at once" until_nonempty 5 served p2 a.relais.test
 is "the same certificate" "$SA" "$(served p2 a.relais.test)"
-is "still three orders" 3 "$(orders)"
+is "no order since" 4 "$(orders)"
+is "no certificate issued since" 4 "$(issued)"
 
 for n in c2 p1 p2; do
   kill -TERM "${PID[$n]}"; wait "${PID[$n]}"; is "$n stopped with status 0" 0 $?
