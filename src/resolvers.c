@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "acme.h"
@@ -65,6 +66,8 @@ static struct rs_cert *rs_certs_v;     /* certificates */
 static size_t rs_ncerts;               /* how many */
 static struct ts_extra_cert *rs_extra; /* the same, as snap_build wants them */
 static json_t *rs_wanted;              /* "resolver|names" -> true: asked already */
+static struct event *rs_changed_ev;    /* one rs_changed for a burst of etcd's
+                                          certificates (a section holds many) */
 
 static void rs_hooks_fill(struct acme_hooks *h, size_t idx);
 static int rs_token_add(int ep, const char *token, const char *key_auth);
@@ -431,7 +434,12 @@ static void rs_cert_set(const char *resolver, const char *main_domain, const cha
     log_info("acme", "resolver %s: certificate for %s in use (valid until %lld)%s", resolver,
              names, (long long)not_after, from_etcd ? " (from etcd)" : "");
     rs_rebuild_extra();
-    if (rs_changed) rs_changed();
+    if (from_etcd && rs_changed_ev) {
+        struct timeval now = {0, 0};
+        event_add(rs_changed_ev, &now); /* once for the whole section */
+    } else if (rs_changed) {
+        rs_changed();
+    }
     return;
 fail:
     free(c.resolver);
@@ -450,6 +458,15 @@ static void rs_on_cert(void *arg, const char *main_domain, const char *const *sa
     if (r)
         rs_cert_set(r->name, main_domain, sans, nsans, chain_pem, key_pem, not_after,
                     r->ae != NULL, 0);
+}
+
+/* rs_changed_ev: etcd's certificates of one burst are in. */
+static void rs_changed_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (rs_changed) rs_changed();
 }
 
 /* etcd: a certificate of a resolver (of this node's or not). */
@@ -494,7 +511,8 @@ int rs_start(struct event_base *base, const struct sc_config *sc, void (*changed
     snap_set_extra_certs(rs_certs);
     if (cl_role() != CL_NONE) {
         static const struct ae_hooks h = {rs_ae_cert, rs_ae_http01, rs_ae_alpn01};
-        if (ae_start(base, &h) < 0) {
+        rs_changed_ev = evtimer_new(base, rs_changed_run, NULL);
+        if (!rs_changed_ev || ae_start(base, &h) < 0) {
             log_error("acme", "cannot start the etcd storage of the certificates");
             return -1;
         }
@@ -628,6 +646,8 @@ void rs_stop(void)
         free(rs_v[i].name);
     }
     if (cl_role() != CL_NONE) ae_stop(); /* after the clients: their last clears */
+    if (rs_changed_ev) event_free(rs_changed_ev);
+    rs_changed_ev = NULL;
     free(rs_v);
     rs_v = NULL;
     rs_n = 0;

@@ -12,8 +12,10 @@
 # orders nothing; kill -9 of the leader → the other controller takes the
 # lock, re-orders nothing, and orders a new router's certificate with the
 # same account; a certificate deleted from etcd is ordered again by the
-# leader and served by every node; a restarted proxy serves from etcd at
-# once; clean stops.
+# leader and served by every node; a lock forged by someone else stops the
+# leader's orders until it is deleted; a restarted proxy serves from etcd
+# at once; clean stops.  leaseTTL 5s: a node stalled for a few seconds on a
+# loaded machine keeps its lease (a lost lock would rightly re-order).
 . "$(dirname "$0")/lib.sh"
 . "$RELAIS_SRCDIR/tests/servers/etcd.sh"
 
@@ -104,7 +106,7 @@ cluster:
   role: $2
   nodeName: $1
   prefix: ra
-  leaseTTL: 2s
+  leaseTTL: 5s
   etcd:
     timeout: 1s
     endpoints: ["$ETCD_ENDPOINT"]
@@ -206,7 +208,7 @@ ok "no acme.json written by any node (storage: ignored)" sh -c "! ls '$T'/*-acme
 
 # ---- kill -9 the leader: c2 takes the lock, nothing is re-ordered
 kill -9 "${PID[c1]}"; { wait "${PID[c1]}"; } 2>/dev/null
-for _ in $(seq 1 100); do [ "$(ek ra/acme/lock)" = c2 ] && break; sleep 0.1; done
+for _ in $(seq 1 200); do [ "$(ek ra/acme/lock)" = c2 ] && break; sleep 0.1; done
 is "after kill -9 of c1, c2 holds ra/acme/lock" c2 "$(ek ra/acme/lock)"
 ok "c2 logged that it orders now" sh -c "for i in \$(seq 1 50); do grep -q 'ra/acme/lock held by this node' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
 sleep 3
@@ -248,14 +250,43 @@ is "one certificate issued for it" 4 "$(issued)"
 like "ra/acme/le holds the new one" "a\.relais\.test\[b\.relais\.test\]:$SA2:" "$(layout le)"
 SA=$SA2
 
+# ---- the lock taken by someone else (forged with etcdctl while c2 is
+# paused for a moment, so that it cannot take it back in between): c2
+# stops ordering, a new router waits; the forged lock deleted → c2 takes
+# it again and orders
+kill -STOP "${PID[c2]}"
+etcdctl del ra/acme/lock >/dev/null && etcdctl put ra/acme/lock intruder >/dev/null
+kill -CONT "${PID[c2]}"
+is "ra/acme/lock forged" intruder "$(ek ra/acme/lock)"
+ok "c2 noticed that it lost the lock" sh -c "for i in \$(seq 1 50); do grep -q 'ra/acme/lock .*: this node no longer orders' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
+dyn "    d:
+      rule: Host(\`d.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    e:
+      rule: Host(\`e.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}"
+sleep 3
+is "no order while another node holds the lock" 4 "$(orders)"
+ok "c2 waits for the lock" grep -q 'ra/acme/lock is held by intruder: waiting for it' "$T/c2.log"
+is "nobody serves e.relais.test yet" "" "$(served p1 e.relais.test)"
+etcdctl del ra/acme/lock >/dev/null
+ok "the forged lock deleted: c2 takes it again and orders e.relais.test, served by p1" \
+  until_nonempty 90 served p1 e.relais.test
+is "ra/acme/lock is c2's again" c2 "$(ek ra/acme/lock)"
+is "one order for it" 5 "$(orders)"
+
 # ---- a restarted proxy serves from etcd at once
 kill -TERM "${PID[p2]}"; wait "${PID[p2]}"
 is "p2 stopped with status 0" 0 $?
 start_node p2
 ok "restarted p2 serves a.relais.test from etcd at once" until_nonempty 5 served p2 a.relais.test
 is "the same certificate" "$SA" "$(served p2 a.relais.test)"
-is "no order since" 4 "$(orders)"
-is "no certificate issued since" 4 "$(issued)"
+is "no order since" 5 "$(orders)"
+is "no certificate issued since" 5 "$(issued)"
 
 for n in c2 p1 p2; do
   kill -TERM "${PID[$n]}"; wait "${PID[$n]}"; is "$n stopped with status 0" 0 $?
