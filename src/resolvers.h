@@ -9,6 +9,14 @@
  * is one certificate; without tls.domains, the Host names of the rule
  * make one certificate, the first as main and the others as SANs.
  *
+ * Cluster mode (cl_role() != CL_NONE): the resolvers keep their account
+ * and certificates in etcd (acme_etcd.h: P/acme/<resolver>, storage:
+ * ignored), only the node holding P/acme/lock orders and renews, every
+ * node serves the certificates of P/acme/ as soon as they are written
+ * and answers the challenges published there (http-01 tokens on the
+ * httpChallenge entry points of its own resolvers, or on every entry
+ * point when it declares none).
+ *
  * Threading: everything on the control thread, except rs_http01_answer,
  * which workers call (the token table has a lock).
  */
