@@ -812,25 +812,8 @@ static void acme_xfer_on_data(void *arg, const char *data, size_t len)
     struct acme_xfer *x = arg;
 
     if (x->phase != XF_MAIN || x->overflow) return;
-    if (x->len + len > ACME_MAX_BODY) {
+    if (hc_body_append(&x->body, &x->len, &x->cap, data, len, ACME_MAX_BODY) < 0)
         x->overflow = 1;
-        return;
-    }
-    if (x->len + len + 1 > x->cap) {
-        size_t nc = x->cap ? x->cap : 4096;
-        char *nb;
-        while (nc < x->len + len + 1) nc *= 2;
-        nb = realloc(x->body, nc);
-        if (!nb) {
-            x->overflow = 1;
-            return;
-        }
-        x->body = nb;
-        x->cap = nc;
-    }
-    memcpy(x->body + x->len, data, len);
-    x->len += len;
-    x->body[x->len] = '\0';
 }
 
 /* The ACME problem type of the response (without the urn prefix), or "". */

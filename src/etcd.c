@@ -334,26 +334,8 @@ static int64_t etc_jrev(const json_t *j)
 /* Appends data to b under ETC_MAX_BODY (sets b->over past it). */
 static void etc_buf_add(struct etc_buf *b, const char *data, size_t len)
 {
-    if (b->over) return;
-    if (len > ETC_MAX_BODY - b->len) {
+    if (!b->over && hc_body_append(&b->p, &b->len, &b->cap, data, len, ETC_MAX_BODY) < 0)
         b->over = 1;
-        return;
-    }
-    if (b->len + len + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        char *np;
-        while (nc < b->len + len + 1) nc *= 2;
-        np = realloc(b->p, nc);
-        if (!np) {
-            b->over = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-    b->p[b->len] = '\0';
 }
 
 /* Empties b (keeps the allocation). */

@@ -417,3 +417,22 @@ void hc_cancel(relais_http_call *c)
     c->dead = 1;
     if (c->depth == 0) hc_free(c);
 }
+
+int hc_body_append(char **buf, size_t *used, size_t *cap, const char *data, size_t len,
+                   size_t max)
+{
+    if (len > max || *used > max - len) return -1;
+    if (*used + len + 1 > *cap) {
+        size_t nc = *cap ? *cap : 4096;
+        char *nb;
+        while (nc < *used + len + 1) nc *= 2;
+        nb = realloc(*buf, nc);
+        if (!nb) return -1;
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf + *used, data, len);
+    *used += len;
+    (*buf)[*used] = '\0';
+    return 0;
+}

@@ -41,4 +41,14 @@ relais_http_call *hc_request_ssl(struct event_base *base, const relais_http_req 
  *  from inside a callback of the same call.  NULL is a no-op. */
 void hc_cancel(relais_http_call *call);
 
+/**
+ * Appends len bytes of data to the body being collected in *buf (*used
+ * bytes, *cap allocated, kept NUL-terminated), growing it by doubling
+ * from 4 KiB.  At most max bytes in all: 0, or -1 when the data would
+ * pass max or memory ran out (nothing is appended; the caller records
+ * that the body was cut).  Any thread.
+ */
+int hc_body_append(char **buf, size_t *used, size_t *cap, const char *data, size_t len,
+                   size_t max);
+
 #endif /* RELAIS_HTTPC_H */

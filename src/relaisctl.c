@@ -619,26 +619,9 @@ static void rc_http_data(void *arg, const char *data, size_t len)
 {
     struct rc_http *x = arg;
 
-    if (x->toobig) return;
-    if (x->len + len + 1 > RC_MAX_INPUT) {
+    /* RC_MAX_INPUT counts the terminating NUL */
+    if (!x->toobig && hc_body_append(&x->body, &x->len, &x->cap, data, len, RC_MAX_INPUT - 1) < 0)
         x->toobig = 1;
-        return;
-    }
-    if (x->len + len + 1 > x->cap) {
-        size_t nc = x->cap ? x->cap : 16384;
-        char *nb;
-        while (nc < x->len + len + 1) nc *= 2;
-        nb = realloc(x->body, nc);
-        if (!nb) {
-            x->toobig = 1;
-            return;
-        }
-        x->body = nb;
-        x->cap = nc;
-    }
-    memcpy(x->body + x->len, data, len);
-    x->len += len;
-    x->body[x->len] = '\0';
 }
 
 /* The end. */
