@@ -113,6 +113,7 @@ struct al_ring {
 };
 
 struct al_log {
+    _Atomic int refs;            /* references: al_new's and al_ref's */
     /* configuration (read-only after al_new) */
     int format;                  /* enum al_format */
     int64_t buffering;           /* bufferingSize: lines before a write */
@@ -1475,8 +1476,15 @@ int al_new(const relais_cfg *node, unsigned nworkers, struct al_log **out)
         return -1;
     }
     l->started = 1;
+    atomic_store(&l->refs, 1);
     *out = l;
     return 0;
+}
+
+struct al_log *al_ref(struct al_log *l)
+{
+    if (l) atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+    return l;
 }
 
 void al_reopen(struct al_log *l)
@@ -1502,7 +1510,7 @@ void al_flush(struct al_log *l)
 
 void al_free(struct al_log *l)
 {
-    if (!l) return;
+    if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) > 1) return;
     if (l->started) {
         pthread_mutex_lock(&l->mu);
         l->stop = 1;

@@ -19,9 +19,11 @@
  * (bufferingSize lines, or whatever is there after at most
  * AL_FLUSH_MS), and reopens the file on al_reopen (logrotate).
  *
- * Thread-safety: al_new, al_reopen, al_flush, al_free on the control
- * thread; al_write on worker thread `worker` only (one producer per ring);
- * al_dropped from any thread.
+ * Thread-safety: al_new, al_reopen, al_flush, al_ref, al_free on the
+ * control thread; al_write on worker thread `worker` only (one producer
+ * per ring); al_dropped from any thread.  A log is reference-counted:
+ * each snapshot holds one (its requests write there), so a log replaced
+ * at run time is closed once the last request that used it ended.
  */
 #ifndef RELAIS_ACCESSLOG_H
 #define RELAIS_ACCESSLOG_H
@@ -111,7 +113,11 @@ void al_reopen(struct al_log *l);
  *  a write error).  For shutdown and tests. */
 void al_flush(struct al_log *l);
 
-/** Writes everything queued, stops the thread, closes; NULL is a no-op. */
+/** Takes a reference (NULL is a no-op); returns l. */
+struct al_log *al_ref(struct al_log *l);
+
+/** Drops a reference; the last one writes everything queued, stops the
+ *  thread and closes.  NULL is a no-op. */
 void al_free(struct al_log *l);
 
 /** Lines lost: rings full, too long, or write errors. */

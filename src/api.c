@@ -72,9 +72,11 @@ json_t *api_status(int st, const char *error)
 json_t *api_ep_names(const unsigned char *eps, const struct sc_config *sc)
 {
     json_t *l = json_array();
+    int idx[SC_MAX_EPS];
+    size_t n = sc_ep_sorted(sc, idx);
 
-    for (size_t i = 0; l && i < sc->neps; i++)
-        if (eps[i]) json_array_append_new(l, json_string(sc->eps[i].name));
+    for (size_t i = 0; l && i < n; i++)
+        if (eps[idx[i]]) json_array_append_new(l, json_string(sc->eps[idx[i]].name));
     return l;
 }
 
@@ -285,8 +287,11 @@ static json_t *api_overview(json_t *out, const struct sc_config *sc)
 static json_t *api_entrypoints(const struct sc_config *sc)
 {
     json_t *l = json_array(), *eps = conf_json_get(sc->root, "entryPoints");
+    int idx[SC_MAX_EPS];
+    size_t n = sc_ep_sorted(sc, idx);
 
-    for (size_t i = 0; l && i < sc->neps; i++) {
+    for (size_t k = 0; l && k < n; k++) {
+        size_t i = (size_t)idx[k];
         json_t *node = json_object_get(eps, sc->eps[i].name);
         json_t *o = json_is_object(node) ? json_deep_copy(node) : json_object();
         if (!o) continue;

@@ -58,8 +58,8 @@ void api_redact(json_t *v);
  *  by "; ", or NULL); new reference or NULL. */
 json_t *api_status(int st, const char *error);
 
-/** A list of the entry point names i with eps[i] set (sc order); new
- *  reference. */
+/** A list of the names of the entry points i of sc with eps[i] set (by
+ *  name; tombstones left out); new reference. */
 json_t *api_ep_names(const unsigned char *eps, const struct sc_config *sc);
 
 #endif /* RELAIS_API_H */

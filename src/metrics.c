@@ -102,7 +102,10 @@ struct mt_worker {
 
 static struct mt_worker *mt_w;         /* the workers' metrics */
 static unsigned mt_nw;                 /* how many */
-static const struct sc_config *mt_sc;  /* entry point names */
+static const struct sc_config *mt_sc;  /* entry point names: the current
+                                          version (atomic pointer: a change
+                                          at run time swaps it, see
+                                          mt_set_static) */
 static size_t mt_stride;               /* bytes per cell */
 static size_t mt_nchunks;              /* chunk slots per worker */
 static uint64_t mt_reloads;            /* configurations applied (atomic) */
@@ -310,6 +313,11 @@ int mt_configure(const relais_cfg *node)
     return 0;
 }
 
+void mt_set_static(const struct sc_config *sc)
+{
+    if (__atomic_load_n(&mt_sc, __ATOMIC_ACQUIRE)) __atomic_store_n(&mt_sc, sc, __ATOMIC_RELEASE);
+}
+
 int mt_prometheus_enabled(void)
 {
     return mt_cf.prometheus;
@@ -319,7 +327,7 @@ int mt_prometheus_enabled(void)
 
 int mt_start(const struct sc_config *sc, unsigned nworkers)
 {
-    mt_sc = sc;
+    __atomic_store_n(&mt_sc, sc, __ATOMIC_RELEASE);
     mt_stride = sizeof(struct mt_cell) + mt_cf.nb * sizeof(uint64_t);
     mt_nchunks = (mt_cf.max_series + MT_CHUNK - 1) / MT_CHUNK;
     mt_w = aligned_alloc(64, sizeof(*mt_w) * (nworkers ? nworkers : 1));
@@ -328,7 +336,7 @@ int mt_start(const struct sc_config *sc, unsigned nworkers)
     mt_nw = nworkers;
     for (unsigned i = 0; i < nworkers; i++) {
         mt_w[i].chunks = calloc(mt_nchunks, sizeof(*mt_w[i].chunks));
-        mt_w[i].udp_open = calloc(sc->neps ? sc->neps : 1, sizeof(int64_t));
+        mt_w[i].udp_open = calloc(SC_MAX_EPS, sizeof(int64_t)); /* per slot */
         if (!mt_w[i].chunks || !mt_w[i].udp_open) {
             mt_stop();
             return -1;
@@ -351,7 +359,7 @@ void mt_stop(void)
     free(mt_w);
     mt_w = NULL;
     mt_nw = 0;
-    mt_sc = NULL;
+    __atomic_store_n(&mt_sc, NULL, __ATOMIC_RELEASE);
     for (int k = 0; k < 2; k++) {
         struct mt_names *r = &mt_reg[k];
         for (uint32_t id = 1; id < r->n; id++) free(r->chunk[id / MT_NAME_CHUNK][id % MT_NAME_CHUNK]);
@@ -608,7 +616,7 @@ void mt_udp_session(unsigned worker, int ep, int delta)
 {
     int64_t *g;
 
-    if (!mt_w || worker >= mt_nw || ep < 0 || !mt_sc || (size_t)ep >= mt_sc->neps) return;
+    if (!mt_w || worker >= mt_nw || ep < 0 || ep >= SC_MAX_EPS) return;
     g = &mt_w[worker].udp_open[ep];
     __atomic_store_n(g, *g + delta, __ATOMIC_RELAXED);
 }
@@ -687,7 +695,11 @@ static const char *mt_series_name(uint64_t key)
     uint32_t id = MT_KID(key);
 
     switch (MT_KFAM(key)) {
-    case MT_F_EP: return mt_sc && id < mt_sc->neps ? mt_sc->eps[id].name : NULL;
+    case MT_F_EP: {
+        /* a slot's name never changes: any version's table tells it */
+        const struct sc_config *sc = __atomic_load_n(&mt_sc, __ATOMIC_ACQUIRE);
+        return sc && id < sc->neps ? sc->eps[id].name : NULL;
+    }
     case MT_F_ROUTER: return mt_name(MT_ROUTER, id);
     default: return mt_name(MT_SERVICE, id);
     }
@@ -719,12 +731,14 @@ struct mt_live {
     uint32_t nr, ns;         /* their sizes */
     struct snapshot *snap;   /* the snapshot they came from (a reference),
                                 NULL before any: then everything is live */
+    const struct sc_config *sc; /* the static configuration (entry points) */
 };
 
 /* Fills l from the published snapshot.  0 / -1 (memory). */
 static int mt_live_get(struct mt_live *l)
 {
     memset(l, 0, sizeof(*l));
+    l->sc = __atomic_load_n(&mt_sc, __ATOMIC_ACQUIRE);
     l->nr = __atomic_load_n(&mt_reg[MT_ROUTER].n, __ATOMIC_ACQUIRE);
     l->ns = __atomic_load_n(&mt_reg[MT_SERVICE].n, __ATOMIC_ACQUIRE);
     l->snap = wk_current();
@@ -761,7 +775,7 @@ static int mt_series_live(const struct mt_live *l, uint64_t key)
     uint32_t id = MT_KID(key), id2 = MT_KID2(key);
 
     switch (MT_KFAM(key)) {
-    case MT_F_EP: return mt_sc && id < mt_sc->neps;
+    case MT_F_EP: return l->sc && sc_ep_live(l->sc, id);
     case MT_F_ROUTER:
         return id < l->nr && l->routers[id] && (!id2 || (id2 < l->ns && l->services[id2]));
     default: return id < l->ns && l->services[id];
@@ -1077,22 +1091,23 @@ char *mt_render(size_t *len)
             "Unix time of the last configuration applied.");
     mt_printf(&b, "relais_config_last_reload_success %lld\n",
               (long long)__atomic_load_n(&mt_last_ok, __ATOMIC_RELAXED));
-    for (size_t e = 0; mt_sc && e < mt_sc->neps; e++) {
+    for (size_t e = 0; l.sc && e < l.sc->neps; e++) {
         int64_t v = 0;
+        if (!sc_ep_live(l.sc, e)) continue;
         if (!headed) {
             mt_head(&b, "open_connections", "gauge",
                     "Open connections (TCP) or sessions (UDP), by entry point and protocol.");
             headed = 1;
         }
-        if (mt_sc->eps[e].udp) {
+        if (l.sc->eps[e].udp) {
             for (unsigned i = 0; i < mt_nw; i++)
                 v += __atomic_load_n(&mt_w[i].udp_open[e], __ATOMIC_RELAXED);
         } else {
             v = wk_conns((int)e);
         }
         mt_printf(&b, "relais_open_connections{");
-        mt_label(&b, 1, "entrypoint", mt_sc->eps[e].name);
-        mt_label(&b, 0, "protocol", mt_sc->eps[e].udp ? "UDP" : "TCP");
+        mt_label(&b, 1, "entrypoint", l.sc->eps[e].name);
+        mt_label(&b, 0, "protocol", l.sc->eps[e].udp ? "UDP" : "TCP");
         mt_printf(&b, "} %lld\n", (long long)(v > 0 ? v : 0));
     }
     mt_certs(&b, l.snap);
@@ -1163,14 +1178,15 @@ json_t *mt_stats(void)
     json_object_set_new(out, "services", svs);
     ok = mt_merge(&m) == 0;
     if (mt_live_get(&l) < 0) ok = 0;
-    for (size_t e = 0; ok && mt_sc && e < mt_sc->neps; e++) {
+    for (size_t e = 0; ok && l.sc && e < l.sc->neps; e++) {
         int64_t v = 0;
-        if (mt_sc->eps[e].udp)
+        if (!sc_ep_live(l.sc, e)) continue;
+        if (l.sc->eps[e].udp)
             for (unsigned i = 0; i < mt_nw; i++)
                 v += __atomic_load_n(&mt_w[i].udp_open[e], __ATOMIC_RELAXED);
         else
             v = wk_conns((int)e);
-        json_object_set_new(eps, mt_sc->eps[e].name,
+        json_object_set_new(eps, l.sc->eps[e].name,
                             json_pack("{s:I,s:I}", "requests", (json_int_t)0,
                                       "openConnections", (json_int_t)(v > 0 ? v : 0)));
     }

@@ -105,6 +105,13 @@ int mt_start(const struct sc_config *sc, unsigned nworkers);
  *  stopped (or never started). */
 void mt_stop(void);
 
+/** The static configuration changed at run time (static_live.c): entry
+ *  points are named and listed from sc from now on.  The previous
+ *  version must stay readable until every worker applied the change
+ *  (a scrape runs on a worker).  No-op before mt_start.  Control
+ *  thread. */
+void mt_set_static(const struct sc_config *sc);
+
 /** The id of name (1..MT_MAX_NAMES-1), the same for the same name for
  *  the life of the process; 0 when the registry is full or memory ran
  *  out (that object is then not counted per name).  Control thread. */

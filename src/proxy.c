@@ -210,15 +210,23 @@ static void px_unqueue(struct relais_req *r)
 struct al_log *px_alog;
 static uint64_t px_requests; /* requests so far (access log RequestCount) */
 
-/* Writes r's access-log line (the exchange ended with a response).
- * Worker thread. */
+/* Writes r's access-log line (the exchange ended with a response) to the
+ * log of its snapshot (the current one when it was not routed).  Worker
+ * thread. */
 static void px_access_log(struct relais_req *r)
 {
     struct al_record a;
     struct px_conn *c = r->conn;
     struct timespec now;
-    SSL *ssl = c && c->bev ? st_ssl(c->bev) : NULL;
+    struct wk_snapref *ref = r->sref ? NULL : wk_acquire(r->w);
+    struct al_log *al = r->sref ? r->sref->snap->alog : ref ? ref->snap->alog : NULL;
+    SSL *ssl;
 
+    if (!al) {
+        if (ref) wk_release(r->w, ref);
+        return;
+    }
+    ssl = c && c->bev ? st_ssl(c->bev) : NULL;
     memset(&a, 0, sizeof(a));
     clock_gettime(CLOCK_REALTIME, &now);
     a.client_ip = c ? c->peer_ip : "-";
@@ -262,7 +270,8 @@ static void px_access_log(struct relais_req *r)
         a.down_headers = r->resp_hdrs.v;
         a.n_down_headers = r->resp_hdrs.n;
     }
-    al_write(px_alog, r->w->index, &a);
+    al_write(al, r->w->index, &a);
+    if (ref) wk_release(r->w, ref);
 }
 
 /* Frees m; NULL is a no-op. */
@@ -374,7 +383,7 @@ static inline void px_leave(struct px_conn *c)
  * memory.  A suspended exchange whose client died stays until resumed. */
 static void px_req_free(struct relais_req *r)
 {
-    if (px_alog && r->status && r->start_ns) px_access_log(r);
+    if (r->status && r->start_ns) px_access_log(r);
     mt_request(r);
     if (r->trc) trc_req_end(r);
     /* req_on_end: last registered first, before the memory goes */
@@ -3015,7 +3024,7 @@ static int px_write_client_head(struct relais_req *r, int has_body,
     struct relais_hdrs *h = &r->resp_hdrs;
     size_t cap = 160, n = 0;
     char *buf;
-    int keep = !r->client_close && !c->w->stopping;
+    int keep = !r->client_close && !c->w->stopping && !wk_draining(c->w, c->ep);
 
     if (c->h2s) {
         /* HTTP/2: a HEADERS frame; the body (if any) follows as DATA */
@@ -3707,12 +3716,14 @@ static void px_up_event(struct stream *bev, short what, void *arg)
 
 /* ------------------------------------------------------------ stop */
 
-void px_shutdown(struct worker *w)
+/* Graceful stop of w's connections on slot ep (ep < 0: all). */
+static void px_drain_conns(struct worker *w, int ep)
 {
     struct px_conn *c, *n;
 
     for (c = w->conns; c; c = n) {
         n = c->next;
+        if (ep >= 0 && c->ep != ep) continue;
         if (c->state == PX_H2) {
             h2_conn_shutdown(c->h2); /* GOAWAY; it closes once its streams end */
             continue;
@@ -3725,7 +3736,33 @@ void px_shutdown(struct worker *w)
            its head timeout */
         if (c->nreq > 0) px_timer(c, PX_STOP_LINGER_MS);
     }
+}
+
+void px_shutdown(struct worker *w)
+{
+    px_drain_conns(w, -1);
     if (w->nconns == 0) event_base_loopexit(w->base, NULL);
+}
+
+void px_drain(struct worker *w, int ep)
+{
+    px_drain_conns(w, ep);
+}
+
+void px_close_ep(struct worker *w, int ep)
+{
+    struct px_conn *c = w->conns;
+
+    while (c) {
+        if (c->ep != ep || c->dead) {
+            c = c->next;
+            continue;
+        }
+        px_enter(c);
+        px_conn_close(c);
+        px_leave(c);
+        c = w->conns; /* closing may free more than c: from the start */
+    }
 }
 
 void px_close_all(struct worker *w)

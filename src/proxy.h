@@ -188,8 +188,10 @@ int px_api_body_filter(relais_req *r);
 int px_api_body_write(relais_req *r, const char *data, size_t len);
 
 struct al_log;
-/** The access log (accesslog.c), or NULL: set by the control thread
- *  before the workers start, read by them. */
+/** The current access log (accesslog.c), or NULL: control thread only.
+ *  Each snapshot holds a reference to the one current when it was built
+ *  (snapshot.c) and a request writes to its snapshot's: a request keeps
+ *  the log it started with when the log changes (static_live.c). */
 extern struct al_log *px_alog;
 
 /** Accepts a client connection on entry point ep.  Worker thread. */
@@ -202,6 +204,15 @@ void px_shutdown(struct worker *w);
 
 /** Closes every connection now.  Worker thread. */
 void px_close_all(struct worker *w);
+
+/** Graceful stop of the connections of entry point slot ep only (it was
+ *  removed; wk_draining says so to the exchanges): HTTP/2 ones get a
+ *  GOAWAY, idle ones close after a short linger, busy ones after their
+ *  response.  Worker thread. */
+void px_drain(struct worker *w, int ep);
+
+/** Closes the connections of entry point slot ep now.  Worker thread. */
+void px_close_ep(struct worker *w, int ep);
 
 /** SDK entry points implemented here (host_api.c fills the table). */
 int px_api_respond(relais_req *req, int status, const relais_header *headers,

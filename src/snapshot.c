@@ -9,12 +9,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "accesslog.h"
 #include "api.h"
 #include "conf.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_loader.h"
+#include "proxy.h"
 #include "router.h"
 #include "service.h"
 #include "snapshot.h"
@@ -107,6 +109,7 @@ void snap_free(struct snapshot *s)
     json_decref(s->api);
     ts_hosts_free(s->tls_hosts);
     ts_conf_unref(s->tls);
+    al_free(s->alog);
     for (i = 0; s->ep_mws && i < s->ntables; i++) free(s->ep_mws[i]);
     for (i = 0; s->ep_mw_error && i < s->ntables; i++) free(s->ep_mw_error[i]);
     free(s->ep_mws);
@@ -534,6 +537,8 @@ static struct snap_service *snap_find_svc(struct snapshot *s, const char *q)
 }
 
 /* Compiles router qname of provider into r (errors make it disabled). */
+static void snap_eps_successors(const struct sc_config *sc, unsigned char *eps);
+
 /* Reads the router's tls key (true, {} or options / certResolver /
  * domains), or takes the entry points' http.tls defaults.  Errors go to
  * the router's session. */
@@ -585,7 +590,7 @@ static void snap_router_tls(struct snapshot *snap, struct snap_router *r,
          * the defaults of the first of them */
         for (size_t e = 0; e < sc->neps; e++) {
             const struct sc_entrypoint *ep = &sc->eps[e];
-            if (!r->eps[e] || !ep->http_tls) continue;
+            if (!r->eps[e] || !ep->http_tls || !sc_ep_live(sc, e)) continue;
             r->tls_on[e] = 1;
             if (r->tls) continue;
             r->tls = 1;
@@ -593,6 +598,7 @@ static void snap_router_tls(struct snapshot *snap, struct snap_router *r,
             resolver = ep->tls_resolver;
             if (ep->tls_domains) r->tls_domains = json_incref(ep->tls_domains);
         }
+        snap_eps_successors(sc, r->tls_on);
     }
     if (t && r->tls) memcpy(r->tls_on, r->eps, sc->neps);
     if (!r->tls) return;
@@ -687,14 +693,19 @@ static int snap_ep_middlewares(struct snapshot *snap, const struct sc_config *sc
 
     for (e = 0; e < sc->neps; e++) any += sc->eps[e].nmws;
     if (!any) return 0;
+    /* a tombstone slot whose entry point was changed takes the new
+       definition's middlewares (snap_read_eps routes it like that one);
+       another one serves nothing */
     snap->ep_mws = calloc(sc->neps, sizeof(*snap->ep_mws));
     snap->ep_nmws = calloc(sc->neps, sizeof(*snap->ep_nmws));
     snap->ep_mw_error = calloc(sc->neps, sizeof(*snap->ep_mw_error));
     if (!snap->ep_mws || !snap->ep_nmws || !snap->ep_mw_error) return -1;
     for (e = 0; e < sc->neps; e++) {
         struct snap_mwlist l = {NULL, 0, 0};
-        for (size_t i = 0; i < sc->eps[e].nmws; i++) {
-            const char *name = sc->eps[e].mws[i];
+        int live = sc_ep_live(sc, e);
+        int def = live ? (int)e : sc_entrypoint_index(sc, sc->eps[e].name);
+        for (size_t i = 0; def >= 0 && i < sc->eps[def].nmws; i++) {
+            const char *name = sc->eps[def].mws[i];
             char why[600], msg[700];
             if (!strchr(name, '@')) {
                 snprintf(why, sizeof(why), "middleware \"%s\" needs its provider (\"%s@file\")",
@@ -705,8 +716,9 @@ static int snap_ep_middlewares(struct snapshot *snap, const struct sc_config *sc
             snprintf(msg, sizeof(msg), "http.middlewares[%zu]: %s", i, why);
             if (!snap->ep_mw_error[e]) {
                 snap->ep_mw_error[e] = strdup(msg);
-                log_error("config", "entryPoints.%s.%s: nothing is served on this entry "
-                          "point", sc->eps[e].name, msg);
+                if (live)
+                    log_error("config", "entryPoints.%s.%s: nothing is served on this entry "
+                              "point", sc->eps[e].name, msg);
             }
         }
         snap->ep_mws[e] = l.v;
@@ -837,6 +849,18 @@ json_t *snap_subsection(json_t *tree, const char *top, const char *section)
     return NULL;
 }
 
+/* Binds every tombstone slot of sc whose name is an entry point again
+ * (it was changed) like that entry point. */
+static void snap_eps_successors(const struct sc_config *sc, unsigned char *eps)
+{
+    for (size_t i = 0; sc->ep_dead && i < sc->neps; i++) {
+        int k;
+        if (sc_ep_live(sc, i) || !sc->eps[i].name) continue;
+        k = sc_entrypoint_index(sc, sc->eps[i].name);
+        if (k >= 0) eps[i] = eps[k];
+    }
+}
+
 char *snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned char *eps,
                     int udp)
 {
@@ -851,12 +875,13 @@ char *snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned
            the API and ping answer) */
         int any = 0;
         for (size_t i = 0; i < sc->neps; i++)
-            if (!sc->eps[i].udp == !udp && sc->eps[i].as_default) any = 1;
+            if (sc_ep_live(sc, i) && !sc->eps[i].udp == !udp && sc->eps[i].as_default) any = 1;
         for (size_t i = 0; i < sc->neps; i++) {
-            eps[i] = !sc->eps[i].udp == !udp &&
+            eps[i] = sc_ep_live(sc, i) && !sc->eps[i].udp == !udp &&
                      (any ? sc->eps[i].as_default : strcmp(sc->eps[i].name, "traefik") != 0);
             nok += eps[i];
         }
+        snap_eps_successors(sc, eps);
         if (!nok)
             conf_cfg_error(root, "entryPoints", "no valid entry point for this router "
                                                 "(\"traefik\" is never a default one: name it)");
@@ -900,6 +925,7 @@ char *snap_read_eps(const relais_cfg *root, const struct sc_config *sc, unsigned
         free(warn);
         warn = NULL;
     }
+    snap_eps_successors(sc, eps);
     return warn;
 }
 
@@ -1035,6 +1061,7 @@ struct snapshot *snap_build(const struct snap_source *src, size_t nsrc,
     if (!snap) return NULL;
     snap->refs = 1;
     snap->gen = snap_next_gen++;
+    snap->alog = px_alog ? al_ref(px_alog) : NULL;
     /* transports first: services refer to them */
     if (snap_build_transports(snap, src, nsrc, prev, sc) < 0) goto oom;
     /* middlewares and services first: routers refer to them */

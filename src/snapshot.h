@@ -38,6 +38,7 @@ struct tcp_snap;
 struct udp_snap;
 struct tr_transport;
 struct hl_service;
+struct al_log;
 
 /** Object states as the API reports them. */
 enum snap_status { SNAP_ENABLED = 0, SNAP_WARNING = 1, SNAP_DISABLED = 2 };
@@ -235,6 +236,9 @@ struct snapshot {
                                        default (default@internal) first;
                                        references */
     size_t ntransports;             /* how many */
+    struct al_log *alog;            /* the access log current when it was
+                                       built (px_alog; a reference), or
+                                       NULL: its requests write there */
 };
 
 /** One provider's current configuration: its merged tree. */
@@ -288,7 +292,9 @@ int snap_push(void ***arr, size_t *n, size_t *cap, void *p);
 /** Reads a router's entryPoints list into eps[] (1 = bound); when the
  *  list is absent, the default TCP (udp = 0) or UDP (udp = 1) entry
  *  points: those with asDefault, or when none has it all but the one
- *  called "traefik".  A name that does not exist (or is of the other
+ *  called "traefik".  A tombstone slot of sc whose name is an entry point
+ *  again (it was changed) is bound like that one: requests still arriving
+ *  on its draining connections are routed.  A name that does not exist (or is of the other
  *  kind) is a warning while another one is valid, as in Traefik: the
  *  warnings are returned (malloc'd, "; "-joined, NULL when none; the
  *  router then has status warning); no valid entry point at all is an

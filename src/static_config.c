@@ -93,7 +93,7 @@ static void sc_ep_http_tls(const relais_cfg *http, struct sc_entrypoint *ep)
     if (d && conf_cfg_type(d) != RELAIS_CFG_LIST)
         conf_cfg_error(d, NULL, "expected a list of {main, sans}");
     else if (d)
-        ep->tls_domains = conf_node_json(d);
+        ep->tls_domains = json_incref(conf_node_json(d));
 }
 
 /* Reads entryPoints.X.http.redirections.entryPoint.  The target port is
@@ -294,15 +294,16 @@ static void sc_entrypoint(const relais_cfg *node, const char *name,
 }
 
 /* Resolves every entry point's redirection target to a port: "to" is
- * another entry point's name, or a port (":443" or "443"). */
-static void sc_resolve_redirects(struct sc_config *c, const relais_cfg *eps)
+ * another entry point's name (among eps[0..n)), or a port (":443" or
+ * "443"). */
+static void sc_resolve_redirects(struct sc_entrypoint *eps, size_t n, const relais_cfg *node)
 {
-    for (size_t i = 0; i < c->neps; i++) {
-        struct sc_entrypoint *ep = &c->eps[i];
+    for (size_t i = 0; i < n; i++) {
+        struct sc_entrypoint *ep = &eps[i];
         const char *to = ep->redirect_to, *num;
         char *end;
         long port;
-        int idx;
+        size_t idx;
 
         if (!to) continue;
         num = to[0] == ':' ? to + 1 : to;
@@ -311,15 +312,16 @@ static void sc_resolve_redirects(struct sc_config *c, const relais_cfg *eps)
             ep->redirect_port = (int)port;
             continue;
         }
-        idx = sc_entrypoint_index(c, to);
-        if (idx < 0) {
+        for (idx = 0; idx < n; idx++)
+            if (eps[idx].name && !strcmp(eps[idx].name, to)) break;
+        if (idx == n) {
             const relais_cfg *r = conf_cfg_get(
-                conf_cfg_get(conf_cfg_get(conf_cfg_get(eps, ep->name), "http"), "redirections"),
+                conf_cfg_get(conf_cfg_get(conf_cfg_get(node, ep->name), "http"), "redirections"),
                 "entryPoint");
             conf_cfg_error(r, "to", "entry point \"%s\" does not exist", to);
             continue;
         }
-        ep->redirect_port = na_port((const struct sockaddr *)&c->eps[idx].addr);
+        ep->redirect_port = na_port((const struct sockaddr *)&eps[idx].addr);
     }
 }
 
@@ -440,43 +442,107 @@ static void sc_default_traefik_ep(struct sc_config *c)
         c->traefik_ep_made = strdup(":8080");
 }
 
-struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
-                          const char *const *overrides, size_t noverrides)
+/** Entry point slots shared by the versions of one process. */
+struct sc_slots {
+    struct sc_entrypoint ep[SC_MAX_EPS]; /* the slots */
+    size_t n;                            /* committed slots (entry points
+                                            and tombstones) */
+    int refs;                            /* versions sharing them (atomic) */
+};
+
+/* Frees what one entry point holds and zeroes it. */
+static void sc_ep_clear(struct sc_entrypoint *ep)
+{
+    free(ep->name);
+    free(ep->address);
+    free(ep->trusted);
+    free(ep->pp_trusted);
+    free(ep->tls_options);
+    free(ep->tls_resolver);
+    free(ep->redirect_to);
+    free(ep->redirect_scheme);
+    for (size_t j = 0; j < ep->nmws; j++) free(ep->mws[j]);
+    free(ep->mws);
+    json_decref(ep->tls_domains);
+    json_decref(ep->cfg);
+    memset(ep, 0, sizeof(*ep));
+}
+
+/* 1 when the two entry points are configured alike (an unchanged entry
+ * point keeps its slot and its connections). */
+static int sc_ep_same(const struct sc_entrypoint *a, const struct sc_entrypoint *b)
+{
+    return a->name && b->name && !strcmp(a->name, b->name) && json_equal(a->cfg, b->cfg) &&
+           a->redirect_port == b->redirect_port;
+}
+
+/* Places the entry points tmp[0..n) (taken over, sorted by name) in slots:
+ * prev's slots when prev is given (an unchanged one keeps its slot, the
+ * others are appended), else new slots from 0.  Errors go to root's
+ * session. */
+static void sc_place_eps(struct sc_config *c, const struct sc_config *prev,
+                         struct sc_entrypoint *tmp, size_t n, const relais_cfg *root)
+{
+    struct sc_slots *sl;
+
+    if (prev && prev->slots) {
+        sl = prev->slots;
+        __atomic_add_fetch(&sl->refs, 1, __ATOMIC_RELAXED);
+    } else {
+        sl = calloc(1, sizeof(*sl));
+        if (!sl) {
+            for (size_t i = 0; i < n; i++) sc_ep_clear(&tmp[i]);
+            return;
+        }
+        sl->refs = 1;
+    }
+    c->slots = sl;
+    c->eps = sl->ep;
+    c->neps = sl->n;
+    /* every committed slot is a tombstone until an entry point keeps it */
+    c->ep_dead = sl->n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << sl->n) - 1);
+    for (size_t i = 0; i < n; i++) {
+        int k = prev && prev->slots ? sc_entrypoint_index(prev, tmp[i].name) : -1;
+        if (k >= 0 && sc_ep_same(&tmp[i], &sl->ep[k])) {
+            c->ep_dead &= ~((uint64_t)1 << k);
+            sc_ep_clear(&tmp[i]);
+            continue;
+        }
+        if (c->neps >= SC_MAX_EPS) {
+            conf_cfg_error(conf_cfg_get(root, "entryPoints"), tmp[i].name,
+                           "no entry point slot left (%d were used since start: "
+                           "restart relais to add or change more)", SC_MAX_EPS);
+            sc_ep_clear(&tmp[i]);
+            continue;
+        }
+        sl->ep[c->neps] = tmp[i];
+        c->ep_new |= (uint64_t)1 << c->neps;
+        c->neps++;
+    }
+}
+
+/* Reads c->root into c, the next version of prev (NULL at start).
+ * Errors: logged as "who: key.path: reason" when err is NULL, else joined
+ * into err.  quiet: no warning or info line.  0 / -1. */
+static int sc_read(struct sc_config *c, const struct sc_config *prev, const char *who,
+                   char *err, size_t errlen, int quiet)
 {
     static const char *const top_known[] = {
         "entryPoints", "providers", "log", "plugins", "workers",
         "serversTransport", "global", "certificatesResolvers", "ping", "accessLog", "api",
         "metrics", "tracing", "cluster", NULL};
-    struct conf_error cerr;
-    struct conf_session *s = NULL;
-    struct sc_config *c = calloc(1, sizeof(*c));
+    struct conf_session *s;
     const relais_cfg *root, *eps, *lg, *pl, *tr;
-    const char *str;
+    const char *str, *path = who;
+    const char *plugin_dir_override = c->plugin_dir_override;
     int64_t v;
     size_t i, nerr;
 
-    if (!c) return NULL;
-    c->path = strdup(path ? path : "command line");
-    c->root = path ? conf_load_file(path, &cerr) : json_object();
-    if (!c->root) {
-        if (cerr.line)
-            log_error("config", "%s:%d:%d: %s", path, cerr.line, cerr.column, cerr.msg);
-        else
-            log_error("config", "%s: %s", path, cerr.msg);
-        goto fail;
-    }
-    for (i = 0; i < noverrides; i++) {
-        char msg[300];
-        if (sc_override(c->root, overrides[i], msg, sizeof(msg)) < 0) {
-            log_error("config", "command line: %s", msg);
-            goto fail;
-        }
-    }
-    path = c->path;
     sc_default_traefik_ep(c);
     s = conf_session_new("");
+    if (!s) return -1;
     root = conf_session_root(s, c->root);
-    sc_warn_unknown(path, root, top_known);
+    if (!quiet) sc_warn_unknown(path, root, top_known);
 
     c->log_level = RELAIS_LOG_INFO;
     c->log_format = LOG_FORMAT_COMMON;
@@ -499,16 +565,23 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
     eps = conf_cfg_get(root, "entryPoints");
     if (!eps || conf_cfg_type(eps) != RELAIS_CFG_MAP || conf_cfg_len(eps) == 0) {
         conf_cfg_error(root, "entryPoints", "expected a map of at least one entry point");
+    } else if (conf_cfg_len(eps) > SC_MAX_EPS) {
+        conf_cfg_error(root, "entryPoints", "at most %d entry points", SC_MAX_EPS);
     } else {
-        c->neps = conf_cfg_len(eps);
-        c->eps = calloc(c->neps, sizeof(*c->eps));
-        for (i = 0; i < c->neps; i++) {
-            const char *name;
-            const relais_cfg *ep = conf_cfg_at(eps, i, &name);
-            sc_entrypoint(ep, name, &c->eps[i]);
+        size_t n = conf_cfg_len(eps);
+        struct sc_entrypoint *tmp = calloc(n, sizeof(*tmp));
+        if (tmp) {
+            for (i = 0; i < n; i++) {
+                const char *name;
+                const relais_cfg *ep = conf_cfg_at(eps, i, &name);
+                sc_entrypoint(ep, name, &tmp[i]);
+                tmp[i].cfg = json_incref(conf_node_json(ep));
+            }
+            qsort(tmp, n, sizeof(*tmp), sc_ep_cmp);
+            sc_resolve_redirects(tmp, n, eps);
+            sc_place_eps(c, prev, tmp, n, root);
+            free(tmp);
         }
-        qsort(c->eps, c->neps, sizeof(*c->eps), sc_ep_cmp);
-        sc_resolve_redirects(c, eps);
     }
 
     c->resolvers = conf_node_json(conf_cfg_get(root, "certificatesResolvers"));
@@ -637,7 +710,7 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
             if (conf_cfg_bool(ap, NULL, &on) == RELAIS_CFG_OK && on) c->api = 1;
         } else if (ap && conf_cfg_type(ap) == RELAIS_CFG_MAP) {
             c->api = 1;
-            sc_warn_unknown(path, ap, api_known);
+            if (!quiet) sc_warn_unknown(path, ap, api_known);
             conf_cfg_bool(ap, "insecure", &c->api_insecure);
             conf_cfg_bool(ap, "dashboard", &c->api_dashboard);
             conf_cfg_bool(ap, "debug", &c->api_debug);
@@ -674,48 +747,202 @@ struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
     }
 
     nerr = conf_session_nerrors(s);
-    for (i = 0; i < nerr; i++)
-        log_error("config", "%s: %s", path, conf_session_error(s, i));
-    if (nerr) goto fail;
-    if (c->traefik_ep_made)
+    if (err && errlen) {
+        size_t len = 0;
+        err[0] = '\0';
+        for (i = 0; i < nerr && len + 1 < errlen; i++) {
+            int k = i ? snprintf(err + len, errlen - len, "; %s", conf_session_error(s, i))
+                      : snprintf(err, errlen, "%s: %s", who, conf_session_error(s, 0));
+            if (k < 0) break;
+            len += (size_t)k;
+        }
+    } else {
+        for (i = 0; i < nerr; i++)
+            log_error("config", "%s: %s", path, conf_session_error(s, i));
+    }
+    conf_session_free(s);
+    if (nerr) return -1;
+    if (!c->slots) {
+        if (err && errlen) snprintf(err, errlen, "%s: out of memory", who);
+        return -1;
+    }
+    if (!quiet && c->traefik_ep_made)
         log_info("config", "%s: entry point traefik created on %s (api.insecure, ping or "
                  "metrics answer there and none is defined)", path, c->traefik_ep_made);
-    if (c->api_insecure)
+    if (!quiet && c->api_insecure)
         log_warn("config", "%s: api.insecure: the API and the dashboard answer anyone who "
                  "reaches entry point traefik (%s), with no authentication", path,
                  c->eps[c->api_ep].address);
-    conf_session_free(s);
+    return 0;
+}
+
+/* Reads path (NULL: an empty document) and applies the flags.  The
+ * document, or NULL with err set. */
+static json_t *sc_read_file(const char *path, char *const *overrides, size_t n, char *err,
+                            size_t errlen)
+{
+    struct conf_error cerr;
+    json_t *root = path ? conf_load_file(path, &cerr) : json_object();
+
+    if (!root) {
+        if (cerr.line)
+            snprintf(err, errlen, "%s:%d:%d: %s", path, cerr.line, cerr.column, cerr.msg);
+        else
+            snprintf(err, errlen, "%s: %s", path ? path : "?", cerr.msg);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char msg[300];
+        if (sc_override(root, overrides[i], msg, sizeof(msg)) < 0) {
+            snprintf(err, errlen, "command line: %s", msg);
+            json_decref(root);
+            return NULL;
+        }
+    }
+    return root;
+}
+
+/* Copies the command line of from into c.  0 / -1 (memory). */
+static int sc_copy_cmdline(struct sc_config *c, const char *path, const char *file,
+                           char *const *overrides, size_t n, const char *plugin_dir_override)
+{
+    c->path = strdup(path);
+    c->file = file ? strdup(file) : NULL;
+    c->plugin_dir_override = plugin_dir_override ? strdup(plugin_dir_override) : NULL;
+    c->overrides = calloc(n ? n : 1, sizeof(*c->overrides));
+    if (!c->path || (file && !c->file) || (plugin_dir_override && !c->plugin_dir_override) ||
+        !c->overrides)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        c->overrides[i] = strdup(overrides[i]);
+        if (!c->overrides[i]) return -1;
+        c->noverrides++;
+    }
+    return 0;
+}
+
+struct sc_config *sc_load(const char *path, const char *plugin_dir_override,
+                          const char *const *overrides, size_t noverrides)
+{
+    struct sc_config *c = calloc(1, sizeof(*c));
+    char err[1024];
+
+    if (!c) return NULL;
+    c->refs = 1;
+    if (sc_copy_cmdline(c, path ? path : "command line", path, (char *const *)overrides,
+                        noverrides, plugin_dir_override) < 0)
+        goto fail;
+    c->root = sc_read_file(c->file, c->overrides, c->noverrides, err, sizeof(err));
+    if (!c->root) {
+        log_error("config", "%s", err);
+        goto fail;
+    }
+    if (sc_read(c, NULL, c->path, NULL, 0, 0) < 0) goto fail;
+    sc_commit(c);
     return c;
 fail:
-    conf_session_free(s);
     sc_free(c);
     return NULL;
+}
+
+struct sc_config *sc_derive(const struct sc_config *prev, json_t *doc, const char *who,
+                            char *err, size_t errlen)
+{
+    struct sc_config *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        json_decref(doc);
+        snprintf(err, errlen, "%s: out of memory", who);
+        return NULL;
+    }
+    c->refs = 1;
+    c->root = doc;
+    if (sc_copy_cmdline(c, prev->path, prev->file, prev->overrides, prev->noverrides,
+                        prev->plugin_dir_override) < 0) {
+        snprintf(err, errlen, "%s: out of memory", who);
+        sc_free(c);
+        return NULL;
+    }
+    if (!doc || sc_read(c, prev, who, err, errlen, 1) < 0) {
+        if (!doc) snprintf(err, errlen, "%s: out of memory", who);
+        sc_free(c);
+        return NULL;
+    }
+    c->workers = prev->workers; /* --workers, and never changed at run time */
+    return c;
+}
+
+int sc_check_doc(json_t *doc, const char *who, char *err, size_t errlen)
+{
+    struct sc_config *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (!c) return -1;
+    c->refs = 1;
+    c->root = json_deep_copy(doc);
+    rc = c->root ? sc_read(c, NULL, who, err, errlen, 1) : -1;
+    sc_free(c);
+    return rc;
+}
+
+void sc_commit(struct sc_config *c)
+{
+    if (!c->slots) return;
+    c->slots->n = c->neps;
+    c->ep_new = 0;
+}
+
+json_t *sc_reload_doc(const struct sc_config *c, char *err, size_t errlen)
+{
+    return sc_read_file(c->file, c->overrides, c->noverrides, err, errlen);
+}
+
+struct sc_config *sc_ref(struct sc_config *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+size_t sc_ep_sorted(const struct sc_config *c, int *idx)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < c->neps && n < SC_MAX_EPS; i++) {
+        size_t j;
+        if (!sc_ep_live(c, i)) continue;
+        /* insertion sort: a few dozen at most */
+        for (j = n; j > 0 && strcmp(c->eps[idx[j - 1]].name, c->eps[i].name) > 0; j--)
+            idx[j] = idx[j - 1];
+        idx[j] = (int)i;
+        n++;
+    }
+    return n;
 }
 
 void sc_free(struct sc_config *c)
 {
     size_t i;
 
-    if (!c) return;
-    for (i = 0; i < c->neps; i++) {
-        free(c->eps[i].name);
-        free(c->eps[i].address);
-        free(c->eps[i].trusted);
-        free(c->eps[i].pp_trusted);
-        free(c->eps[i].tls_options);
-        free(c->eps[i].tls_resolver);
-        free(c->eps[i].redirect_to);
-        free(c->eps[i].redirect_scheme);
-        for (size_t j = 0; j < c->eps[i].nmws; j++) free(c->eps[i].mws[j]);
-        free(c->eps[i].mws);
+    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+    if (c->slots) {
+        struct sc_slots *sl = c->slots;
+        for (i = 0; i < SC_MAX_EPS; i++)
+            if (i < 64 && (c->ep_new >> i & 1)) sc_ep_clear(&sl->ep[i]);
+        if (__atomic_sub_fetch(&sl->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+            for (i = 0; i < SC_MAX_EPS; i++) sc_ep_clear(&sl->ep[i]);
+            free(sl);
+        }
     }
-    free(c->eps);
     for (i = 0; i < c->nplugin_load; i++) free(c->plugin_load[i]);
     free(c->plugin_load);
     free(c->plugin_dir);
     free(c->log_file);
     free(c->traefik_ep_made);
     free(c->path);
+    free(c->file);
+    for (i = 0; i < c->noverrides; i++) free(c->overrides[i]);
+    free(c->overrides);
+    free(c->plugin_dir_override);
     json_decref(c->root);
     free(c);
 }
@@ -723,6 +950,6 @@ void sc_free(struct sc_config *c)
 int sc_entrypoint_index(const struct sc_config *c, const char *name)
 {
     for (size_t i = 0; i < c->neps; i++)
-        if (!strcmp(c->eps[i].name, name)) return (int)i;
+        if (sc_ep_live(c, i) && c->eps[i].name && !strcmp(c->eps[i].name, name)) return (int)i;
     return -1;
 }

@@ -1316,6 +1316,16 @@ void tcp_close_all(struct worker *w)
     while (w->tcp_conns) tcp_conn_free(w->tcp_conns);
 }
 
+void tcp_close_ep(struct worker *w, int ep)
+{
+    struct tcp_conn *c = w->tcp_conns, *n;
+
+    for (; c; c = n) {
+        n = c->next;
+        if (c->ep == ep) tcp_conn_free(c);
+    }
+}
+
 void tcp_api_status(const struct tcp_snap *t, const struct sc_config *sc, json_t *routers,
                     json_t *services, json_t *mws)
 {

@@ -106,6 +106,10 @@ void tcp_take(struct worker *w, int ep, struct stream *cs, struct wk_snapref *re
 /** Closes every relayed connection of w now.  Worker thread. */
 void tcp_close_all(struct worker *w);
 
+/** Closes w's relayed connections of entry point slot ep now (the end of
+ *  its grace after it was removed).  Worker thread. */
+void tcp_close_ep(struct worker *w, int ep);
+
 /** For the API: adds every TCP router, service and middleware of t to
  *  routers / services / mws as "name@provider" -> {"status", "error",
  *  and for routers "using"} (api_status).  t may be NULL.  Control

@@ -571,16 +571,29 @@ fail:
     return -1;
 }
 
+/* Frees one listener: its sessions, event and socket. */
+static void udp_listener_free(struct udp_listener *l)
+{
+    while (l->list) udp_session_free(l->list);
+    event_free(l->ev);
+    close(l->fd);
+    free(l);
+}
+
+void udp_detach(struct worker *w, int ep)
+{
+    for (size_t i = 0; w->udp && i < w->udp->n; i++) {
+        if (w->udp->l[i]->ep != ep) continue;
+        udp_listener_free(w->udp->l[i]);
+        w->udp->l[i] = w->udp->l[--w->udp->n];
+        return;
+    }
+}
+
 void udp_stop(struct worker *w)
 {
     if (!w->udp) return;
-    for (size_t i = 0; i < w->udp->n; i++) {
-        struct udp_listener *l = w->udp->l[i];
-        while (l->list) udp_session_free(l->list);
-        event_free(l->ev);
-        close(l->fd);
-        free(l);
-    }
+    for (size_t i = 0; i < w->udp->n; i++) udp_listener_free(w->udp->l[i]);
     free(w->udp->l);
     free(w->udp);
     w->udp = NULL;

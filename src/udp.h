@@ -49,12 +49,17 @@ void udp_snap_free(struct udp_snap *u);
 int udp_listen(const struct sc_entrypoint *ep);
 
 /** Gives the socket fd of entry point ep to worker w (before its thread
- *  starts; the worker then owns fd).  0, or -1 (fd is closed). */
+ *  starts, or on its thread; the worker then owns fd).  0, or -1 (fd is
+ *  closed). */
 int udp_attach(struct worker *w, int ep, int fd);
 
 /** Closes w's UDP sockets and sessions (graceful stop, exit).  Worker
  *  thread (or after it ended). */
 void udp_stop(struct worker *w);
+
+/** Closes w's socket and sessions of entry point slot ep, if it has it
+ *  (the entry point was removed).  Worker thread. */
+void udp_detach(struct worker *w, int ep);
 
 /** Number of live sessions of w (tests, logs). */
 size_t udp_sessions(const struct worker *w);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -32,12 +33,36 @@
 __thread struct worker *wk_self;
 int wk_terminating;
 
+/** A queued change, one per worker (wk_change_send). */
+struct wk_cmd {
+    struct wk_change *ch; /* the change */
+    struct wk_cmd *next;  /* next queued for the same worker */
+};
+
+/** The grace of a removed entry point on one worker. */
+struct wk_drain {
+    struct worker *w;     /* the worker */
+    int ep;               /* the removed slot */
+    struct event *ev;     /* fires at the end of the grace */
+    struct wk_drain *next; /* the worker's other drains */
+};
+
 static struct worker *wk_all;       /* the workers */
 static unsigned wk_n;               /* how many */
 static int **wk_fds;                /* listening fds [worker][ep] */
+static int *wk_sfd[SC_MAX_EPS];     /* control thread: each slot's listening
+                                       sockets [worker] (-1 none), NULL for
+                                       a slot that does not listen */
+static int *wk_xfd;                 /* control thread: sockets inherited
+                                       beyond the worker count (extra
+                                       listeners) */
+static int *wk_xep;                 /* their slots */
+static size_t wk_nx;                /* how many */
 static int *wk_lfds;                /* every listening socket (TCP and
                                        UDP), for an upgrade */
 static size_t wk_nlfds;             /* how many */
+static pthread_mutex_t wk_cmd_lock = PTHREAD_MUTEX_INITIALIZER; /* guards
+                                       the workers' cmdq */
 static int64_t *wk_ep_conns;        /* open client connections per entry
                                        point (atomic) */
 static int64_t wk_all_conns;        /* in all (atomic) */
@@ -151,6 +176,12 @@ static void *wk_main(void *arg)
     }
     up_pool_free(w->pool);
     w->pool = NULL;
+    while (w->drains) {
+        struct wk_drain *d = w->drains;
+        w->drains = d->next;
+        event_free(d->ev);
+        free(d);
+    }
     arena_cache_clear();
     return NULL;
 }
@@ -230,7 +261,8 @@ void wk_conn_opened(struct worker *w, int ep)
     __atomic_add_fetch(&wk_ep_conns[ep], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&wk_all_conns, 1, __ATOMIC_RELAXED);
     for (size_t e = 0; e < w->sc->neps; e++) {
-        if (w->paused[e] || w->sc->eps[e].udp || !wk_at_cap(w->sc, e)) continue;
+        if (w->paused[e] || !sc_ep_live(w->sc, e) || w->sc->eps[e].udp || !wk_at_cap(w->sc, e))
+            continue;
         if (!w->npaused)
             log_warn("entrypoint", "%s: %lld connections open (%lld here): new ones wait",
                      w->sc->eps[e].name, (long long)wk_conns(-1), (long long)wk_conns((int)e));
@@ -258,7 +290,7 @@ int64_t wk_conns(int ep)
  * own descriptors of them). */
 static void wk_close_listeners(struct worker *w)
 {
-    for (size_t e = 0; w->listeners && e < w->sc->neps; e++) {
+    for (size_t e = 0; w->listeners && e < SC_MAX_EPS; e++) {
         if (w->listeners[e]) evconnlistener_free(w->listeners[e]);
         w->listeners[e] = NULL;
     }
@@ -274,6 +306,31 @@ size_t wk_listen_fds(const int **fds)
     return wk_nlfds;
 }
 
+/* Rebuilds wk_lfds from the slots' sockets and the extra ones of the
+ * slots that are entry points of sc (control thread).  0 / -1. */
+static int wk_lfds_rebuild(const struct sc_config *sc)
+{
+    size_t n = wk_nx, k = 0;
+    int *l;
+
+    for (size_t e = 0; e < SC_MAX_EPS; e++)
+        if (wk_sfd[e]) n += wk_n;
+    l = malloc((n ? n : 1) * sizeof(*l));
+    if (!l) return -1;
+    for (size_t e = 0; e < SC_MAX_EPS; e++)
+        for (unsigned i = 0; wk_sfd[e] && i < wk_n; i++)
+            if (wk_sfd[e][i] >= 0) l[k++] = wk_sfd[e][i];
+    for (size_t x = 0; x < wk_nx; x++)
+        if (sc_ep_live(sc, (size_t)wk_xep[x])) l[k++] = wk_xfd[x];
+    free(wk_lfds);
+    wk_lfds = l;
+    wk_nlfds = k;
+    return 0;
+}
+
+/* Control → worker: a change is queued (eventfd readable). */
+static void wk_on_cmd(evutil_socket_t fd, short what, void *arg);
+
 int wk_start(const struct sc_config *sc, unsigned n)
 {
     unsigned i;
@@ -284,29 +341,33 @@ int wk_start(const struct sc_config *sc, unsigned n)
     wk_fds = calloc(n, sizeof(*wk_fds));
     if (!wk_all || !wk_fds) return -1;
     wk_n = n;
+    for (i = 0; i < n; i++) {
+        wk_all[i].wake_fd = wk_all[i].cmd_fd = -1;
+        wk_fds[i] = malloc(SC_MAX_EPS * sizeof(int));
+        if (!wk_fds[i]) return -1;
+        for (e = 0; e < SC_MAX_EPS; e++) wk_fds[i][e] = -1;
+    }
     /* sockets first: a bind error stops the start before any thread.
        Sockets an upgrading parent passed on are used first: worker i
        takes the i-th of its entry point, the ones beyond the worker
        count become extra listeners (their backlogs must be served) */
-    wk_lfds = calloc((sc->neps ? sc->neps : 1) * (n + UG_MAX_FDS), sizeof(*wk_lfds));
-    wk_ep_conns = calloc(sc->neps ? sc->neps : 1, sizeof(*wk_ep_conns));
+    wk_ep_conns = calloc(SC_MAX_EPS, sizeof(*wk_ep_conns));
     if (!wk_ep_conns) return -1;
-    for (i = 0; i < n; i++) wk_fds[i] = calloc(sc->neps ? sc->neps : 1, sizeof(int));
-    if (!wk_lfds) return -1;
     for (e = 0; e < sc->neps; e++) {
         int inh[UG_MAX_FDS];
-        size_t ninh = ug_take((const struct sockaddr *)&sc->eps[e].addr, sc->eps[e].addrlen,
-                              sc->eps[e].udp ? SOCK_DGRAM : SOCK_STREAM, inh, UG_MAX_FDS);
+        size_t ninh;
+        if (!sc_ep_live(sc, e)) continue;
+        ninh = ug_take((const struct sockaddr *)&sc->eps[e].addr, sc->eps[e].addrlen,
+                       sc->eps[e].udp ? SOCK_DGRAM : SOCK_STREAM, inh, UG_MAX_FDS);
         if (ninh)
             log_info("entrypoint", "%s: %zu listening socket(s) taken over from the old process",
                      sc->eps[e].name, ninh);
+        wk_sfd[e] = malloc(n * sizeof(int));
+        if (!wk_sfd[e]) return -1;
         for (i = 0; i < n; i++) {
-            if (!wk_fds[i]) return -1;
+            wk_sfd[e][i] = -1;
             /* a UDP entry point has one socket, owned by one worker */
-            if (sc->eps[e].udp && e % n != i) {
-                wk_fds[i][e] = -1;
-                continue;
-            }
+            if (sc->eps[e].udp && e % n != i) continue;
             if (sc->eps[e].udp) wk_fds[i][e] = ninh ? inh[0] : udp_listen(&sc->eps[e]);
             else wk_fds[i][e] = i < ninh ? inh[i] : wk_listen(&sc->eps[e]);
             if (wk_fds[i][e] < 0) {
@@ -314,17 +375,26 @@ int wk_start(const struct sc_config *sc, unsigned n)
                           sc->eps[e].address, strerror(errno));
                 return -1;
             }
-            wk_lfds[wk_nlfds++] = wk_fds[i][e];
+            wk_sfd[e][i] = wk_fds[i][e];
         }
         for (size_t k = sc->eps[e].udp ? 1 : n; k < ninh; k++) {
+            int *xf, *xe;
             if (sc->eps[e].udp) {
                 close(inh[k]);
                 continue;
             }
             if (wk_extra_add(&wk_all[k % n], (int)e, inh[k]) < 0) return -1;
-            wk_lfds[wk_nlfds++] = inh[k];
+            xf = realloc(wk_xfd, (wk_nx + 1) * sizeof(*xf));
+            if (!xf) return -1;
+            wk_xfd = xf;
+            xe = realloc(wk_xep, (wk_nx + 1) * sizeof(*xe));
+            if (!xe) return -1;
+            wk_xep = xe;
+            wk_xfd[wk_nx] = inh[k];
+            wk_xep[wk_nx++] = (int)e;
         }
     }
+    if (wk_lfds_rebuild(sc) < 0) return -1;
     ug_close_rest();
     for (i = 0; i < n; i++) {
         struct worker *w = &wk_all[i];
@@ -338,8 +408,8 @@ int wk_start(const struct sc_config *sc, unsigned n)
             /* NOLOCK is refused on some backends: take the default */
             w->base = event_base_new();
         }
-        w->listeners = calloc(sc->neps ? sc->neps : 1, sizeof(*w->listeners));
-        w->paused = calloc(sc->neps ? sc->neps : 1, 1);
+        w->listeners = calloc(SC_MAX_EPS, sizeof(*w->listeners));
+        w->paused = calloc(SC_MAX_EPS, 1);
         w->pool = up_pool_new(w->base, sc->transport.max_idle_per_host,
                               sc->transport.idle_conn_timeout_ms);
         /* the worker base has no locks (NOLOCK), so another thread
@@ -349,12 +419,19 @@ int wk_start(const struct sc_config *sc, unsigned n)
                       ? event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wk_wake, w)
                       : NULL;
         if (w->wake) event_add(w->wake, NULL);
+        w->cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        w->cmd = w->cmd_fd >= 0 && w->base
+                     ? event_new(w->base, w->cmd_fd, EV_READ | EV_PERSIST, wk_on_cmd, w)
+                     : NULL;
+        if (w->cmd) event_add(w->cmd, NULL);
         w->resume = w->base ? evtimer_new(w->base, wk_on_resume, w) : NULL;
-        if (!w->base || !w->listeners || !w->pool || !w->wake || !w->paused || !w->resume)
+        if (!w->base || !w->listeners || !w->pool || !w->wake || !w->paused || !w->resume ||
+            !w->cmd)
             return -1;
         for (e = 0; e < sc->neps; e++) {
+            if (wk_fds[i][e] < 0) continue;
             if (sc->eps[e].udp) {
-                if (wk_fds[i][e] >= 0 && udp_attach(w, (int)e, wk_fds[i][e]) < 0) return -1;
+                if (udp_attach(w, (int)e, wk_fds[i][e]) < 0) return -1;
                 continue;
             }
             w->listeners[e] = evconnlistener_new(w->base, wk_accept, (void *)(intptr_t)e,
@@ -378,6 +455,243 @@ int wk_start(const struct sc_config *sc, unsigned n)
     free(wk_fds);
     wk_fds = NULL;
     return 0;
+}
+
+/* ------------------------------------------------------------ live changes */
+
+int wk_listen_slot(const struct sc_config *sc, int slot, int like, int *fds)
+{
+    const struct sc_entrypoint *ep = &sc->eps[slot];
+    unsigned i;
+
+    for (i = 0; i < wk_n; i++) fds[i] = -1;
+    for (i = 0; i < wk_n; i++) {
+        if (ep->udp && (unsigned)slot % wk_n != i) continue;
+        if (like >= 0 && wk_sfd[like]) {
+            /* the same socket(s): what waits in the backlog is kept */
+            int from = ep->udp ? wk_sfd[like][(unsigned)like % wk_n] : wk_sfd[like][i];
+            if (from >= 0) {
+                fds[i] = fcntl(from, F_DUPFD_CLOEXEC, 0);
+                if (fds[i] < 0) goto fail;
+                continue;
+            }
+        }
+        fds[i] = ep->udp ? udp_listen(ep) : wk_listen(ep);
+        if (fds[i] < 0) goto fail;
+    }
+    return 0;
+fail: {
+        int e = errno;
+        for (i = 0; i < wk_n; i++)
+            if (fds[i] >= 0) close(fds[i]);
+        for (i = 0; i < wk_n; i++) fds[i] = -1;
+        errno = e;
+        return -1;
+    }
+}
+
+struct wk_change *wk_change_new(const struct sc_config *sc, uint64_t added, int *fds,
+                                uint64_t removed)
+{
+    struct wk_change *ch = calloc(1, sizeof(*ch));
+
+    if (!ch) return NULL;
+    ch->cmds = calloc(wk_n ? wk_n : 1, sizeof(*ch->cmds));
+    if (!ch->cmds) {
+        free(ch);
+        return NULL;
+    }
+    /* the control thread's table of sockets, for an upgrade */
+    for (size_t e = 0; e < SC_MAX_EPS; e++) {
+        if (!(added >> e & 1) || wk_sfd[e]) continue;
+        wk_sfd[e] = malloc((wk_n ? wk_n : 1) * sizeof(int));
+        if (!wk_sfd[e]) goto oom;
+    }
+    for (size_t e = 0; e < SC_MAX_EPS; e++) {
+        if (removed >> e & 1) {
+            free(wk_sfd[e]);
+            wk_sfd[e] = NULL;
+        }
+        if (added >> e & 1) memcpy(wk_sfd[e], fds + e * wk_n, wk_n * sizeof(int));
+    }
+    wk_lfds_rebuild(sc); /* out of memory: the previous list stays */
+    ch->sc = sc;
+    ch->added = added;
+    ch->removed = removed;
+    ch->fds = fds;
+    return ch;
+oom:
+    for (size_t e = 0; e < SC_MAX_EPS; e++)
+        if ((added >> e & 1) && wk_sfd[e]) {
+            free(wk_sfd[e]);
+            wk_sfd[e] = NULL;
+        }
+    free(ch->cmds);
+    free(ch);
+    return NULL;
+}
+
+void wk_change_send(struct wk_change *ch, void (*done)(void *arg), void *arg)
+{
+    uint64_t one = 1;
+
+    ch->done = done;
+    ch->arg = arg;
+    ch->pending = wk_n;
+    if (wk_n == 0) {
+        done(arg);
+        return;
+    }
+    pthread_mutex_lock(&wk_cmd_lock);
+    for (unsigned i = 0; i < wk_n; i++) {
+        struct worker *w = &wk_all[i];
+        struct wk_cmd *c = &ch->cmds[i];
+        c->ch = ch;
+        c->next = NULL;
+        if (w->cmdq_tail) w->cmdq_tail->next = c;
+        else w->cmdq = c;
+        w->cmdq_tail = c;
+    }
+    pthread_mutex_unlock(&wk_cmd_lock);
+    for (unsigned i = 0; i < wk_n; i++) {
+        ssize_t k = write(wk_all[i].cmd_fd, &one, sizeof(one));
+        (void)k;
+    }
+}
+
+void wk_change_free(struct wk_change *ch)
+{
+    if (!ch) return;
+    for (size_t e = 0; ch->fds && e < SC_MAX_EPS; e++)
+        for (unsigned i = 0; (ch->added >> e & 1) && i < wk_n; i++)
+            if (ch->fds[e * wk_n + i] >= 0) close(ch->fds[e * wk_n + i]);
+    free(ch->fds);
+    free(ch->cmds);
+    free(ch);
+}
+
+/* Timer: the grace of a removed entry point ended on this worker: its
+ * connections still open are closed. */
+static void wk_drain_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct wk_drain *d = arg, **pp;
+    struct worker *w = d->w;
+
+    (void)fd;
+    (void)what;
+    px_close_ep(w, d->ep);
+    tcp_close_ep(w, d->ep);
+    for (pp = &w->drains; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    event_free(d->ev);
+    free(d);
+}
+
+/* Applies ch on worker w (its thread). */
+static void wk_apply(struct worker *w, struct wk_change *ch)
+{
+    unsigned i = w->index;
+
+    w->sc = ch->sc;
+    for (int e = 0; e < SC_MAX_EPS; e++) {
+        struct wk_drain *d;
+        if (!(ch->removed >> e & 1)) continue;
+        w->draining |= (uint64_t)1 << e;
+        if (w->paused[e]) {
+            w->paused[e] = 0;
+            w->npaused--;
+        }
+        if (w->listeners[e]) evconnlistener_free(w->listeners[e]);
+        w->listeners[e] = NULL;
+        for (size_t k = 0; k < w->nextra; k++) {
+            if (w->extra_ep[k] != e || !w->extra[k]) continue;
+            evconnlistener_free(w->extra[k]);
+            w->extra[k] = NULL;
+        }
+        udp_detach(w, e);
+        px_drain(w, e);
+        /* what is still open when the grace ends is closed */
+        d = calloc(1, sizeof(*d));
+        if (d) d->ev = evtimer_new(w->base, wk_drain_end, d);
+        if (d && d->ev) {
+            int64_t g = ch->sc->eps[e].grace_ms > 0 ? ch->sc->eps[e].grace_ms : 0;
+            struct timeval tv = {(time_t)(g / 1000), (suseconds_t)((g % 1000) * 1000)};
+            d->w = w;
+            d->ep = e;
+            d->next = w->drains;
+            w->drains = d;
+            evtimer_add(d->ev, &tv);
+        } else {
+            free(d);
+            px_close_ep(w, e);
+            tcp_close_ep(w, e);
+        }
+    }
+    for (int e = 0; e < SC_MAX_EPS; e++) {
+        int fd;
+        if (!(ch->added >> e & 1)) continue;
+        fd = ch->fds[(size_t)e * wk_n + i];
+        ch->fds[(size_t)e * wk_n + i] = -1;
+        if (fd < 0) continue;
+        w->draining &= ~((uint64_t)1 << e);
+        if (w->stopping) {
+            close(fd);
+            continue;
+        }
+        if (ch->sc->eps[e].udp) {
+            if (udp_attach(w, e, fd) < 0)
+                log_error("entrypoint", "%s: cannot start on worker %u", ch->sc->eps[e].name, i);
+            continue;
+        }
+        w->listeners[e] = evconnlistener_new(w->base, wk_accept, (void *)(intptr_t)e,
+                                             LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (!w->listeners[e]) {
+            close(fd);
+            log_error("entrypoint", "%s: cannot start on worker %u", ch->sc->eps[e].name, i);
+        }
+    }
+    if (w->npaused) wk_recheck(w);
+}
+
+/* Takes the oldest change queued for w, or NULL. */
+static struct wk_cmd *wk_cmd_pop(struct worker *w)
+{
+    struct wk_cmd *c;
+
+    pthread_mutex_lock(&wk_cmd_lock);
+    c = w->cmdq;
+    if (c) {
+        w->cmdq = c->next;
+        if (!w->cmdq) w->cmdq_tail = NULL;
+    }
+    pthread_mutex_unlock(&wk_cmd_lock);
+    return c;
+}
+
+/* Ends w's part of ch (w applied it, or stopped before). */
+static void wk_cmd_done(struct wk_change *ch)
+{
+    if (__atomic_sub_fetch(&ch->pending, 1, __ATOMIC_ACQ_REL) == 0) ch->done(ch->arg);
+}
+
+static void wk_on_cmd(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct wk_cmd *c;
+    uint64_t v;
+
+    (void)what;
+    if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+        /* spurious: the queue says what there is */
+    }
+    while ((c = wk_cmd_pop(w)) != NULL) {
+        struct wk_change *ch = c->ch;
+        wk_apply(w, ch);
+        wk_cmd_done(ch); /* ch may be freed from here on */
+    }
 }
 
 void wk_publish(struct snapshot *s)
@@ -496,6 +810,11 @@ void wk_stop(int64_t grace_ms)
         }
     }
     for (i = 0; i < wk_n; i++) {
+        struct wk_cmd *c;
+        /* changes the worker did not apply: it is gone */
+        while ((c = wk_cmd_pop(&wk_all[i])) != NULL) wk_cmd_done(c->ch);
+        if (wk_all[i].cmd) event_free(wk_all[i].cmd);
+        if (wk_all[i].cmd_fd >= 0) close(wk_all[i].cmd_fd);
         wk_close_listeners(&wk_all[i]);
         free(wk_all[i].listeners);
         free(wk_all[i].extra);
@@ -513,6 +832,14 @@ void wk_stop(int64_t grace_ms)
     free(wk_lfds);
     wk_lfds = NULL;
     wk_nlfds = 0;
+    for (size_t e = 0; e < SC_MAX_EPS; e++) {
+        free(wk_sfd[e]);
+        wk_sfd[e] = NULL;
+    }
+    free(wk_xfd);
+    free(wk_xep);
+    wk_xfd = wk_xep = NULL;
+    wk_nx = 0;
     free(wk_ep_conns);
     wk_ep_conns = NULL;
     wk_all_conns = 0;

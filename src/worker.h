@@ -33,20 +33,26 @@ struct wk_snapref {
 };
 
 struct mr_set;
+struct wk_cmd;
+struct wk_drain;
 
 /** One worker thread. */
 struct worker {
     unsigned index;                   /* 0..count-1 */
     pthread_t thread;                 /* the thread */
     struct event_base *base;          /* its event loop */
-    struct evconnlistener **listeners; /* one per entry point */
+    struct evconnlistener **listeners; /* one per entry point slot
+                                         (SC_MAX_EPS), NULL when none */
     struct event *wake;               /* control → worker nudge */
     int wake_fd;                      /* its eventfd */
     struct wk_snapref *cur;           /* current snapshot reference */
     struct wk_snapref *old;           /* previous ones still in use */
     uint64_t seen_gen;                /* generation of cur */
     struct up_pool *pool;             /* idle upstream connections */
-    const struct sc_config *sc;       /* static configuration */
+    const struct sc_config *sc;       /* static configuration: the version
+                                         this worker applied last (its
+                                         thread switches it, see
+                                         wk_change_send) */
     size_t nconns;                    /* client connections open */
     int stopping;                     /* graceful stop begun */
     struct px_conn *conns;            /* list of client connections */
@@ -60,7 +66,7 @@ struct worker {
     int *extra_ep;                    /* their entry points */
     int *extra_fd;                    /* their sockets */
     size_t nextra;                    /* how many */
-    unsigned char *paused;            /* paused[ep] = 1: this worker's
+    unsigned char *paused;            /* paused[ep] = 1 (SC_MAX_EPS): this worker's
                                          listeners of ep wait for a
                                          connection cap to free up */
     int npaused;                      /* entry points paused */
@@ -71,6 +77,38 @@ struct worker {
     struct relais_req *waitq_tail;    /* newest */
     struct event *waitq_ev;           /* runs the queue (timer, or made
                                          active when a server frees up) */
+    int cmd_fd;                       /* eventfd: a change of the static
+                                         configuration is queued */
+    struct event *cmd;                /* its event */
+    struct wk_cmd *cmdq;              /* changes queued for this worker,
+                                         oldest first (wk_cmd_lock) */
+    struct wk_cmd *cmdq_tail;         /* newest */
+    uint64_t draining;                /* bit e: entry point slot e was
+                                         removed: its connections close
+                                         once their exchange ended (this
+                                         worker's thread only) */
+    struct wk_drain *drains;          /* grace timers of removed entry
+                                         points */
+};
+
+/** A change of the entry points for the running workers (static_live.c
+ *  makes it with wk_change_new, sends it with wk_change_send). */
+struct wk_change {
+    const struct sc_config *sc;  /* the new version (the caller keeps it
+                                    until done ran) */
+    uint64_t added;              /* slots that start listening */
+    uint64_t removed;            /* slots that stop accepting and drain */
+    int *fds;                    /* [slot * workers + worker]: the sockets
+                                    of the added slots, -1 none (a worker
+                                    takes its own; the rest is closed by
+                                    wk_change_free) */
+    unsigned pending;            /* workers that did not apply it yet
+                                    (atomic) */
+    struct wk_cmd *cmds;         /* one queue entry per worker */
+    void (*done)(void *arg);     /* runs once every worker applied it, on
+                                    the thread of the last one (or in
+                                    wk_stop) */
+    void *arg;                   /* its argument */
 };
 
 /** 1 once a graceful stop began (ping answers its terminatingStatusCode
@@ -105,6 +143,39 @@ void wk_conn_closed(struct worker *w, int ep);
 
 /** Open client connections on ep (ep < 0: in all).  Any thread. */
 int64_t wk_conns(int ep);
+
+/** Opens the listening sockets of slot of sc for every worker into
+ *  fds[0..wk_count()) (-1 where a worker gets none: a UDP entry point has
+ *  one socket); with like >= 0 (a slot being removed that listens on the
+ *  same address and protocol) its sockets are shared instead of bound
+ *  again.  0, or -1 with errno set and nothing left open.  Control
+ *  thread, workers running. */
+int wk_listen_slot(const struct sc_config *sc, int slot, int like, int *fds);
+
+/** A change to version sc: the added slots listen on fds (taken over:
+ *  [slot * wk_count() + worker], see wk_listen_slot), the removed ones
+ *  stop.  NULL when memory ran out (fds are then still the caller's).
+ *  Control thread. */
+struct wk_change *wk_change_new(const struct sc_config *sc, uint64_t added, int *fds,
+                                uint64_t removed);
+
+/** Queues ch for every worker: each one, on its thread, switches to
+ *  ch->sc, starts the added slots' listeners and closes the removed
+ *  ones' (their connections drain: they close after their exchange, the
+ *  rest when the slot's lifeCycle.graceTimeOut ends); done(arg) runs
+ *  once all did.  Control thread. */
+void wk_change_send(struct wk_change *ch, void (*done)(void *arg), void *arg);
+
+/** Frees ch once done ran (closes the sockets no worker took).  Control
+ *  thread. */
+void wk_change_free(struct wk_change *ch);
+
+/** 1 when the connections of slot ep on w drain (their entry point was
+ *  removed).  Worker thread. */
+static inline int wk_draining(const struct worker *w, int ep)
+{
+    return ep >= 0 && ep < 64 && (w->draining >> ep & 1);
+}
 
 /** Publishes a snapshot (takes over the caller's reference).  Control
  *  thread. */
