@@ -30,6 +30,7 @@
 #include "sdnotify.h"
 #include "snapshot.h"
 #include "static_config.h"
+#include "static_live.h"
 #include "tls.h"
 #include "tlsstore.h"
 #include "upgrade.h"
@@ -595,14 +596,24 @@ void ctl_set_pidfile(const char *path)
     ug_set_pidfile(path);
 }
 
-/* SIGHUP: providers re-read their sources. */
+/* static_live hook: sc is the static configuration from now on; the
+ * snapshot is rebuilt with it at once. */
+static void ctl_static_changed(struct sc_config *sc)
+{
+    ctl_sc = sc;
+    ctl_apply();
+}
+
+/* SIGHUP: the static file's runtime-safe part is read again, providers
+ * re-read their sources. */
 static void ctl_on_hup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
-    log_info("control", "SIGHUP: reloading providers");
+    log_info("control", "SIGHUP: reloading the static configuration and the providers");
     sdn_reloading();
+    sl_reload_file();
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (ctl_provs[i].ops->reload) ctl_provs[i].ops->reload(ctl_provs[i].inst);
     sdn_notify("READY=1");
@@ -673,6 +684,9 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     if (cl_start(ctl_base, ctl_cluster_source) < 0) goto out_providers;
     if (rs_start(ctl_base, sc, ctl_certs_changed) < 0)
         log_error("control", "a certificate resolver is left out (see above)");
+    /* the access log before any snapshot: each one holds the log its
+       requests write to */
+    if (ctl_access_log(sc, &px_alog) < 0) goto out_providers;
     /* an empty configuration first: workers always have a snapshot */
     ctl_live = 1;
     ctl_apply();
@@ -682,7 +696,6 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
      * request; LB strategies size their per-thread state from the worker
      * count, which is therefore set first */
     wk_set_count(sc->workers);
-    if (ctl_access_log(sc, &px_alog) < 0) goto out_providers;
     if (ctl_metrics(sc) < 0 || mt_start(sc, sc->workers) < 0) goto out_providers;
     px_prom_render = mt_render; /* prometheus@internal */
     api_set_stats(mt_stats);    /* /api/relais/stats */
@@ -698,6 +711,8 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
             if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
         goto out_providers;
     }
+    if (sl_start(ctl_base, sc, ctl_static_changed) < 0)
+        log_error("control", "static options cannot change at run time (out of memory)");
     sigs[0] = evsignal_new(ctl_base, SIGTERM, ctl_on_stop, NULL);
     sigs[1] = evsignal_new(ctl_base, SIGINT, ctl_on_stop, NULL);
     sigs[2] = evsignal_new(ctl_base, SIGHUP, ctl_on_hup, NULL);
@@ -751,6 +766,7 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
         ctl_provs = NULL;
         ctl_nprovs = 0;
     }
+    sl_stop(); /* ctl_sc is not used from here on */
     ctl_teardown();
     return rc;
 out_providers:
