@@ -13,10 +13,12 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "cluster.h"
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "snapshot.h"
 #include "static_config.h"
 #include "static_live.h"
 #include "worker.h"
@@ -424,6 +426,23 @@ oom:
 
 /* ------------------------------------------------------------ entry points */
 
+/* Cluster mode: the etcd key P/static changed (doc borrowed, NULL when
+ * the key is absent): it is the overlay from now on.  An error is logged
+ * and shown in this node's status; the running options are kept. */
+static void sl_on_static(const json_t *doc, void *arg)
+{
+    char origin[300], err[2048];
+    struct snapshot *s;
+
+    (void)arg;
+    snprintf(origin, sizeof(origin), "etcd key %s/static", cl_prefix());
+    if (sl_apply(doc, origin, err, sizeof(err)) == 0) return;
+    log_error("config", "%s (the running static options are kept)", err);
+    s = wk_current();
+    cl_report(s ? s->nrouters : 0, s ? s->nservices : 0, err);
+    if (s) snap_unref(s);
+}
+
 int sl_start(struct event_base *base, struct sc_config *sc,
              void (*changed)(struct sc_config *sc))
 {
@@ -439,6 +458,10 @@ int sl_start(struct event_base *base, struct sc_config *sc,
         return -1;
     }
     sl_cur = sc_ref(sc);
+    /* cluster mode: P/static is the overlay (etcd is read once the
+       control loop runs, so its first value comes after this); a no-op
+       otherwise */
+    cl_on_static(sl_on_static, NULL);
     return 0;
 }
 

@@ -29,6 +29,10 @@
  * Other static options are read at start only: a SIGHUP that finds them
  * changed in the file logs one WARN line per key path and leaves them.
  *
+ * Cluster mode: sl_start registers with cluster.c (cl_on_static), so the
+ * etcd key <prefix>/static is the overlay; an overlay that is refused is
+ * logged and shown as the node's last error (cl_report).
+ *
  * Thread-safety: control thread only.
  */
 #ifndef RELAIS_STATIC_LIVE_H
