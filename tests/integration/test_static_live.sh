@@ -6,7 +6,9 @@
 #
 # Two whoami backends: w1 behind router r_web (entry point web, always
 # there), w2 behind r_extra (entry point extra, added and removed by
-# SIGHUP).  The API and ping answer on entry point traefik.
+# SIGHUP).  The API and ping answer on entry point traefik.  Last, a
+# cluster-mode node (one etcd member) takes the etcd key P/static as its
+# overlay: applied, refused, deleted.
 . "$(dirname "$0")/lib.sh"
 
 PYTHON=${PYTHON:-python3}
@@ -272,5 +274,56 @@ is "ping still answers on traefik" "200" \
   "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_TR/ping")"
 is "web still serves" "200 1 w1" "$(get "$P_WEB" /bench)"
 
+stop_relais_clean
+
+# ---- cluster mode: the etcd key P/static is the overlay (sl_apply)
+. "$RELAIS_SRCDIR/tests/servers/etcd.sh"
+command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
+  { echo "Bail out! etcd not installed (CI installs it: see tests/run.sh)"; exit 1; }
+trap 'etcd_stop >/dev/null 2>&1; t_cleanup' EXIT
+etcd_start "$T/etcd" >"$T/etcd-start.log" 2>&1 ||
+  { echo "Bail out! etcd does not start"; cat "$T/etcd-start.log"; exit 1; }
+export ETCDCTL_ENDPOINTS=$ETCD_ENDPOINTS
+C_WEB=$(free_port)
+C_EXTRA=$(free_port)
+cat >"$T/cluster.yaml" <<EOF
+entryPoints:
+  web:
+    address: "127.0.0.1:$C_WEB"
+cluster:
+  role: proxy
+  nodeName: p1
+  prefix: sl/t
+  leaseTTL: 2s
+  etcd:
+    timeout: 1s
+    endpoints: ["$(echo "$ETCD_ENDPOINTS" | sed 's/,/", "/g')"]
+log:
+  level: INFO
+workers: 2
+EOF
+cat >"$T/apply.json" <<EOF
+{"http": {"routers": {"r": {"rule": "PathPrefix(\`/\`)", "entryPoints": ["web", "extra"],
+  "service": "s"}}, "services": {"s": {"loadBalancer": {"servers":
+  [{"url": "http://127.0.0.1:$W2"}]}}}}}
+EOF
+etcdctl put sl/t/apply/t "$(cat "$T/apply.json")" >/dev/null
+start_relais "$T/cluster.yaml" "$C_WEB" || { echo "Bail out! the cluster node did not start"; exit 1; }
+for _ in $(seq 1 100); do [ "$(get "$C_WEB" /bench)" = "200 1 w2" ] && break; sleep 0.05; done
+is "cluster node: web serves the router of P/apply" "200 1 w2" "$(get "$C_WEB" /bench)"
+etcdctl put sl/t/static "{\"entryPoints\": {\"extra\": {\"address\": \"127.0.0.1:$C_EXTRA\"}}}" >/dev/null
+ok "P/static: applied" \
+  wait_log 'static configuration applied from etcd key sl/t/static: entry points added: extra' 5
+is "extra serves the router" "200 1 w2" "$(get "$C_EXTRA" /bench)"
+etcdctl put sl/t/static "{\"entryPoints\": {\"extra\": {\"address\": \"127.0.0.1:$C_EXTRA\"}}, \"providers\": {}}" >/dev/null
+ok "P/static with another key: refused, the message names the etcd key" \
+  wait_log 'etcd key sl/t/static: providers: only log, accessLog and entryPoints can change at run time \(the running static options are kept\)' 5
+is "extra still serves" "200 1 w2" "$(get "$C_EXTRA" /bench)"
+etcdctl del sl/t/static >/dev/null
+ok "P/static deleted: back to the file" \
+  wait_log 'static configuration applied from etcd key sl/t/static: entry points removed: extra' 5
+curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$C_EXTRA/bench"
+is "extra is gone (curl exit 7)" "7" "$?"
+is "web still serves" "200 1 w2" "$(get "$C_WEB" /bench)"
 stop_relais_clean
 t_done
