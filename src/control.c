@@ -733,6 +733,11 @@ int ctl_run(struct sc_config *sc, struct pl_set *plugins)
     for (size_t i = 0; i < ctl_nprovs; i++)
         if (ctl_provs[i].ops->stop) ctl_provs[i].ops->stop(ctl_provs[i].inst);
     cl_stop(); /* the lease goes: another controller leads at once */
+    /* the entry points as they are now (some may have been added or
+       changed at run time) */
+    for (size_t i = 0; i < ctl_sc->neps; i++)
+        if (sc_ep_live(ctl_sc, i) && ctl_sc->eps[i].grace_ms > grace)
+            grace = ctl_sc->eps[i].grace_ms;
     wk_stop(grace);
     mt_stop(); /* workers are gone */
     /* workers are gone: the access log has every line */

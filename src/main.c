@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
-            "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP re-reads providers,\n"
+            "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP re-reads the static file's\n"
+            "run-time keys (entry points, log level, access log) and the providers,\n"
             "SIGUSR1 reopens the log file, SIGUSR2 upgrades (as --upgrade).\n");
 }
 
@@ -92,7 +93,9 @@ int main(int argc, char **argv)
     int check = 0, list = 0, upgrade = 0, workers = -1, o, rc;
     struct sc_config *sc = NULL;
     struct pl_set *plugins = NULL;
-    const char *overrides[argc + 1]; /* argc is small: on the stack */
+    const char *overrides[argc + 2]; /* argc is small: on the stack; one
+                                        more for --log-level */
+    char level_flag[32];             /* "log.level=L" */
     size_t noverrides = 0;
     int i, j;
 
@@ -185,7 +188,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!config) config = default_config();
-    if (!config && !noverrides) {
+    if (level) {
+        /* as a flag, so that a SIGHUP re-reading the file keeps it */
+        snprintf(level_flag, sizeof(level_flag), "log.level=%s", level);
+        overrides[noverrides++] = level_flag;
+    }
+    if (!config && noverrides == (level ? 1u : 0u)) {
         fprintf(stderr, "relais: no configuration: use --config FILE or "
                         "--entryPoints.NAME.address=... flags\n");
         return 2;
