@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ACME in cluster mode (issue 10): a real etcd, a real Pebble, two
+# ACME in cluster mode (issue 10): a real three-member etcd, a real Pebble, two
 # controllers (file provider on one dynamic file with TLS routers) and two
 # proxies, all declaring the same certificatesResolvers.  Pebble validates
 # http-01 on proxy p1's "web" entry point and tls-alpn-01 on proxy p2's
@@ -32,7 +32,7 @@ export PEBBLE_HTTP01_PORT=${PORT[p1]} PEBBLE_TLSALPN01_PORT=${WS[p2]}
 trap 'pebble_stop; etcd_stop >/dev/null 2>&1; t_cleanup' EXIT
 pebble_start "$T/pebble" >"$T/pebble-start.log" 2>&1 \
   || { echo "Bail out! pebble does not start"; cat "$T/pebble-start.log"; exit 1; }
-etcd_start "$T/etcd" >"$T/etcd-start.log" 2>&1 \
+etcd_cluster_start "$T/etcd" 3 >"$T/etcd-start.log" 2>&1 \
   || { echo "Bail out! etcd does not start"; cat "$T/etcd-start.log"; exit 1; }
 export ETCDCTL_ENDPOINTS=$ETCD_ENDPOINTS
 curl -sf --max-time 10 --cacert "$PEBBLE_CA_CERT" "$PEBBLE_MGMT_URL/roots/0" >"$T/root.pem"
@@ -109,7 +109,7 @@ cluster:
   leaseTTL: 5s
   etcd:
     timeout: 1s
-    endpoints: ["$ETCD_ENDPOINT"]
+    endpoints: [$(echo "$ETCD_ENDPOINTS" | sed 's/[^,]*/"&"/g')]
 EOF
 }
 start_node() {
