@@ -740,36 +740,62 @@ void h2_conn_shutdown(struct h2_conn *hc)
     h2_send_soon(hc);
 }
 
-/* 1 for a header HTTP/2 does not carry (RFC 9113 8.2.2). */
+/* 1 for a header HTTP/2 does not carry (RFC 9113 8.2.2).  Called for
+ * every response field: the length picks the candidates first. */
 static int h2_hop(const char *n, size_t l)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                      "transfer-encoding", "upgrade", "te", "trailer", NULL};
-    for (const char *const *h = hop; *h; h++)
-        if (msg_name_eq(n, l, *h, strlen(*h))) return 1;
-    return 0;
+    switch (l) {
+    case 2: return msg_name_eq(n, l, "te", 2);
+    case 7: return msg_name_eq(n, l, "upgrade", 7) || msg_name_eq(n, l, "trailer", 7);
+    case 10: return msg_name_eq(n, l, "connection", 10) || msg_name_eq(n, l, "keep-alive", 10);
+    case 16: return msg_name_eq(n, l, "proxy-connection", 16);
+    case 17: return msg_name_eq(n, l, "transfer-encoding", 17);
+    default: return 0;
+    }
 }
+
+/* Writes v in decimal at the end of buf[0..cap) (no NUL): its first
+ * character; cap must hold 20 digits. */
+static char *h2_decimal(char *buf, size_t cap, uint64_t v)
+{
+    char *p = buf + cap;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+#define H2_RESPOND_FIELDS 32    /* response fields h2_respond takes on its
+                                   stack (more: malloc) */
+#define H2_RESPOND_NAMES 4096   /* bytes of field names likewise */
 
 int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, int64_t clen,
                int has_body)
 {
     struct h2_conn *hc = hs->hc;
-    nghttp2_nv *nv;
+    nghttp2_nv nv_stack[H2_RESPOND_FIELDS + 2], *nv = nv_stack;
+    char lower_stack[H2_RESPOND_NAMES], *lower = lower_stack;
     nghttp2_data_provider dp;
-    char st[8], cl[24], *lower;
+    char st[3], cl[20], *clp = NULL;
     size_t n = 0, total = 0;
+    unsigned code = (unsigned)(status < 0 ? -status : status) % 1000;
     int rc;
 
     if (hc->closing || hs->responded) return -1;
     for (uint32_t i = 0; i < h->n; i++) total += h->v[i].nlen;
-    nv = malloc((h->n + 2) * sizeof(*nv));
-    lower = malloc(total ? total : 1);
+    /* the common head fits on the stack; a big one is malloc'd */
+    if (h->n > H2_RESPOND_FIELDS) nv = malloc((h->n + 2) * sizeof(*nv));
+    if (total > sizeof(lower_stack)) lower = malloc(total);
     if (!nv || !lower) {
-        free(nv);
-        free(lower);
+        if (nv != nv_stack) free(nv);
+        if (lower != lower_stack) free(lower);
         return -1;
     }
-    snprintf(st, sizeof(st), "%03d", status % 1000);
+    st[0] = (char)('0' + code / 100);
+    st[1] = (char)('0' + code / 10 % 10);
+    st[2] = (char)('0' + code % 10);
     nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
     total = 0;
     for (uint32_t i = 0; i < h->n; i++) {
@@ -783,15 +809,16 @@ int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, in
         total += f->nlen;
     }
     if (clen >= 0) {
-        snprintf(cl, sizeof(cl), "%lld", (long long)clen);
-        nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, strlen(cl),
-                               NGHTTP2_NV_FLAG_NONE};
+        clp = h2_decimal(cl, sizeof(cl), (uint64_t)clen);
+        nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clp,
+                               14, (size_t)(cl + sizeof(cl) - clp), NGHTTP2_NV_FLAG_NONE};
     }
     dp.source.ptr = hs;
     dp.read_callback = h2_read_body;
+    /* nghttp2 copies the fields */
     rc = nghttp2_submit_response(hc->s, hs->id, nv, n, has_body ? &dp : NULL);
-    free(nv);
-    free(lower);
+    if (nv != nv_stack) free(nv);
+    if (lower != lower_stack) free(lower);
     if (rc != 0) return -1;
     hs->responded = 1;
     if (!has_body) hs->out_ended = 1;
