@@ -28,6 +28,11 @@
                                  take to leave */
 #define H2_UPGRADE_SETTINGS 192 /* most bytes of an HTTP2-Settings payload
                                    (32 settings) */
+#define H2_SPARE 16           /* finished streams a connection keeps for
+                                 its next ones */
+#define H2_SPARE_FIELDS 32    /* a kept stream keeps its field list's
+                                 memory up to this many fields ... */
+#define H2_SPARE_BLOB 2048    /* ... and this many bytes */
 
 /** A stream of a connection. */
 struct h2_stream {
@@ -77,6 +82,9 @@ struct h2_conn {
                                    limit passed, or a connection error):
                                    input is ignored, the connection ends
                                    once the GOAWAY is sent */
+    struct h2_stream *spare;    /* finished streams kept for reuse (linked
+                                   by next), H2_SPARE at most */
+    unsigned nspare;            /* how many */
 };
 
 static void h2_send(struct h2_conn *hc);
@@ -176,7 +184,21 @@ static const struct st_vops h2_vops = {h2_vs_output, h2_vs_interest, h2_vs_end};
 
 /* ------------------------------------------------------------ streams */
 
-/* Unlinks and frees hs (its sub must be gone). */
+/* Empties fl for its next use, keeping its memory while it is small
+ * (H2_SPARE_FIELDS, H2_SPARE_BLOB), else freeing it. */
+static void h2_fields_clear(struct h2_fields *fl)
+{
+    if (fl->cap > H2_SPARE_FIELDS || fl->bcap > H2_SPARE_BLOB) {
+        h2_fields_free(fl);
+        return;
+    }
+    fl->n = 0;
+    fl->blen = 0;
+}
+
+/* Unlinks and frees hs (its sub must be gone): while the connection
+ * goes on and keeps fewer than H2_SPARE, hs is kept for its next stream
+ * (h2_stream_new), with its field list's memory. */
 static void h2_stream_free(struct h2_stream *hs)
 {
     struct h2_conn *hc = hs->hc;
@@ -185,9 +207,21 @@ static void h2_stream_free(struct h2_stream *hs)
     if (hs->prev) hs->prev->next = hs->next;
     else if (hc->streams == hs) hc->streams = hs->next;
     hc->nstreams--;
-    h2_fields_free(&hs->head);
     free(hs->trailers);
-    free(hs);
+    if (hc->closing || hc->nspare >= H2_SPARE) {
+        h2_fields_free(&hs->head);
+        free(hs);
+        return;
+    }
+    h2_fields_clear(&hs->head);
+    {
+        struct h2_fields head = hs->head;
+        memset(hs, 0, sizeof(*hs));
+        hs->head = head;
+    }
+    hs->next = hc->spare;
+    hc->spare = hs;
+    hc->nspare++;
 }
 
 /* The data source of a response: the virtual stream's output. */
@@ -281,12 +315,19 @@ static int h2_add_field(struct h2_stream *hs, const uint8_t *name, size_t nlen,
 
 /* ------------------------------------------------------ nghttp2 hooks */
 
-/* A new stream id of hc, linked in its list; NULL when out of memory. */
+/* A new stream id of hc (a kept one when there is one), linked in its
+ * list; NULL when out of memory. */
 static struct h2_stream *h2_stream_new(struct h2_conn *hc, int32_t id)
 {
-    struct h2_stream *hs = calloc(1, sizeof(*hs));
+    struct h2_stream *hs = hc->spare;
 
-    if (!hs) return NULL;
+    if (hs) {
+        hc->spare = hs->next; /* zeroed by h2_stream_free but its fields */
+        hc->nspare--;
+    } else {
+        hs = calloc(1, sizeof(*hs));
+        if (!hs) return NULL;
+    }
     hs->hc = hc;
     hs->id = id;
     hs->next = hc->streams;
@@ -359,8 +400,9 @@ static void h2_request(struct h2_conn *hc, struct h2_stream *hs, int end_stream)
     }
     hs->vs = vs;
     px_h2_request(hs->sub, hs->head.f, hs->head.n, end_stream);
-    /* the fields were copied by proxy.c */
-    h2_fields_free(&hs->head);
+    /* the fields were copied by proxy.c (hs lives on: only nghttp2's
+       stream close frees it); their memory serves the next stream */
+    h2_fields_clear(&hs->head);
 }
 
 static int h2_on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
@@ -726,6 +768,12 @@ void h2_conn_free(struct h2_conn *hc)
         hs->vs = NULL;
         h2_stream_free(hs);
         if (sub) px_h2_stream_closed(sub);
+    }
+    while (hc->spare) {
+        struct h2_stream *hs = hc->spare;
+        hc->spare = hs->next;
+        h2_fields_free(&hs->head);
+        free(hs);
     }
     nghttp2_session_del(hc->s);
     if (hc->ev_send) event_free(hc->ev_send);
