@@ -28,8 +28,8 @@
                                  take to leave */
 #define H2_UPGRADE_SETTINGS 192 /* most bytes of an HTTP2-Settings payload
                                    (32 settings) */
-#define H2_SPARE 16           /* finished streams a connection keeps for
-                                 its next ones */
+#define H2_SPARE 16           /* finished streams (and virtual streams) a
+                                 connection keeps for its next ones */
 #define H2_SPARE_FIELDS 32    /* a kept stream keeps its field list's
                                  memory up to this many fields ... */
 #define H2_SPARE_BLOB 2048    /* ... and this many bytes */
@@ -85,6 +85,7 @@ struct h2_conn {
     struct h2_stream *spare;    /* finished streams kept for reuse (linked
                                    by next), H2_SPARE at most */
     unsigned nspare;            /* how many */
+    struct st_vcache vcache;    /* virtual streams kept for reuse */
 };
 
 static void h2_send(struct h2_conn *hc);
@@ -391,10 +392,10 @@ static void h2_request(struct h2_conn *hc, struct h2_stream *hs, int end_stream)
         nghttp2_submit_response(hc->s, hs->id, big, 1, NULL);
         return;
     }
-    vs = st_new_virtual(hc->base, &h2_vops, hs);
+    vs = st_new_virtual_cached(&hc->vcache, hc->base, &h2_vops, hs);
     hs->sub = vs ? px_h2_stream_open(hc->c, vs, hs) : NULL;
     if (!hs->sub) {
-        if (vs && !hs->sub) st_free(vs);
+        st_free_cached(&hc->vcache, vs);
         nghttp2_submit_rst_stream(hc->s, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_REFUSED_STREAM);
         return;
     }
@@ -643,6 +644,7 @@ struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct s
     hc->bev = bev;
     hc->lim = *lim;
     hc->window_start = wk_now_ms();
+    hc->vcache.cap = H2_SPARE;
     hc->ev_send = event_new(base, -1, 0, h2_on_send_event, hc);
     if (!hc->ev_send || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
         goto out;
@@ -775,6 +777,7 @@ void h2_conn_free(struct h2_conn *hc)
         h2_fields_free(&hs->head);
         free(hs);
     }
+    st_vcache_clear(&hc->vcache);
     nghttp2_session_del(hc->s);
     if (hc->ev_send) event_free(hc->ev_send);
     free(hc);
@@ -907,6 +910,12 @@ int h2_set_trailers(struct h2_stream *hs, const struct relais_hdrs *t)
     if (!t || !t->n) return 0;
     hs->trailers = h2_trailer_block(t, &hs->ntrailers);
     return hs->trailers ? 0 : -1;
+}
+
+void h2_stream_free_vs(struct h2_conn *hc, struct stream *vs)
+{
+    if (hc && !hc->closing) st_free_cached(&hc->vcache, vs);
+    else st_free(vs);
 }
 
 void h2_stream_detach(struct h2_stream *hs)

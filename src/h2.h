@@ -149,6 +149,11 @@ int h2_set_trailers(struct h2_stream *hs, const struct relais_hdrs *t);
  *  memory.  For trailers (h2up.c too). */
 void *h2_trailer_block(const struct relais_hdrs *t, size_t *n);
 
+/** Frees virtual stream vs of a stream of connection hc (proxy.c, when
+ *  it frees the stream's client connection): while hc goes on, its memory
+ *  is kept for hc's next stream.  NULL hc: st_free. */
+void h2_stream_free_vs(struct h2_conn *hc, struct stream *vs);
+
 /** proxy.c is done with stream hs (its client connection is being
  *  freed): a stream whose response did not end is reset. */
 void h2_stream_detach(struct h2_stream *hs);

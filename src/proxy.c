@@ -343,6 +343,8 @@ static void px_conn_free(struct px_conn *c)
         /* an HTTP/2 stream: not in the worker's list, not counted */
         if (c->h2s) h2_stream_detach(c->h2s);
         c->parent->nsubs--;
+        h2_stream_free_vs(c->parent->h2, c->bev); /* kept for the next */
+        c->bev = NULL;
     } else {
         if (c->next) c->next->prev = c->prev;
         if (c->prev) c->prev->next = c->next;

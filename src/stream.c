@@ -64,6 +64,7 @@ struct stream {
     const struct st_vops *vops; /* virtual stream: its owner's operations
                                    (NULL for a socket stream) */
     void *vctx;                 /* their context */
+    struct stream *vnext;       /* next kept stream (struct st_vcache) */
 };
 
 static void st_on_read(evutil_socket_t fd, short what, void *arg);
@@ -856,6 +857,67 @@ struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops
     s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
     s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
     return s;
+}
+
+struct stream *st_new_virtual_cached(struct st_vcache *vc, struct event_base *base,
+                                     const struct st_vops *ops, void *ctx)
+{
+    struct stream *s = vc->list;
+
+    if (!s || s->base != base) return st_new_virtual(base, ops, ctx);
+    vc->list = s->vnext;
+    vc->n--;
+    s->vnext = NULL;
+    s->vops = ops;
+    s->vctx = ctx;
+    return s;
+}
+
+void st_free_cached(struct st_vcache *vc, struct stream *s)
+{
+    struct stream keep;
+
+    if (!s) return;
+    if (!s->vops || vc->n >= vc->cap) {
+        st_free(s);
+        return;
+    }
+    /* no owner any more: the drains below call nobody back */
+    s->vops = &st_gone;
+    s->vctx = NULL;
+    s->suspended = 0;
+    if (s->ev_read) evtimer_del(s->ev_read);
+    if (s->ev_flush) event_del(s->ev_flush);
+    if (s->in) evbuffer_drain(s->in, evbuffer_get_length(s->in));
+    if (s->out) evbuffer_drain(s->out, evbuffer_get_length(s->out));
+    /* as st_new_virtual leaves a stream, with its buffers, their
+       callbacks and its events (same loop, same stream: their arguments
+       hold) */
+    keep = *s;
+    memset(s, 0, sizeof(*s));
+    s->base = keep.base;
+    s->fd = -1;
+    s->writing = 1;
+    s->in = keep.in;
+    s->out = keep.out;
+    s->in_cb = keep.in_cb;
+    s->out_cb = keep.out_cb;
+    s->ev_read = keep.ev_read;
+    s->ev_flush = keep.ev_flush;
+    s->vops = &st_gone;
+    s->vnext = vc->list;
+    vc->list = s;
+    vc->n++;
+}
+
+void st_vcache_clear(struct st_vcache *vc)
+{
+    while (vc->list) {
+        struct stream *s = vc->list;
+        vc->list = s->vnext;
+        st_free(s);
+    }
+    vc->n = 0;
 }
 
 void st_virtual_input(struct stream *s)

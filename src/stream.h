@@ -160,6 +160,30 @@ struct st_vops {
  *  Reading starts disabled.  NULL when out of memory. */
 struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops, void *ctx);
 
+/** Freed virtual streams kept for reuse by one owner on one loop (an
+ *  HTTP/2 connection's), so that a stream's memory, buffers and events
+ *  serve the next one.  Zeroed with a cap = empty; st_vcache_clear frees
+ *  what it holds. */
+struct st_vcache {
+    struct stream *list; /* kept streams (linked through the stream) */
+    unsigned n;          /* how many */
+    unsigned cap;        /* most kept (0: none, st_free_cached frees) */
+};
+
+/** As st_new_virtual, taking a stream kept in vc when there is one (on
+ *  loop base).  NULL when out of memory. */
+struct stream *st_new_virtual_cached(struct st_vcache *vc, struct event_base *base,
+                                     const struct st_vops *ops, void *ctx);
+
+/** As st_free for a virtual stream s (its owner detached or not; NULL is
+ *  a no-op), except that while vc has room s is emptied and kept there:
+ *  its buffered bytes are dropped, its timers stopped, nobody is called
+ *  back.  A socket stream is freed. */
+void st_free_cached(struct st_vcache *vc, struct stream *s);
+
+/** Frees the streams vc keeps (vc is then empty, its cap unchanged). */
+void st_vcache_clear(struct st_vcache *vc);
+
 /** Owner: bytes were appended to st_input(s); the read callback runs if
  *  the user reads.  May call back (the user may free s). */
 void st_virtual_input(struct stream *s);
