@@ -84,6 +84,8 @@ enum px_up_state {
 #define PX_QUEUE_POLL_MS 20            /* maxConnsPerHost queue re-check */
 #define PX_STOP_LINGER_MS 500        /* idle keep-alive connections close this
                                         long after a graceful stop begins */
+#define PX_H2_SPARE 16               /* stream connections an HTTP/2
+                                        connection keeps for reuse */
 
 /** A client connection. */
 struct px_conn {
@@ -139,6 +141,10 @@ struct px_conn {
                                        or NULL */
     struct px_conn *parent;         /* its HTTP/2 connection */
     unsigned nsubs;                 /* HTTP/2: streams open */
+    struct px_conn *spare;          /* HTTP/2: freed stream connections
+                                       kept for the next streams (linked
+                                       by next; px_h2_keep) */
+    unsigned nspare;                /* how many */
 };
 
 static void px_client_read(struct stream *bev, void *arg);
@@ -334,6 +340,60 @@ static const char *px_error_body(int status)
     }
 }
 
+/* Frees a stream connection kept by px_h2_keep. */
+static void px_spare_free(struct px_conn *c)
+{
+    if (c->timer) event_free(c->timer);
+    if (c->gate_timer) event_free(c->gate_timer);
+    if (c->wtimer) event_free(c->wtimer);
+    free(c->tls_opts);
+    arena_free(c->arena);
+    free(c);
+}
+
+/* HTTP/2 stream connection c (its stream and exchange gone) is being
+ * freed: while its connection goes on and keeps fewer than PX_H2_SPARE,
+ * c is kept for its next stream with its timers (stopped), arena (its
+ * blocks given back) and TLS options name (the parent's), px_h2_take
+ * takes it.  1 when kept. */
+static int px_h2_keep(struct px_conn *c)
+{
+    struct px_conn *p = c->parent;
+
+    if (p->dead || p->nspare >= PX_H2_SPARE || c->bev || c->hs_ref || c->sniff || c->pp_dst ||
+        c->h2)
+        return 0;
+    if (c->timer) event_del(c->timer);
+    if (c->gate_timer) event_del(c->gate_timer);
+    if (c->wtimer) event_del(c->wtimer);
+    if (c->arena) arena_release(c->arena);
+    c->next = p->spare;
+    p->spare = c;
+    p->nspare++;
+    return 1;
+}
+
+/* A zeroed connection for a stream of c: a kept one (its timers, arena
+ * and TLS options name left in place) or a new one.  NULL when out of
+ * memory. */
+static struct px_conn *px_h2_take(struct px_conn *c)
+{
+    struct px_conn *sc = c->spare;
+    struct px_conn keep;
+
+    if (!sc) return calloc(1, sizeof(*sc));
+    c->spare = sc->next;
+    c->nspare--;
+    keep = *sc;
+    memset(sc, 0, sizeof(*sc));
+    sc->timer = keep.timer;
+    sc->gate_timer = keep.gate_timer;
+    sc->wtimer = keep.wtimer;
+    sc->arena = keep.arena;
+    sc->tls_opts = keep.tls_opts;
+    return sc;
+}
+
 /* Frees the connection for real. */
 static void px_conn_free(struct px_conn *c)
 {
@@ -345,6 +405,7 @@ static void px_conn_free(struct px_conn *c)
         c->parent->nsubs--;
         h2_stream_free_vs(c->parent->h2, c->bev); /* kept for the next */
         c->bev = NULL;
+        if (px_h2_keep(c)) return;
     } else {
         if (c->next) c->next->prev = c->prev;
         if (c->prev) c->prev->next = c->next;
@@ -353,6 +414,11 @@ static void px_conn_free(struct px_conn *c)
         if (!c->handed) wk_conn_closed(w, c->ep);
     }
     h2_conn_free(c->h2);
+    while (c->spare) {
+        struct px_conn *sc = c->spare;
+        c->spare = sc->next;
+        px_spare_free(sc);
+    }
     if (c->timer) event_free(c->timer);
     if (c->gate_timer) event_free(c->gate_timer);
     if (c->wtimer) event_free(c->wtimer);
@@ -1590,7 +1656,7 @@ http1:
 
 struct px_conn *px_h2_stream_open(struct px_conn *c, struct stream *vs, struct h2_stream *hs)
 {
-    struct px_conn *sc = calloc(1, sizeof(*sc));
+    struct px_conn *sc = px_h2_take(c);
 
     if (!sc) return NULL;
     sc->w = c->w;
@@ -1602,9 +1668,9 @@ struct px_conn *px_h2_stream_open(struct px_conn *c, struct stream *vs, struct h
     sc->peer_port = c->peer_port;
     sc->trusted = c->trusted;
     sc->tls = c->tls;
-    sc->tls_opts = c->tls_opts ? strdup(c->tls_opts) : NULL;
-    sc->arena = arena_new(RELAIS_ARENA_CAP);
-    sc->timer = evtimer_new(c->w->base, px_timeout, sc);
+    if (c->tls_opts && !sc->tls_opts) sc->tls_opts = strdup(c->tls_opts);
+    if (!sc->arena) sc->arena = arena_new(RELAIS_ARENA_CAP);
+    if (!sc->timer) sc->timer = evtimer_new(c->w->base, px_timeout, sc);
     sc->parent = c;
     c->nsubs++;
     if (!sc->arena || !sc->timer || (c->tls_opts && !sc->tls_opts)) {
