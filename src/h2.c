@@ -34,6 +34,29 @@
                                  memory up to this many fields ... */
 #define H2_SPARE_BLOB 2048    /* ... and this many bytes */
 
+#define H2_MEM_CLASSES 6      /* block sizes the session's allocator keeps:
+                                 64, 128, ... 2048 bytes */
+#define H2_MEM_MIN 64         /* the smallest */
+#define H2_MEM_KEEP (16 * 1024) /* bytes of blocks it keeps at most */
+
+/** The header in front of each block the session's allocator hands out
+ *  (16 bytes: the block stays aligned as malloc's). */
+struct h2_mem_hdr {
+    uint32_t cls;               /* size class, H2_MEM_CLASSES for a block
+                                   of its own size */
+    uint32_t unused;            /* padding */
+    size_t size;                /* bytes usable after the header */
+};
+
+/** The session's allocator: freed blocks of the small size classes are
+ *  kept (H2_MEM_KEEP bytes at most) for nghttp2's next allocations (a
+ *  stream, its frames and field copies come and go per request). */
+struct h2_mem {
+    void *free[H2_MEM_CLASSES]; /* kept blocks per class (their first
+                                   bytes link to the next) */
+    size_t kept;                /* bytes kept */
+};
+
 /** A stream of a connection. */
 struct h2_stream {
     struct h2_conn *hc;         /* its connection */
@@ -82,6 +105,7 @@ struct h2_conn {
                                    limit passed, or a connection error):
                                    input is ignored, the connection ends
                                    once the GOAWAY is sent */
+    struct h2_mem mem;          /* the session's allocator */
     struct h2_stream *spare;    /* finished streams kept for reuse (linked
                                    by next), H2_SPARE at most */
     unsigned nspare;            /* how many */
@@ -89,6 +113,100 @@ struct h2_conn {
 };
 
 static void h2_send(struct h2_conn *hc);
+
+/* ---------------------------------------------- the session's memory */
+
+/* The size class of size bytes (H2_MEM_CLASSES: none). */
+static uint32_t h2_mem_class(size_t size)
+{
+    uint32_t c;
+
+    if (size <= H2_MEM_MIN) return 0;
+    if (size > (size_t)H2_MEM_MIN << (H2_MEM_CLASSES - 1)) return H2_MEM_CLASSES;
+    /* the power of two at or above size, from H2_MEM_MIN (2^6) */
+    c = (uint32_t)(64 - __builtin_clzll((unsigned long long)(size - 1))) - 6;
+    return c;
+}
+
+/* nghttp2's malloc: a kept block of size's class, else a new one. */
+static void *h2_mem_malloc(size_t size, void *ud)
+{
+    struct h2_mem *m = &((struct h2_conn *)ud)->mem;
+    uint32_t c = h2_mem_class(size);
+    struct h2_mem_hdr *h;
+
+    if (c < H2_MEM_CLASSES) {
+        size = (size_t)H2_MEM_MIN << c;
+        if (m->free[c]) {
+            void *p = m->free[c];
+            memcpy(&m->free[c], p, sizeof(void *));
+            m->kept -= size;
+            return p;
+        }
+    } else if (size > SIZE_MAX - sizeof(*h)) {
+        return NULL;
+    }
+    h = malloc(sizeof(*h) + size);
+    if (!h) return NULL;
+    h->cls = c;
+    h->size = size;
+    return h + 1;
+}
+
+/* nghttp2's free: a small block is kept while there is room. */
+static void h2_mem_free(void *p, void *ud)
+{
+    struct h2_mem *m = &((struct h2_conn *)ud)->mem;
+    struct h2_mem_hdr *h;
+
+    if (!p) return;
+    h = (struct h2_mem_hdr *)p - 1;
+    if (h->cls < H2_MEM_CLASSES && m->kept + h->size <= H2_MEM_KEEP) {
+        memcpy(p, &m->free[h->cls], sizeof(void *));
+        m->free[h->cls] = p;
+        m->kept += h->size;
+        return;
+    }
+    free(h);
+}
+
+static void *h2_mem_calloc(size_t n, size_t size, void *ud)
+{
+    void *p;
+
+    if (size && n > SIZE_MAX / size) return NULL;
+    p = h2_mem_malloc(n * size, ud);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+static void *h2_mem_realloc(void *p, size_t size, void *ud)
+{
+    struct h2_mem_hdr *h;
+    void *np;
+
+    if (!p) return h2_mem_malloc(size, ud);
+    h = (struct h2_mem_hdr *)p - 1;
+    if (size <= h->size && (h->cls < H2_MEM_CLASSES || size == h->size)) return p;
+    np = h2_mem_malloc(size, ud);
+    if (!np) return NULL;
+    memcpy(np, p, size < h->size ? size : h->size);
+    h2_mem_free(p, ud);
+    return np;
+}
+
+/* Frees the blocks m keeps (after the session is gone). */
+static void h2_mem_clear(struct h2_mem *m)
+{
+    for (int c = 0; c < H2_MEM_CLASSES; c++) {
+        while (m->free[c]) {
+            void *p = m->free[c];
+            memcpy(&m->free[c], p, sizeof(void *));
+            free((struct h2_mem_hdr *)p - 1);
+        }
+    }
+    m->kept = 0;
+}
 
 /* Schedules a send at the end of the loop turn. */
 static void h2_send_soon(struct h2_conn *hc)
@@ -636,6 +754,7 @@ struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct s
     nghttp2_session_callbacks *cb = NULL;
     nghttp2_option *opt = NULL;
     nghttp2_settings_entry iv[3];
+    nghttp2_mem mem = {hc, h2_mem_malloc, h2_mem_free, h2_mem_calloc, h2_mem_realloc};
     int rc = -1;
 
     if (!hc) return NULL;
@@ -655,7 +774,7 @@ struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct s
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_stream_close);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_send_header_block_length(opt, 256 * 1024);
-    if (nghttp2_session_server_new2(&hc->s, cb, hc, opt) != 0) goto out;
+    if (nghttp2_session_server_new3(&hc->s, cb, hc, opt, &mem) != 0) goto out;
     /* nghttp2 gets a higher stream limit than the one announced (see
        h2_settings_out); the entry must stay the first */
     iv[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
@@ -672,6 +791,7 @@ out:
     nghttp2_option_del(opt);
     if (rc < 0) {
         if (hc->s) nghttp2_session_del(hc->s);
+        h2_mem_clear(&hc->mem);
         if (hc->ev_send) event_free(hc->ev_send);
         free(hc);
         return NULL;
@@ -779,6 +899,7 @@ void h2_conn_free(struct h2_conn *hc)
     }
     st_vcache_clear(&hc->vcache);
     nghttp2_session_del(hc->s);
+    h2_mem_clear(&hc->mem);
     if (hc->ev_send) event_free(hc->ev_send);
     free(hc);
 }
