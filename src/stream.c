@@ -886,10 +886,12 @@ void st_free_cached(struct st_vcache *vc, struct stream *s)
     s->vops = &st_gone;
     s->vctx = NULL;
     s->suspended = 0;
-    if (s->ev_read) evtimer_del(s->ev_read);
-    if (s->ev_flush) event_del(s->ev_flush);
-    if (s->in) evbuffer_drain(s->in, evbuffer_get_length(s->in));
-    if (s->out) evbuffer_drain(s->out, evbuffer_get_length(s->out));
+    /* the read timer runs only with a timeout, the flush event only
+       while flush_pending */
+    if (s->ev_read && s->has_rd_tmo) evtimer_del(s->ev_read);
+    if (s->ev_flush && s->flush_pending) event_del(s->ev_flush);
+    if (st_len(s->in)) evbuffer_drain(s->in, st_len(s->in));
+    if (st_len(s->out)) evbuffer_drain(s->out, st_len(s->out));
     /* as st_new_virtual leaves a stream, with its buffers, their
        callbacks and its events (same loop, same stream: their arguments
        hold) */
