@@ -926,6 +926,16 @@ static int h2_hop(const char *n, size_t l)
     }
 }
 
+/* Copies name[0..n) to dst in lowercase (ASCII, as tolower in the C
+ * locale). */
+static void h2_lower_copy(char *dst, const char *name, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        dst[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+    }
+}
+
 /* Writes v in decimal at the end of buf[0..cap) (no NUL): its first
  * character; cap must hold 20 digits. */
 static char *h2_decimal(char *buf, size_t cap, uint64_t v)
@@ -973,9 +983,9 @@ int h2_respond(struct h2_stream *hs, int status, const struct relais_hdrs *h, in
     for (uint32_t i = 0; i < h->n; i++) {
         const struct msg_hdr *f = &h->v[i];
         if (h2_hop(f->name, f->nlen)) continue;
-        if (clen >= 0 && msg_name_eq(f->name, f->nlen, "content-length", 14)) continue;
-        for (size_t k = 0; k < f->nlen; k++)
-            lower[total + k] = (char)tolower((unsigned char)f->name[k]);
+        if (clen >= 0 && f->nlen == 14 && msg_name_eq(f->name, f->nlen, "content-length", 14))
+            continue;
+        h2_lower_copy(lower + total, f->name, f->nlen);
         nv[n++] = (nghttp2_nv){(uint8_t *)lower + total, (uint8_t *)f->value, f->nlen, f->vlen,
                                NGHTTP2_NV_FLAG_NONE};
         total += f->nlen;
@@ -1013,7 +1023,7 @@ void *h2_trailer_block(const struct relais_hdrs *t, size_t *n)
     for (uint32_t i = 0; i < t->n; i++) {
         const struct msg_hdr *f = &t->v[i];
         if (h2_hop(f->name, f->nlen) || !f->nlen || f->name[0] == ':') continue;
-        for (size_t j = 0; j < f->nlen; j++) bytes[j] = (char)tolower((unsigned char)f->name[j]);
+        h2_lower_copy(bytes, f->name, f->nlen);
         memcpy(bytes + f->nlen, f->value, f->vlen);
         nv[k++] = (nghttp2_nv){(uint8_t *)bytes, (uint8_t *)bytes + f->nlen, f->nlen, f->vlen,
                                NGHTTP2_NV_FLAG_NONE};
