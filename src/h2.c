@@ -773,6 +773,10 @@ struct h2_conn *h2_conn_new(struct px_conn *c, struct event_base *base, struct s
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_stream_close);
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* closed streams are not kept for RFC 7540's priority tree (RFC 9113
+       deprecates it; a dependency on a closed stream gets the default
+       priority): less work and memory per stream */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_send_header_block_length(opt, 256 * 1024);
     if (nghttp2_session_server_new3(&hc->s, cb, hc, opt, &mem) != 0) goto out;
     /* nghttp2 gets a higher stream limit than the one announced (see
