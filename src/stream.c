@@ -878,7 +878,7 @@ void st_free_cached(struct st_vcache *vc, struct stream *s)
     struct stream keep;
 
     if (!s) return;
-    if (!s->vops || vc->n >= vc->cap) {
+    if (!s->vops || s->ev_write || s->ssl || vc->n >= vc->cap) {
         st_free(s);
         return;
     }
