@@ -170,6 +170,8 @@ static void h2_mem_free(void *p, void *ud)
     free(h);
 }
 
+/* nghttp2's calloc: h2_mem_malloc, zeroed (NULL when n * size
+ * overflows). */
 static void *h2_mem_calloc(size_t n, size_t size, void *ud)
 {
     void *p;
@@ -180,6 +182,9 @@ static void *h2_mem_calloc(size_t n, size_t size, void *ud)
     return p;
 }
 
+/* nghttp2's realloc: p itself while size fits its block (a small
+ * block's class, or a large block's exact size), else a new block with
+ * the bytes copied and p freed; NULL (p untouched) when out of memory. */
 static void *h2_mem_realloc(void *p, size_t size, void *ud)
 {
     struct h2_mem_hdr *h;
