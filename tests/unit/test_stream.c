@@ -10,7 +10,11 @@
  *  - st_shutdown_write ends the owner's output; eof and errors reach the
  *    event callback; st_connect is refused;
  *  - st_virtual_wake calls the reader with no bytes; the read timeout is a
- *    timer (ST_READING | ST_TIMEOUT).
+ *    timer (ST_READING | ST_TIMEOUT);
+ *  - a kept stream (struct st_vcache) comes back empty, for its new owner,
+ *    with nothing pending: bytes left in it are dropped without calling
+ *    anyone, its timers and flush do not fire, the cap holds, and
+ *    st_vcache_clear frees what is kept.
  */
 #include "config.h"
 
@@ -191,6 +195,54 @@ int main(void)
         st_virtual_input(s);
         ok(u2.got == 1, "input after the timeout is still delivered");
         st_free(s);
+    }
+    /* kept streams: one HTTP/2 connection's cache */
+    {
+        struct st_vcache vc = {NULL, 0, 1};
+        struct owner o3 = {0}, o4 = {0};
+        struct user u3 = {0}, u4 = {0};
+        struct timeval tv = {0, 20000};
+        struct stream *s2, *s3;
+        s = st_new_virtual_cached(&vc, base, &ops, &o3);
+        ok(s != NULL && vc.n == 0, "an empty cache makes a new stream");
+        st_setcb(s, u_read, u_write, u_event, &u3);
+        st_enable(s, ST_READ);
+        st_setwatermark(s, ST_READ, 0, 100);
+        st_set_timeouts(s, &tv, NULL);
+        evbuffer_add(st_input(s), buf, 150); /* over the cap, not read */
+        evbuffer_add(st_output(s), buf, 10); /* a flush is pending */
+        st_free_cached(&vc, s);
+        ok(vc.n == 1 && vc.list == s, "freed: kept");
+        ok(o3.interest_calls == 1 && o3.outputs == 0 && u3.nevents == 0,
+           "keeping it called nobody (owner, user)");
+        tv.tv_usec = 50000;
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+        ok(o3.outputs == 0 && u3.nevents == 0, "its flush and its read timer do not fire");
+        s2 = st_new_virtual_cached(&vc, base, &ops, &o4);
+        ok(s2 == s && vc.n == 0, "the next stream is the kept one");
+        ok(evbuffer_get_length(st_input(s2)) == 0 && evbuffer_get_length(st_output(s2)) == 0 &&
+           !st_eof(s2), "it comes back empty");
+        st_setcb(s2, u_read, u_write, u_event, &u4);
+        st_enable(s2, ST_READ);
+        ok(o4.interest == 1 && o4.interest_calls == 1 && o3.interest_calls == 1,
+           "read interest reaches the new owner only");
+        evbuffer_add(st_input(s2), "ab", 2);
+        st_virtual_input(s2);
+        ok(u4.reads == 1 && u4.got == 2 && u3.reads == 0, "input reaches the new user");
+        o4.take = 5;
+        evbuffer_add(st_output(s2), buf, 5);
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        ok(o4.outputs == 1 && o4.taken == 5 && o3.outputs == 0,
+           "output is offered to the new owner at the end of the turn");
+        s3 = st_new_virtual_cached(&vc, base, &ops, &o3);
+        st_virtual_detach(s3); /* a detached stream is kept too */
+        st_free_cached(&vc, s3);
+        st_free_cached(&vc, s2);
+        ok(vc.n == 1 && vc.list == s3, "past the cap: freed");
+        st_free_cached(&vc, NULL);
+        st_vcache_clear(&vc);
+        ok(vc.n == 0 && vc.list == NULL && vc.cap == 1, "cleared (ASan: nothing leaks)");
     }
     event_base_free(base);
     return tap_done();
