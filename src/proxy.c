@@ -1029,6 +1029,49 @@ static int px_conn_listed(const char *buf, const struct h1_head *h,
     return 0;
 }
 
+#define PX_CONN_TOKENS 16 /* Connection tokens kept per head; more: rescan */
+
+/** The field names a head's Connection fields list, collected once per
+ *  head so that each field is not checked by rescanning them all. */
+struct px_conn_tokens {
+    const char *p[PX_CONN_TOKENS]; /* token starts (in the head's buffer) */
+    size_t len[PX_CONN_TOKENS];    /* their lengths */
+    size_t n;                      /* how many */
+    int over;                      /* more than PX_CONN_TOKENS: use
+                                      px_conn_listed */
+};
+
+/* Collects the tokens of h's Connection fields into ct. */
+static void px_conn_tokens(const char *buf, const struct h1_head *h, struct px_conn_tokens *ct)
+{
+    ct->n = 0;
+    ct->over = 0;
+    for (size_t i = 0; i < h->nfields; i++) {
+        const struct h1_field *f = &h->fields[i];
+        size_t pos = 0, st, el;
+        if (f->name.len != 10 || !h1_span_eq(buf, f->name, "connection")) continue;
+        while (h1_list_next(buf + f->value.off, f->value.len, &pos, &st, &el)) {
+            if (ct->n == PX_CONN_TOKENS) {
+                ct->over = 1;
+                return;
+            }
+            ct->p[ct->n] = buf + f->value.off + st;
+            ct->len[ct->n++] = el;
+        }
+    }
+}
+
+/* 1 when name is listed by the Connection fields collected in ct (h and
+ * buf: the head, for the rare head with more tokens than kept). */
+static int px_conn_has(const struct px_conn_tokens *ct, const char *buf,
+                       const struct h1_head *h, const char *name, size_t nlen)
+{
+    if (ct->over) return px_conn_listed(buf, h, name, nlen);
+    for (size_t i = 0; i < ct->n; i++)
+        if (ct->len[i] == nlen && msg_name_eq(ct->p[i], ct->len[i], name, nlen)) return 1;
+    return 0;
+}
+
 /* The X-Forwarded-* family that only trusted peers may send. */
 static int px_forwarded_header(const char *n, size_t len)
 {
@@ -1222,6 +1265,7 @@ static int px_parse_head(struct px_conn *c)
     struct h1_field fields_stack[128], *fields = fields_stack;
     struct h1_limits lim = {ep->max_head, ep->max_fields, ep->max_target};
     struct h1_head head;
+    struct px_conn_tokens ctok; /* what Connection lists */
     struct relais_req *r;
     size_t len = evbuffer_get_length(in), n, i;
     const unsigned char *data;
@@ -1305,6 +1349,7 @@ static int px_parse_head(struct px_conn *c)
         px_send_simple(c, 500, "out of memory\n", 1);
         return -1;
     }
+    px_conn_tokens(copy, &head, &ctok);
     for (i = 0; i < head.nfields; i++) {
         const char *nm = copy + fields[i].name.off, *vl = copy + fields[i].value.off;
         size_t nl = fields[i].name.len, vlen = fields[i].value.len;
@@ -1314,7 +1359,7 @@ static int px_parse_head(struct px_conn *c)
         }
         if (nl == 2 && msg_name_eq(nm, nl, "te", 2) && px_te_trailers(vl, vlen))
             r->te_trailers = 1;
-        if (px_hop_by_hop(nm, nl) || px_conn_listed(copy, &head, nm, nl)) continue;
+        if (px_hop_by_hop(nm, nl) || px_conn_has(&ctok, copy, &head, nm, nl)) continue;
         if (!c->trusted && px_forwarded_header(nm, nl)) continue;
         if (msg_hdrs_add(&r->req_hdrs, nm, nl, vl, vlen, 0) < 0) {
             px_send_simple(c, 431, NULL, 1);
@@ -3332,6 +3377,7 @@ static int px_parse_response(struct relais_req *r)
     struct h1_field fields[256];
     struct h1_limits lim = {PX_MAX_RESP_HEAD, 256, 1};
     struct h1_head head;
+    struct px_conn_tokens ctok; /* what Connection lists */
     const unsigned char *data;
     size_t len, n, i;
     char *copy;
@@ -3369,10 +3415,11 @@ static int px_parse_response(struct relais_req *r)
     r->status = head.status;
     r->origin_status = head.status;
     r->has_resp = 1;
+    px_conn_tokens(copy, &head, &ctok);
     for (i = 0; i < head.nfields; i++) {
         const char *nm = copy + fields[i].name.off;
         size_t nl = fields[i].name.len;
-        if (px_hop_by_hop(nm, nl) || px_conn_listed(copy, &head, nm, nl)) continue;
+        if (px_hop_by_hop(nm, nl) || px_conn_has(&ctok, copy, &head, nm, nl)) continue;
         msg_hdrs_add(&r->resp_hdrs, nm, nl, copy + fields[i].value.off,
                      fields[i].value.len, 0);
     }
