@@ -82,7 +82,8 @@ long msg_hdrs_find(const struct relais_hdrs *h, const char *name, size_t nlen,
                    size_t start)
 {
     for (size_t i = start; i < h->n; i++)
-        if (msg_name_eq(h->v[i].name, h->v[i].nlen, name, nlen)) return (long)i;
+        if (h->v[i].nlen == nlen && msg_name_eq(h->v[i].name, nlen, name, nlen))
+            return (long)i;
     return -1;
 }
 
@@ -92,7 +93,7 @@ size_t msg_hdrs_del(struct relais_hdrs *h, const char *name, size_t nlen)
     size_t removed = 0;
 
     for (i = 0; i < h->n; i++) {
-        if (msg_name_eq(h->v[i].name, h->v[i].nlen, name, nlen)) {
+        if (h->v[i].nlen == nlen && msg_name_eq(h->v[i].name, nlen, name, nlen)) {
             removed++;
             continue;
         }

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -985,16 +986,20 @@ static void px_handshake_done(struct px_conn *c)
 /* ------------------------------------------------------------ request head */
 
 /* 1 when the header name is hop-by-hop (RFC 9110 7.6.1 and the usual
- * extras). */
+ * extras).  Called for every field of every head: one comparison at most
+ * per length. */
 static int px_hop_by_hop(const char *n, size_t len)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade", "proxy-authenticate",
-        "proxy-authorization", NULL};
-    for (const char *const *h = hop; *h; h++)
-        if (msg_name_eq(n, len, *h, strlen(*h))) return 1;
-    return 0;
+    switch (len) {
+    case 2: return msg_name_eq(n, len, "te", 2);
+    case 7: return msg_name_eq(n, len, "trailer", 7) || msg_name_eq(n, len, "upgrade", 7);
+    case 10: return msg_name_eq(n, len, "connection", 10) || msg_name_eq(n, len, "keep-alive", 10);
+    case 16: return msg_name_eq(n, len, "proxy-connection", 16);
+    case 17: return msg_name_eq(n, len, "transfer-encoding", 17);
+    case 18: return msg_name_eq(n, len, "proxy-authenticate", 18);
+    case 19: return msg_name_eq(n, len, "proxy-authorization", 19);
+    default: return 0;
+    }
 }
 
 /* 1 when a TE value lists "trailers" (the one TE a proxy forwards: gRPC
@@ -1072,69 +1077,129 @@ static int px_conn_has(const struct px_conn_tokens *ct, const char *buf,
     return 0;
 }
 
+/* A header name and its length (tables scanned per field). */
+struct px_name {
+    const char *s; /* lowercase name */
+    size_t len;    /* strlen(s) */
+};
+#define PX_NAME(lit) {lit, sizeof(lit) - 1}
+
 /* The X-Forwarded-* family that only trusted peers may send. */
 static int px_forwarded_header(const char *n, size_t len)
 {
-    static const char *const xh[] = {
-        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-        "x-forwarded-port", "x-forwarded-server", "x-real-ip",
-        "x-forwarded-uri", "x-forwarded-method", "x-forwarded-prefix",
-        "x-forwarded-tls-client-cert", "x-forwarded-tls-client-cert-info",
-        NULL};
+    static const struct px_name xh[] = {
+        PX_NAME("x-forwarded-for"), PX_NAME("x-forwarded-proto"), PX_NAME("x-forwarded-host"),
+        PX_NAME("x-forwarded-port"), PX_NAME("x-forwarded-server"), PX_NAME("x-real-ip"),
+        PX_NAME("x-forwarded-uri"), PX_NAME("x-forwarded-method"), PX_NAME("x-forwarded-prefix"),
+        PX_NAME("x-forwarded-tls-client-cert"), PX_NAME("x-forwarded-tls-client-cert-info")};
     if (len < 9 || (n[0] | 0x20) != 'x') return 0;
-    for (const char *const *h = xh; *h; h++)
-        if (msg_name_eq(n, len, *h, strlen(*h))) return 1;
+    for (size_t i = 0; i < sizeof(xh) / sizeof(xh[0]); i++)
+        if (len == xh[i].len && msg_name_eq(n, len, xh[i].s, len)) return 1;
     return 0;
 }
 
-/* Adds X-Forwarded-* and X-Real-Ip as Traefik does.  0 / -1. */
+/* The fields px_add_forwarded looks for, in the order of px_fwd_names. */
+enum { PXF_FOR, PXF_PROTO, PXF_HOST, PXF_PORT, PXF_SERVER, PXF_REAL_IP, PXF_N };
+
+/* This host's name for X-Forwarded-Server, made once (any thread). */
+static char px_server_name[256];
+static size_t px_server_name_len;
+static pthread_once_t px_server_name_once = PTHREAD_ONCE_INIT;
+
+static void px_server_name_init(void)
+{
+    if (gethostname(px_server_name, sizeof(px_server_name) - 1) != 0 || !px_server_name[0])
+        strcpy(px_server_name, "relais");
+    px_server_name_len = strlen(px_server_name);
+}
+
+/* Finds, in one pass over h, the first field of each name px_add_forwarded
+ * looks at: at[k] is its index or -1. */
+static void px_fwd_scan(const struct relais_hdrs *h, long at[PXF_N])
+{
+    static const struct px_name nm[PXF_N] = {
+        PX_NAME("x-forwarded-for"), PX_NAME("x-forwarded-proto"), PX_NAME("x-forwarded-host"),
+        PX_NAME("x-forwarded-port"), PX_NAME("x-forwarded-server"), PX_NAME("x-real-ip")};
+
+    for (int k = 0; k < PXF_N; k++) at[k] = -1;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct msg_hdr *f = &h->v[i];
+        if (f->nlen < 9 || (f->name[0] | 0x20) != 'x') continue;
+        for (int k = 0; k < PXF_N; k++) {
+            if (at[k] < 0 && f->nlen == nm[k].len && msg_name_eq(f->name, f->nlen, nm[k].s, nm[k].len)) {
+                at[k] = (long)i;
+                break;
+            }
+        }
+    }
+}
+
+/* Adds X-Forwarded-* and X-Real-Ip as Traefik does: X-Forwarded-For gets
+ * the peer appended (its first field kept, the others dropped), the others
+ * are set only when absent; X-Forwarded-Port is the port of
+ * X-Forwarded-Host, else the entry point's scheme default.  Worker
+ * thread.  0 / -1 (header cap or out of memory). */
 static int px_add_forwarded(struct relais_req *r, struct px_conn *c)
 {
     struct relais_hdrs *h = &r->req_hdrs;
-    size_t vl;
-    const char *v;
-    char buf[512], host[256];
-    static char server_name[256];
+    size_t ipl = strlen(c->peer_ip), hl = 0;
+    const char *host = NULL;
+    long at[PXF_N];
+    char buf[512];
 
-    if (!server_name[0]) {
-        if (gethostname(server_name, sizeof(server_name) - 1) != 0)
-            strcpy(server_name, "relais");
+    pthread_once(&px_server_name_once, px_server_name_init);
+    px_fwd_scan(h, at);
+    /* values stay where they are (arena or head copy) when fields move */
+    if (at[PXF_HOST] >= 0) {
+        host = h->v[at[PXF_HOST]].value;
+        hl = h->v[at[PXF_HOST]].vlen;
+    } else if (r->authority_len) {
+        host = r->authority;
+        hl = r->authority_len;
     }
-    v = msg_api_get(h, "X-Forwarded-For", 0, &vl);
-    if (v && vl + strlen(c->peer_ip) + 3 < sizeof(buf)) {
-        int n = snprintf(buf, sizeof(buf), "%.*s, %s", (int)vl, v, c->peer_ip);
-        msg_hdrs_del(h, "X-Forwarded-For", 15);
-        if (msg_hdrs_add(h, "X-Forwarded-For", 15, buf, (size_t)n, 1) < 0) return -1;
-    } else if (!v) {
-        if (msg_hdrs_add(h, "X-Forwarded-For", 15, c->peer_ip, strlen(c->peer_ip), 1) < 0)
-            return -1;
+    if (at[PXF_FOR] >= 0) {
+        const char *v = h->v[at[PXF_FOR]].value;
+        size_t vl = h->v[at[PXF_FOR]].vlen;
+        if (vl + ipl + 3 < sizeof(buf)) {
+            memcpy(buf, v, vl);
+            memcpy(buf + vl, ", ", 2);
+            memcpy(buf + vl + 2, c->peer_ip, ipl);
+            msg_hdrs_del(h, "X-Forwarded-For", 15);
+            if (msg_hdrs_add(h, "X-Forwarded-For", 15, buf, vl + 2 + ipl, 1) < 0) return -1;
+        }
+    } else if (msg_hdrs_add(h, "X-Forwarded-For", 15, c->peer_ip, ipl, 1) < 0) {
+        return -1;
     }
-    if (msg_hdrs_find(h, "X-Forwarded-Proto", 17, 0) < 0 &&
+    if (at[PXF_PROTO] < 0 &&
         msg_hdrs_add(h, "X-Forwarded-Proto", 17, c->tls ? "https" : "http", c->tls ? 5 : 4,
                      0) < 0)
         return -1;
-    if (msg_hdrs_find(h, "X-Forwarded-Host", 16, 0) < 0 && r->authority_len &&
+    if (at[PXF_HOST] < 0 && r->authority_len &&
         msg_hdrs_add(h, "X-Forwarded-Host", 16, r->authority, r->authority_len, 0) < 0)
         return -1;
-    if (msg_hdrs_find(h, "X-Forwarded-Port", 16, 0) < 0) {
-        const char *fh = msg_api_get(h, "X-Forwarded-Host", 0, &vl);
+    if (at[PXF_PORT] < 0) {
         const char *colon = NULL;
-        int n;
-        if (fh && vl < sizeof(host)) {
-            memcpy(host, fh, vl);
-            host[vl] = '\0';
-            colon = strrchr(host, ':');
-            if (colon && strchr(colon, ']')) colon = NULL;
+        if (host && hl < 256) {
+            for (size_t i = hl; i > 0; i--)
+                if (host[i - 1] == ':') {
+                    colon = host + i - 1;
+                    break;
+                }
+            if (colon && memchr(colon, ']', hl - (size_t)(colon - host))) colon = NULL;
         }
-        if (colon) n = snprintf(buf, sizeof(buf), "%s", colon + 1);
-        else n = snprintf(buf, sizeof(buf), "%d", c->tls ? 443 : 80);
-        if (msg_hdrs_add(h, "X-Forwarded-Port", 16, buf, (size_t)n, 1) < 0) return -1;
+        if (colon) {
+            if (msg_hdrs_add(h, "X-Forwarded-Port", 16, colon + 1,
+                             hl - (size_t)(colon + 1 - host), 1) < 0)
+                return -1;
+        } else if (msg_hdrs_add(h, "X-Forwarded-Port", 16, c->tls ? "443" : "80",
+                                c->tls ? 3 : 2, 0) < 0) {
+            return -1;
+        }
     }
-    if (msg_hdrs_find(h, "X-Forwarded-Server", 18, 0) < 0 &&
-        msg_hdrs_add(h, "X-Forwarded-Server", 18, server_name, strlen(server_name), 0) < 0)
+    if (at[PXF_SERVER] < 0 &&
+        msg_hdrs_add(h, "X-Forwarded-Server", 18, px_server_name, px_server_name_len, 0) < 0)
         return -1;
-    if (msg_hdrs_find(h, "X-Real-Ip", 9, 0) < 0 &&
-        msg_hdrs_add(h, "X-Real-Ip", 9, c->peer_ip, strlen(c->peer_ip), 1) < 0)
+    if (at[PXF_REAL_IP] < 0 && msg_hdrs_add(h, "X-Real-Ip", 9, c->peer_ip, ipl, 1) < 0)
         return -1;
     return 0;
 }
