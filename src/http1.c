@@ -103,6 +103,29 @@ static const uint8_t h1_cls[256] = {
 #define C_HEX 0x20u
 #define C_QDTEXT 0x40u
 
+/**
+ * Skips field-value bytes (class V) from p, eight at a time while a whole
+ * word holds none below 0x20 and no 0x7f (every other octet is V, see the
+ * table), then one at a time.  Returns the first index in [p, end) whose
+ * byte is not V, or end.  The word test ("some byte < n" of the bit hacks
+ * collections) is exact for "any", so no byte is ever misjudged: a word
+ * holding a stop byte or an HTAB goes to the byte loop.
+ */
+static size_t h1_skip_fval(const unsigned char *b, size_t p, size_t end)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+
+    while (end - p >= 8) {
+        uint64_t w, del;
+        memcpy(&w, b + p, 8);
+        del = w ^ (ones * 0x7f);
+        if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & high) break;
+        p += 8;
+    }
+    while (p < end && (h1_cls[b[p]] & C_FVAL)) p++;
+    return p;
+}
+
 /* "need more bytes" from the internal steps (h1_parse_* return value 0) */
 #define H1_MORE 0
 /* longest known method ("UNSUBSCRIBE") */
@@ -451,7 +474,7 @@ static int h1_fields(const unsigned char *b, size_t end, size_t p,
         /* OWS field-value OWS CRLF */
         while (p < end && (h1_cls[b[p]] & C_WS)) p++;
         vs = p;
-        while (p < end && (h1_cls[b[p]] & C_FVAL)) p++;
+        p = h1_skip_fval(b, p, end);
         r = h1_crlf(b, end, p);
         if (r <= 0) return r;
         ve = p;
