@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "evmem.h"
 #include "upgrade.h"
 #include "host_api.h"
 #include "log.h"
@@ -99,6 +100,7 @@ int main(int argc, char **argv)
     size_t noverrides = 0;
     int i, j;
 
+    em_install(); /* before any other libevent call */
     {
         /* as many descriptors as allowed: every connection is one (the
            default global.maxConnections is half of them) */
