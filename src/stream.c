@@ -18,7 +18,12 @@
 #include "stream.h"
 #include "tls.h"
 
-#define ST_READ_CHUNK (32 * 1024) /* bytes one read may bring in */
+/* bytes one read may bring in: 32 KiB less room for libevent's chain
+   header, so that the chain it allocates is 32 KiB, not 64 */
+#define ST_READ_CHUNK (32 * 1024 - 256)
+/* a read after one that brought less than this asks for this much (a 4 KiB
+   chain): small exchanges do not make and free 32 KiB chains each time */
+#define ST_READ_SMALL (4 * 1024 - 256)
 #define ST_TLS_WRITE (16 * 1024)  /* plaintext per SSL_write (one record) */
 #define ST_TLS_DIRECT 4096        /* a first chunk this big is written as is */
 
@@ -53,6 +58,8 @@ struct stream {
     unsigned eof : 1;         /* read side closed */
     unsigned idle_wanted : 1; /* st_idle asked: release the buffers once
                                  the output is written */
+    unsigned rd_big : 1;      /* the last read brought ST_READ_SMALL or
+                                 more: the next asks for ST_READ_CHUNK */
     SSL *ssl;                 /* TLS session (owned), or NULL */
     char *tls_err;            /* why TLS failed (allocated), or NULL */
     unsigned tls_hs : 1;      /* handshake in progress */
@@ -85,6 +92,12 @@ static void st_flush_soon(struct stream *s)
     if (!s->ev_flush) return;
     s->flush_pending = 1;
     event_active(s->ev_flush, EV_WRITE, 1);
+}
+
+/* How much the next read asks for (see ST_READ_SMALL). */
+static size_t st_read_size(const struct stream *s)
+{
+    return s->rd_big ? ST_READ_CHUNK : ST_READ_SMALL;
 }
 
 /* Bytes in b; 0 for a buffer released while idle (NULL). */
@@ -374,7 +387,7 @@ static void st_tls_read(struct stream *s)
         st_write_notify(s);
         return; /* level-triggered: a read, if any, comes next turn */
     }
-    nv = st_bufs(s) < 0 ? -1 : evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
+    nv = st_bufs(s) < 0 ? -1 : evbuffer_reserve_space(s->in, st_read_size(s), v, 2);
     if (nv <= 0) {
         if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
         return;
@@ -393,6 +406,7 @@ static void st_tls_read(struct stream *s)
         got += fill;
     }
     evbuffer_commit_space(s->in, v, nv);
+    s->rd_big = got >= ST_READ_SMALL;
     if (err == SSL_ERROR_WANT_WRITE) {
         s->rd_want_w = 1;
         if (!s->wr_added) st_want_write(s);
@@ -448,7 +462,7 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
         else st_tls_read(s);
         return;
     }
-    nv = st_bufs(s) < 0 ? -1 : evbuffer_reserve_space(s->in, ST_READ_CHUNK, v, 2);
+    nv = st_bufs(s) < 0 ? -1 : evbuffer_reserve_space(s->in, st_read_size(s), v, 2);
     if (nv <= 0) {
         if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
         return;
@@ -465,6 +479,7 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
             left -= v[i].iov_len;
         }
         evbuffer_commit_space(s->in, v, nv);
+        s->rd_big = (size_t)n >= ST_READ_SMALL;
         if (s->rd_high && st_len(s->in) >= s->rd_high) {
             s->suspended = 1;
             st_update_read(s);

@@ -5,8 +5,9 @@
  * It replaces libevent's bufferevent_socket on the data path, whose 2.1
  * series reads at most 4 KiB per call after a FIONREAD ioctl and re-arms
  * write interest with epoll_ctl on every response.  Here:
- *  - a read takes up to ST_READ_CHUNK bytes in one readv into the input
- *    buffer;
+ *  - a read takes up to ST_READ_CHUNK bytes (about 32 KiB) in one readv
+ *    into the input buffer, or ST_READ_SMALL (about 4 KiB) after a read
+ *    that brought less than that (no 32 KiB chain per small exchange);
  *  - bytes appended to the output buffer are written at the end of the
  *    current loop turn (coalesced, one writev), and write interest is
  *    registered only when the socket would block;
