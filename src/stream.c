@@ -33,7 +33,10 @@ struct stream {
     evutil_socket_t fd;       /* the socket (owned) */
     struct evbuffer *in;      /* bytes read */
     struct evbuffer *out;     /* bytes to write */
-    struct evbuffer_cb_entry *in_cb;  /* watches input drains */
+    struct evbuffer_cb_entry *in_cb;  /* watches input drains, only while
+                                         suspended (a buffer with no
+                                         callback skips libevent's
+                                         callback run on every change) */
     struct evbuffer_cb_entry *out_cb; /* watches output appends */
     struct event *ev_read;    /* read readiness (persistent) */
     struct event *ev_write;   /* write readiness (persistent) */
@@ -113,14 +116,13 @@ static int st_bufs(struct stream *s)
     if (!s->in) {
         s->in = evbuffer_new();
         if (!s->in) return -1;
-        s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
     }
     if (!s->out) {
         s->out = evbuffer_new();
         if (!s->out) return -1;
         s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
     }
-    return (s->in_cb && s->out_cb) ? 0 : -1;
+    return s->out_cb ? 0 : -1;
 }
 
 /* Registers or drops read interest according to the flags (a virtual
@@ -147,6 +149,28 @@ static void st_update_read(struct stream *s)
         event_del(s->ev_read);
         s->rd_added = 0;
     }
+}
+
+/* Holds reading: the input reached its cap.  The drain watch that lifts
+ * the hold is attached now (out of memory: no hold; the input then grows
+ * past the cap rather than never being read again). */
+static void st_suspend(struct stream *s)
+{
+    if (!s->in_cb) s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
+    if (!s->in_cb) return;
+    s->suspended = 1;
+    st_update_read(s);
+}
+
+/* Lifts the hold of st_suspend and detaches its drain watch. */
+static void st_resume(struct stream *s)
+{
+    s->suspended = 0;
+    if (s->in_cb) {
+        evbuffer_remove_cb_entry(s->in, s->in_cb);
+        s->in_cb = NULL;
+    }
+    st_update_read(s);
 }
 
 static void st_on_write(evutil_socket_t fd, short what, void *arg);
@@ -309,10 +333,8 @@ static void st_in_changed(struct evbuffer *buf, const struct evbuffer_cb_info *i
     struct stream *s = arg;
 
     if (info->n_deleted == 0 || !s->suspended) return;
-    if (evbuffer_get_length(buf) < s->rd_high) {
-        s->suspended = 0;
-        st_update_read(s);
-    }
+    /* st_resume removes this callback: libevent allows it */
+    if (evbuffer_get_length(buf) < s->rd_high) st_resume(s);
 }
 
 /* End of the loop turn: the coalesced write. */
@@ -415,8 +437,7 @@ static void st_tls_read(struct stream *s)
     }
     if (got > 0) {
         if (s->rd_high && st_len(s->in) >= s->rd_high) {
-            s->suspended = 1;
-            st_update_read(s);
+            st_suspend(s);
         } else if (err == SSL_ERROR_NONE && SSL_has_pending(s->ssl)) {
             event_active(s->ev_read, EV_READ, 1); /* the chunk was full */
         }
@@ -480,10 +501,7 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
         }
         evbuffer_commit_space(s->in, v, nv);
         s->rd_big = (size_t)n >= ST_READ_SMALL;
-        if (s->rd_high && st_len(s->in) >= s->rd_high) {
-            s->suspended = 1;
-            st_update_read(s);
-        }
+        if (s->rd_high && st_len(s->in) >= s->rd_high) st_suspend(s);
         if (s->readcb) s->readcb(s, s->arg);
         return;
     }
@@ -561,8 +579,12 @@ struct stream *st_new(struct event_base *base, evutil_socket_t fd)
         st_free(s);
         return NULL;
     }
-    s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
     s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
+    if (!s->out_cb) {
+        s->fd = -1; /* a socket stream's caller still owns fd on failure */
+        st_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -621,11 +643,11 @@ static void st_release_bufs(struct stream *s)
         s->ev_flush = NULL;
     }
     if (s->in) {
-        evbuffer_remove_cb_entry(s->in, s->in_cb);
+        if (s->in_cb) evbuffer_remove_cb_entry(s->in, s->in_cb);
         evbuffer_free(s->in);
     }
     if (s->out) {
-        evbuffer_remove_cb_entry(s->out, s->out_cb);
+        if (s->out_cb) evbuffer_remove_cb_entry(s->out, s->out_cb);
         evbuffer_free(s->out);
     }
     s->in = s->out = NULL;
@@ -677,10 +699,7 @@ void st_setwatermark(struct stream *s, short what, size_t low, size_t high)
 {
     if (what & ST_READ) {
         s->rd_high = high;
-        if (s->suspended && (!high || st_len(s->in) < high)) {
-            s->suspended = 0;
-            st_update_read(s);
-        }
+        if (s->suspended && (!high || st_len(s->in) < high)) st_resume(s);
     }
     if (what & ST_WRITE) s->wr_low = low;
 }
@@ -869,8 +888,12 @@ struct stream *st_new_virtual(struct event_base *base, const struct st_vops *ops
         st_free(s);
         return NULL;
     }
-    s->in_cb = evbuffer_add_cb(s->in, st_in_changed, s);
     s->out_cb = evbuffer_add_cb(s->out, st_out_changed, s);
+    if (!s->out_cb) {
+        s->fd = -1; /* a socket stream's caller still owns fd on failure */
+        st_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -900,7 +923,11 @@ void st_free_cached(struct st_vcache *vc, struct stream *s)
     /* no owner any more: the drains below call nobody back */
     s->vops = &st_gone;
     s->vctx = NULL;
-    s->suspended = 0;
+    if (s->suspended) {
+        s->suspended = 0;
+        if (s->in_cb) evbuffer_remove_cb_entry(s->in, s->in_cb);
+        s->in_cb = NULL;
+    }
     /* the read timer runs only with a timeout, the flush event only
        while flush_pending */
     if (s->ev_read && s->has_rd_tmo) evtimer_del(s->ev_read);
@@ -917,7 +944,6 @@ void st_free_cached(struct st_vcache *vc, struct stream *s)
     s->writing = 1;
     s->in = keep.in;
     s->out = keep.out;
-    s->in_cb = keep.in_cb;
     s->out_cb = keep.out_cb;
     s->ev_read = keep.ev_read;
     s->ev_flush = keep.ev_flush;
@@ -940,10 +966,7 @@ void st_vcache_clear(struct st_vcache *vc)
 void st_virtual_input(struct stream *s)
 {
     if (s->has_rd_tmo && s->ev_read) evtimer_add(s->ev_read, &s->rd_tmo);
-    if (s->rd_high && st_len(s->in) >= s->rd_high) {
-        s->suspended = 1;
-        st_update_read(s);
-    }
+    if (s->rd_high && st_len(s->in) >= s->rd_high) st_suspend(s);
     if (s->reading && st_len(s->in) && s->readcb) s->readcb(s, s->arg);
 }
 
