@@ -713,6 +713,33 @@ static const char *cl_rel(const char *key, size_t len)
     return key + pl + 1;
 }
 
+/*
+ * The per-key step of a range (cl_load_done) and of a watch batch
+ * (cl_on_events): kv is one etcd pair, deleted says that a watch reported
+ * its deletion.  Keys outside P/ and the node statuses (P/nodes/..., never
+ * cached: the nodes would answer each other) are skipped; a value over
+ * CL_MAX_DOC is refused (the node's last error names the key) and leaves
+ * the cache as it was.  Otherwise the cache takes the value (or forgets
+ * the key) and the key below P/ is set in changed when the cached value
+ * changed, or always with force (the first range delivers everything).
+ * Returns the key below P/ (pointing into kv->key) when the cache took
+ * it, NULL when it was skipped or refused.
+ */
+static const char *cl_take(const struct etc_kv *kv, int deleted, int force, json_t *changed)
+{
+    const char *rel = cl_rel(kv->key, kv->key_len);
+
+    if (!rel || !strncmp(rel, "nodes/", 6)) return NULL;
+    if (!deleted && kv->value_len > CL_MAX_DOC) {
+        cl_error("etcd key %s: value of %zu bytes over the %u cap, ignored", kv->key,
+                 kv->value_len, CL_MAX_DOC);
+        return NULL;
+    }
+    if (cl_cache_set(rel, deleted ? NULL : kv->value, kv->value_len) || force)
+        json_object_set_new(changed, rel, json_true());
+    return rel;
+}
+
 /* Watch batch: update the cache, then deliver each changed key. */
 static void cl_on_events(void *arg, const struct etc_event *ev, size_t n, int64_t revision)
 {
@@ -722,18 +749,7 @@ static void cl_on_events(void *arg, const struct etc_event *ev, size_t n, int64_
     int certs = 0;
 
     (void)arg;
-    for (size_t i = 0; i < n; i++) {
-        const char *rel = cl_rel(ev[i].kv.key, ev[i].kv.key_len);
-        if (!rel || !strncmp(rel, "nodes/", 6)) continue;
-        if (ev[i].type == ETC_EV_PUT && ev[i].kv.value_len > CL_MAX_DOC) {
-            cl_error("etcd key %s: value of %zu bytes over the %u cap, ignored", ev[i].kv.key,
-                     ev[i].kv.value_len, CL_MAX_DOC);
-            continue;
-        }
-        if (cl_cache_set(rel, ev[i].type == ETC_EV_PUT ? ev[i].kv.value : NULL,
-                         ev[i].kv.value_len))
-            json_object_set_new(changed, rel, json_true());
-    }
+    for (size_t i = 0; i < n; i++) cl_take(&ev[i].kv, ev[i].type == ETC_EV_DELETE, 0, changed);
     cl.rev = revision;
     if (json_object_size(changed) == 0) {
         /* only node statuses moved (or values rewritten unchanged): no
@@ -788,16 +804,8 @@ static void cl_load_done(void *arg, int err, const char *message, const struct e
     }
     cl.load_retry_ms = 0;
     for (size_t i = 0; i < res->n; i++) {
-        const char *rel = cl_rel(res->kvs[i].key, res->kvs[i].key_len);
-        if (!rel || !strncmp(rel, "nodes/", 6)) continue;
-        if (res->kvs[i].value_len > CL_MAX_DOC) {
-            cl_error("etcd key %s: value of %zu bytes over the %u cap, ignored", res->kvs[i].key,
-                     res->kvs[i].value_len, CL_MAX_DOC);
-            continue;
-        }
-        json_object_set_new(seen, rel, json_true());
-        if (cl_cache_set(rel, res->kvs[i].value, res->kvs[i].value_len) || !cl.loaded)
-            json_object_set_new(changed, rel, json_true());
+        const char *rel = cl_take(&res->kvs[i], 0, !cl.loaded, changed);
+        if (rel) json_object_set_new(seen, rel, json_true());
     }
     json_object_foreach_safe(cl.kv, tmp, k, v) {
         if (json_object_get(seen, k)) continue;
