@@ -97,6 +97,12 @@ static struct {
                                       options), shown in the node status */
     int loaded;                    /* the first range was applied */
     json_t *kv;                    /* cache: key below P/ -> value (string) */
+    json_t *served;                /* provider name -> the key below P/
+                                      ("config/NAME" or "apply/NAME") whose
+                                      document the source serves as NAME */
+    json_t *refused;               /* provider name -> true while
+                                      P/apply/NAME is refused (the name
+                                      collision rule, cl_sync) */
 
     json_t *local;                 /* controller: provider -> tree to publish */
     json_t *declared;              /* controller: provider -> true (runs it) */
@@ -615,50 +621,109 @@ static json_t *cl_certs_tree(void)
     return tree;
 }
 
-/* Hands the document at key (below P/) to the source callback: provider
- * name from the key, tree parsed from the cached value (absent = gone). */
-static void cl_deliver(const char *key)
+/* "a/b" into a new string, or NULL (memory). */
+static char *cl_join(const char *a, const char *b)
 {
-    json_t *v = json_object_get(cl.kv, key);
-    const char *name = strchr(key, '/') + 1;
-    json_t *tree = NULL;
+    size_t n = strlen(a) + 1 + strlen(b) + 1;
+    char *k = malloc(n);
 
-    if (v) {
-        json_error_t je;
-        const char *text = json_string_value(v);
-        tree = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-        if (!tree || !json_is_object(tree)) {
-            if (tree)
-                cl_error("etcd key %s/%s: expected a JSON object (dynamic configuration); the "
-                         "previous configuration of %s is kept", cl.prefix, key, name);
-            else
-                cl_error("etcd key %s/%s: %d:%d: %s; the previous configuration of %s is kept",
-                         cl.prefix, key, je.line, je.column, je.text, name);
-            json_decref(tree);
-            return;
-        }
-    }
-    if (!strncmp(key, "apply/", 6)) {
-        char ck[300];
-        snprintf(ck, sizeof(ck), "config/%s", name);
-        if (json_object_get(cl.kv, ck) || (cl.role == CL_CONTROLLER && json_object_get(cl.declared, name))) {
-            log_warn("cluster", "etcd key %s/%s: provider name %s is already used by a "
-                     "controller's provider; this document is ignored (apply it under another "
-                     "name)", cl.prefix, key, name);
-            json_decref(tree);
-            return;
-        }
-    }
-    cl.source(name, tree);
+    if (k) snprintf(k, n, "%s/%s", a, b);
+    return k;
 }
 
-/* Applies one changed key (below P/) after the cache was updated. */
-static void cl_changed(const char *key, int *certs)
+/* The cached document at key (below P/) parsed for the source callback:
+ * a new reference to a JSON object, or NULL after recording why as the
+ * node's last error; kept says what the caller does then: 1 = the
+ * document served as name so far stays, 0 = nothing is served as name. */
+static json_t *cl_doc(const char *key, const char *name, int kept)
 {
-    if (!strncmp(key, "config/", 7)) {
-        if (cl.role == CL_PROXY) cl_deliver(key);
-    } else if (!strncmp(key, "apply/", 6)) {
-        cl_deliver(key);
+    json_t *v = json_object_get(cl.kv, key), *tree;
+    json_error_t je;
+    char after[300];
+
+    if (kept)
+        snprintf(after, sizeof(after), "the previous configuration of %s is kept", name);
+    else
+        snprintf(after, sizeof(after), "nothing is served as provider %s", name);
+    tree = v ? json_loads(json_string_value(v), JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (tree && json_is_object(tree)) return tree;
+    if (tree)
+        cl_error("etcd key %s/%s: expected a JSON object (dynamic configuration); %s", cl.prefix,
+                 key, after);
+    else if (v)
+        cl_error("etcd key %s/%s: %d:%d: %s; %s", cl.prefix, key, je.line, je.column, je.text,
+                 after);
+    json_decref(tree);
+    return NULL;
+}
+
+/*
+ * Settles what the source callback serves as provider name from the cache,
+ * after P/config/<name> or P/apply/<name> changed (apply_changed: the
+ * latter did).  The name collision rule: a controller's provider keeps its
+ * name, so P/apply/<name> is refused while P/config/<name> exists, and on
+ * a controller also while it runs a provider of that name; it is served
+ * again as soon as neither holds.  The rule is applied whichever of the
+ * two keys changed: an applied document is withdrawn when the controllers
+ * start publishing the name, and comes back when they stop.  A refusal is
+ * recorded as the node's last error when it begins and when the refused
+ * document changes (not at every publish of the provider that wins).
+ * Proxies serve P/config/<name> as provider name; controllers serve their
+ * own providers, never P/config/.  A document that does not parse keeps
+ * the one served so far when it comes from the same key, else nothing is
+ * served as name (a document the controllers deleted, or a refused one,
+ * must not stay).
+ */
+static void cl_sync(const char *name, int apply_changed)
+{
+    char *ck = cl_join("config", name), *ak = cl_join("apply", name);
+    json_t *cfg, *app, *tree;
+    const char *want = NULL, *cur;
+    int local;
+
+    if (!ck || !ak) goto out;
+    cfg = json_object_get(cl.kv, ck);
+    app = json_object_get(cl.kv, ak);
+    local = cl.role == CL_CONTROLLER && json_object_get(cl.declared, name);
+    if (cfg && cl.role == CL_PROXY) want = ck;
+    else if (app && !cfg && !local) want = ak;
+    if (app && (cfg || local)) {
+        if (!json_object_get(cl.refused, name) || apply_changed)
+            cl_error("etcd key %s/%s refused: provider name %s is %s; %s (apply the document "
+                     "under another name)", cl.prefix, ak, name,
+                     cfg ? "published by the controllers" : "one of this controller's providers",
+                     cfg ? "the controllers' configuration is served under it"
+                         : "this controller's provider is served under it");
+        json_object_set_new(cl.refused, name, json_true());
+    } else if (json_object_get(cl.refused, name)) {
+        json_object_del(cl.refused, name);
+        if (app)
+            log_info("cluster", "etcd key %s/%s: %s/%s is gone, provider name %s is free: the "
+                     "document is served", cl.prefix, ak, cl.prefix, ck, name);
+    }
+    cur = json_string_value(json_object_get(cl.served, name));
+    tree = want ? cl_doc(want, name, cur && !strcmp(cur, want)) : NULL;
+    if (tree) {
+        json_object_set_new(cl.served, name, json_string(want));
+        cl.source(name, tree);
+    } else if (cur && (!want || strcmp(cur, want))) {
+        json_object_del(cl.served, name); /* cur goes with it */
+        cl.source(name, NULL);
+    }
+out:
+    free(ck);
+    free(ak);
+}
+
+/* Applies one changed key (below P/) after the cache was updated; the
+ * provider names whose P/config/ or P/apply/ key changed are collected in
+ * names (name -> true when its P/apply/ key changed) for cl_sync. */
+static void cl_changed(const char *key, int *certs, json_t *names)
+{
+    if (!strncmp(key, "config/", 7) || !strncmp(key, "apply/", 6)) {
+        const char *name = strchr(key, '/') + 1;
+        int apply = key[0] == 'a' || json_is_true(json_object_get(names, name));
+        json_object_set_new(names, name, json_boolean(apply));
     } else if (!strncmp(key, "certs/", 6)) {
         *certs = 1;
     } else if (!strcmp(key, "static")) {
@@ -681,6 +746,22 @@ static void cl_changed(const char *key, int *certs)
         if (!v && cl.leader) cl_set_leader(0, 0);
         if (!v) cl_campaign();
     }
+}
+
+/* Applies the keys of changed (below P/, cached already) in one go: each
+ * key by cl_changed, then each provider name touched by cl_sync once.
+ * 1 when a certificate of P/certs/ changed (the caller hands the
+ * certificates over). */
+static int cl_apply_changes(json_t *changed)
+{
+    json_t *names = json_object(), *v;
+    const char *k;
+    int certs = 0;
+
+    json_object_foreach(changed, k, v) cl_changed(k, &certs, names);
+    json_object_foreach(names, k, v) cl_sync(k, json_is_true(v));
+    json_decref(names);
+    return certs;
 }
 
 /* Stores key = value (value NULL: deleted) in the cache.  1 when it
@@ -744,9 +825,6 @@ static const char *cl_take(const struct etc_kv *kv, int deleted, int force, json
 static void cl_on_events(void *arg, const struct etc_event *ev, size_t n, int64_t revision)
 {
     json_t *changed = json_object();
-    const char *k;
-    json_t *v;
-    int certs = 0;
 
     (void)arg;
     for (size_t i = 0; i < n; i++) cl_take(&ev[i].kv, ev[i].type == ETC_EV_DELETE, 0, changed);
@@ -758,8 +836,7 @@ static void cl_on_events(void *arg, const struct etc_event *ev, size_t n, int64_
         return;
     }
     cl.conf_rev = revision;
-    json_object_foreach(changed, k, v) cl_changed(k, &certs);
-    if (certs) cl.source("cluster", cl_certs_tree());
+    if (cl_apply_changes(changed)) cl.source("cluster", cl_certs_tree());
     json_decref(changed);
     cl_status_schedule();
     if (cl.leader) cl_publish_schedule(0);
@@ -816,7 +893,7 @@ static void cl_load_done(void *arg, int err, const char *message, const struct e
     cl.rev = res->revision;
     if (json_object_size(changed) || !cl.loaded) cl.conf_rev = res->revision;
     if (!cl.loaded && !json_object_get(changed, "static")) json_object_set_new(changed, "static", json_true());
-    json_object_foreach(changed, k, v) cl_changed(k, &certs);
+    certs = cl_apply_changes(changed);
     if (certs || !cl.loaded) {
         json_t *t = cl_certs_tree();
         if (t || cl.loaded) cl.source("cluster", t);
@@ -905,7 +982,7 @@ void cl_provider_changed(const char *provider, const json_t *tree)
 static void cl_publish_done(void *arg, int err, const char *message, int64_t revision,
                             int64_t value)
 {
-    json_t *written = arg;
+    json_t *written = arg, *changed;
     const char *k;
     json_t *v;
 
@@ -926,11 +1003,17 @@ static void cl_publish_done(void *arg, int err, const char *message, int64_t rev
         return;
     }
     /* the watch brings the same values; the cache takes them now so that
-       the next diff does not write them again */
+       the next diff does not write them again; the watch then finds them
+       unchanged, so what depends on them (an applied document waiting for
+       its name, cl_sync) is settled here */
+    changed = json_object();
     json_object_foreach(written, k, v)
-        cl_cache_set(k, json_is_string(v) ? json_string_value(v) : NULL,
-                     json_is_string(v) ? strlen(json_string_value(v)) : 0);
+        if (cl_cache_set(k, json_is_string(v) ? json_string_value(v) : NULL,
+                         json_is_string(v) ? strlen(json_string_value(v)) : 0))
+            json_object_set_new(changed, k, json_true());
     json_decref(written);
+    cl_apply_changes(changed);
+    json_decref(changed);
     log_info("cluster", "configuration published at revision %lld", (long long)revision);
     if (cl.pub_dirty) cl_publish_schedule(0);
 }
@@ -1069,6 +1152,8 @@ int cl_start(struct event_base *base, cl_source_cb source)
     cl.source = source;
     cl.started = (int64_t)time(NULL);
     cl.kv = json_object();
+    cl.served = json_object();
+    cl.refused = json_object();
     cl.etc = etc_new(base, &o, err, sizeof(err));
     if (!cl.etc) {
         log_error("config", "%s: cluster.etcd: %s", cl.file, err);
@@ -1079,7 +1164,7 @@ int cl_start(struct event_base *base, cl_source_cb source)
     cl.load_ev = evtimer_new(base, cl_load_run, NULL);
     cl.pub_ev = evtimer_new(base, cl_publish_run, NULL);
     cl.status_ev = evtimer_new(base, cl_status_run, NULL);
-    if (!cl.kv || !cl.lease_ev || !cl.camp_ev || !cl.load_ev || !cl.pub_ev || !cl.status_ev) {
+    if (!cl.kv || !cl.served || !cl.refused || !cl.lease_ev || !cl.camp_ev || !cl.load_ev || !cl.pub_ev || !cl.status_ev) {
         log_error("cluster", "out of memory");
         return -1;
     }
@@ -1145,6 +1230,8 @@ void cl_stop(void)
     if (cl.pub_ev) event_free(cl.pub_ev);
     if (cl.status_ev) event_free(cl.status_ev);
     json_decref(cl.kv);
+    json_decref(cl.served);
+    json_decref(cl.refused);
     json_decref(cl.local);
     json_decref(cl.declared);
     free(cl.last_error);

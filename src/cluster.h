@@ -46,7 +46,14 @@
  *   P/generation         decimal counter, +1 per published change.
  *   P/apply/<name>       documents written by `relaisctl apply` (dynamic
  *                        schema, JSON), served by every node as provider
- *                        <name> (objects are "x@<name>").
+ *                        <name> (objects are "x@<name>").  Name collision:
+ *                        a controller's provider keeps its name, so the
+ *                        document is refused (node's lastError) while
+ *                        P/config/<name> exists, and on a controller also
+ *                        while that controller runs a provider <name>;
+ *                        checked whenever either key changes: the
+ *                        document is withdrawn when P/config/<name>
+ *                        appears and served again when it goes.
  *   P/certs/<name>       certificates written by `relaisctl certs import`:
  *                        {"certificate": "PEM chain", "key": "PEM key"};
  *                        every node serves them (default store), as

@@ -10,28 +10,23 @@
 # serving, back → changes resume; a paused leader is deposed and cannot
 # write (fencing); documents of P/apply and certificates of P/certs are
 # served by every node; a clean stop hands the leadership over at once;
-# bad cluster sections are refused with file and key path.
+# the name collision rule of P/apply/NAME against P/config/NAME applies
+# whichever key changes (apply accepted, config/NAME published → refused,
+# config/NAME deleted → served again); bad cluster sections are refused
+# with file and key path.
 . "$(dirname "$0")/lib.sh"
-. "$RELAIS_SRCDIR/tests/servers/etcd.sh"
-
-for t in etcd etcdctl curl python3 openssl; do
-  command -v $t >/dev/null || { echo "Bail out! $t not installed (CI installs it: see tests/run.sh)"; exit 1; }
-done
-[ -f "$RELAIS_PLUGIN_DIR/file.so" ] || { echo "Bail out! file.so not built"; exit 1; }
-trap 'etcd_stop >/dev/null 2>&1; t_cleanup' EXIT
+. "$(dirname "$0")/cluster_lib.sh"
+cl_need etcd etcdctl curl python3 openssl
 
 plugin_dir_own
 start_whoami w1; W1=$WHOAMI_PORT
 start_whoami w2; W2=$WHOAMI_PORT
-etcd_cluster_start "$T/etcd" 3 >"$T/etcd-start.log" 2>&1 \
-  || { echo "Bail out! etcd cluster does not start"; cat "$T/etcd-start.log"; exit 1; }
-export ETCDCTL_ENDPOINTS=$ETCD_ENDPOINTS
-EPS_YAML=$(echo "$ETCD_ENDPOINTS" | tr ',' '\n' | sed 's/^/      - "/; s/$/"/')
+cl_etcd_start
+CL_PREFIX=rt/cl CL_TTL=2s
 # has DESC ACTUAL REGEX: like, with the value first
 has() { like "$1" "$3" "$2"; }
-ek() { etcdctl get --print-value-only "$1" 2>/dev/null; }
 
-DYN=$T/dyn.yaml
+DYN=$T/dyn.yaml CL_DYN=$T/dyn.yaml
 # dyn HOST... : routers r_HOST for Host(HOST) → service s1 (w1); the last
 # router of the list goes to s2 (w2)
 dyn() {
@@ -53,46 +48,9 @@ dyn() {
 }
 dyn a.test b.test
 
-# node NAME ROLE PORT [EXTRA]: writes $T/NAME.yaml
-node_cfg() {
-  local prov=""
-  [ "$2" = controller ] && prov="  file:
-    filename: \"$DYN\"
-    watch: true"
-  cat >"$T/$1.yaml" <<EOF
-entryPoints:
-  web:
-    address: "127.0.0.1:$3"
-providers:
-  providersThrottleDuration: 0s
-$prov
-log:
-  level: DEBUG
-workers: 2
-cluster:
-  role: $2
-  nodeName: $1
-  prefix: rt/cl
-  leaseTTL: 2s
-  etcd:
-    timeout: 1s
-    endpoints:
-$EPS_YAML
-${4:-}
-EOF
-}
-declare -A PORT PID
-start_node() {
-  "$RELAIS" --config "$T/$1.yaml" --plugin-dir "$PLUGIN_DIR" >>"$T/$1.log" 2>&1 &
-  PID[$1]=$!
-  PIDS+=($!)
-  wait_port "${PORT[$1]}"
-}
 for n in c1 c2 p1 p2; do PORT[$n]=$(free_port); done
-node_cfg c1 controller "${PORT[c1]}"
-node_cfg c2 controller "${PORT[c2]}"
-node_cfg p1 proxy "${PORT[p1]}"
-node_cfg p2 proxy "${PORT[p2]}"
+for n in c1 c2; do node_cfg $n controller; done
+for n in p1 p2; do node_cfg $n proxy; done
 
 # --check: the cluster section is validated; bad ones name file and key
 out=$("$RELAIS" --check --config "$T/p1.yaml" --plugin-dir "$PLUGIN_DIR" 2>&1)
@@ -207,7 +165,7 @@ ok "load on p2 ran ($r2 requests)" test "${r2:-0}" -gt 100
 is "p2: no request failed while p1 was killed" 0 "$(sed -n 's/^errors=//p' "$T/load2.out")"
 is "p2: every answer was 200" 0 "$(sed -n 's/^non200=//p' "$T/load2.out")"
 ok "p1's load did see failures (it was killed)" test "$(sed -n 's/^errors=//p' "$T/load1.out")" -gt 0
-node_cfg p1 proxy "${PORT[p1]}"
+node_cfg p1 proxy
 start_node p1
 ok "p1 restarted serves e.test from etcd" wait_get e.test p1 200
 
@@ -227,7 +185,7 @@ ok "... and p1" wait_get f.test p1 200 30
 
 # fencing: a paused leader loses its lease; the other controller leads and
 # the paused one, resumed, does not overwrite anything
-node_cfg c1 controller "${PORT[c1]}"
+node_cfg c1 controller
 start_node c1
 ldr=$(ek rt/cl/leader)
 follower=$([ "$ldr" = c2 ] && echo c1 || echo c2)
@@ -309,9 +267,49 @@ ok "within 1.5 s (the lease is revoked, no TTL wait)" test "$ms" -lt 1500
 wait "${PID[$ldr]}"; is "$ldr stopped with status 0" 0 $?
 is "its node key is gone with its lease" "" "$(ek rt/cl/nodes/$ldr)"
 
-for n in $other p1 p2; do
-  kill -TERM "${PID[$n]}"; wait "${PID[$n]}"; is "$n stopped with status 0" 0 $?
-done
-is "no sanitizer report in any node's log" "" \
-  "$(grep -hE 'Sanitizer|runtime error' "$T"/c1.log "$T"/c2.log "$T"/p1.log "$T"/p2.log | head -3)"
+# the name collision rule, both ways: P/apply/NAME is refused while
+# P/config/NAME exists (a controller's provider keeps its name), whichever
+# of the two keys changed last.  No controller runs at first, so that
+# nobody publishes config/file meanwhile.
+stop_node "$other"
+is "no leader left" "" "$(ek rt/cl/leader)"
+etcdctl del rt/cl/config/file >/dev/null
+ok "config/file deleted (no controller runs): a.test gone from p1" wait_get a.test p1 404
+etcdctl put rt/cl/apply/file "{\"http\":{\"routers\":{\"z\":{\"rule\":\"Host(\`z.test\`)\",\"service\":\"sz\"}},\"services\":{\"sz\":{\"loadBalancer\":{\"servers\":[{\"url\":\"http://127.0.0.1:$W2\"}]}}}}}" >/dev/null
+ok "apply/file accepted without config/file: p1 serves z.test" wait_get z.test p1 200
+is "... answered by w2 (the document's server)" w2 "$(name_of z.test p1)"
+ok "... p2 too" wait_get z.test p2 200
+# a controller running the file provider leads and publishes config/file
+node_cfg c1 controller
+start_node c1
+for _ in $(seq 1 100); do [ -n "$(ek rt/cl/config/file)" ] && break; sleep 0.1; done
+has "the new leader c1 published config/file" "$(ek rt/cl/config/file)" '"r-a"'
+ok "config/file published: p1 serves the controllers' a.test again" wait_get a.test p1 200
+ok "... and the refused apply/file's z.test is gone from p1" wait_get z.test p1 404
+ok "... and from p2" wait_get z.test p2 404
+is "p2 serves the controllers' b.test (w2)" w2 "$(name_of b.test p2)"
+has "p1's log says which document is refused and why" "$(cat "$T/p1.log")" \
+  "etcd key rt/cl/apply/file refused: provider name file is published by the controllers"
+has "... and so does its status (lastError)" "$(ek rt/cl/nodes/p1)" \
+  '"lastError":"etcd key rt/cl/apply/file refused: provider name file is published'
+has "c1, running provider file, refuses it too" "$(cat "$T/c1.log")" \
+  "etcd key rt/cl/apply/file refused: provider name file is one of this controller's providers"
+is "c1 serves its own provider only (z.test 404)" 404 "$(get z.test c1)"
+# the controllers stop publishing file: c1 leads again without the file
+# provider, and as leader deletes config/file
+stop_node c1
+node_cfg c1 proxy; sed -i 's/role: proxy/role: controller/' "$T/c1.yaml"
+start_node c1
+for _ in $(seq 1 100); do [ -z "$(ek rt/cl/config/file)" ] && break; sleep 0.1; done
+is "c1, leading without provider file, deleted config/file" "" "$(ek rt/cl/config/file)"
+ok "config/file gone: p1 serves apply/file's z.test again" wait_get z.test p1 200
+is "... answered by w2" w2 "$(name_of z.test p1)"
+ok "... p2 too" wait_get z.test p2 200
+is "... and a.test went with config/file" 404 "$(get a.test p1)"
+has "p1's log says the document is served again" "$(cat "$T/p1.log")" \
+  "etcd key rt/cl/apply/file: rt/cl/config/file is gone, provider name file is free: the document is served"
+is "c1 (no provider file) serves z.test too" 200 "$(get z.test c1)"
+
+for n in c1 p1 p2; do stop_node $n; done
+no_sanitizer_report
 t_done

@@ -17,32 +17,25 @@
 # at once; clean stops.  leaseTTL 5s: a node stalled for a few seconds on a
 # loaded machine keeps its lease (a lost lock would rightly re-order).
 . "$(dirname "$0")/lib.sh"
-. "$RELAIS_SRCDIR/tests/servers/etcd.sh"
+. "$(dirname "$0")/cluster_lib.sh"
+cl_need etcd etcdctl pebble curl python3 openssl
 
-for t in etcd etcdctl pebble curl python3 openssl; do
-  command -v $t >/dev/null || { echo "Bail out! $t not installed (CI installs it: see tests/run.sh)"; exit 1; }
-done
-[ -f "$RELAIS_PLUGIN_DIR/file.so" ] || { echo "Bail out! file.so not built"; exit 1; }
-
-declare -A PORT WS PID
 for n in c1 c2 p1 p2; do PORT[$n]=$(free_port); WS[$n]=$(free_port); done
 # Pebble's validation reaches proxies only
 export PEBBLE_HTTP01_PORT=${PORT[p1]} PEBBLE_TLSALPN01_PORT=${WS[p2]}
 . "$RELAIS_SRCDIR/tests/servers/pebble.sh"
-trap 'pebble_stop; etcd_stop >/dev/null 2>&1; t_cleanup' EXIT
+CL_TEARDOWN=(pebble_stop)
 pebble_start "$T/pebble" >"$T/pebble-start.log" 2>&1 \
   || { echo "Bail out! pebble does not start"; cat "$T/pebble-start.log"; exit 1; }
-etcd_cluster_start "$T/etcd" 3 >"$T/etcd-start.log" 2>&1 \
-  || { echo "Bail out! etcd does not start"; cat "$T/etcd-start.log"; exit 1; }
-export ETCDCTL_ENDPOINTS=$ETCD_ENDPOINTS
+cl_etcd_start
+CL_PREFIX=ra CL_TTL=5s
 curl -sf --max-time 10 --cacert "$PEBBLE_CA_CERT" "$PEBBLE_MGMT_URL/roots/0" >"$T/root.pem"
 ok "Pebble's issuing root fetched" grep -q "BEGIN CERTIFICATE" "$T/root.pem"
 
 plugin_dir_own
 start_whoami w1; W1=$WHOAMI_PORT
-ek() { etcdctl get --print-value-only "$1" 2>/dev/null; }
 
-DYN=$T/dyn.yaml
+DYN=$T/dyn.yaml CL_DYN=$T/dyn.yaml
 # dyn [EXTRA-ROUTER-YAML]: the controllers' dynamic file
 dyn() {
   cat >"$DYN.tmp" <<EOF
@@ -68,21 +61,10 @@ EOF
 }
 dyn
 
-# node_cfg NAME ROLE: writes $T/NAME.yaml
-node_cfg() {
-  local prov=""
-  [ "$2" = controller ] && prov="  file:
-    filename: \"$DYN\"
-    watch: true"
-  cat >"$T/$1.yaml" <<EOF
-entryPoints:
-  web:
-    address: "127.0.0.1:${PORT[$1]}"
-  websecure:
-    address: "127.0.0.1:${WS[$1]}"
-providers:
-  providersThrottleDuration: 0s
-$prov
+# cl_node_extra NAME ROLE: every node declares the same two resolvers
+# (node_cfg, cluster_lib.sh)
+cl_node_extra() {
+  cat <<EOF
 certificatesResolvers:
   le:
     acme:
@@ -99,24 +81,7 @@ certificatesResolvers:
       caCertificates: ["$PEBBLE_CA_CERT"]
       keyType: EC256
       tlsChallenge: {}
-log:
-  level: DEBUG
-workers: 2
-cluster:
-  role: $2
-  nodeName: $1
-  prefix: ra
-  leaseTTL: 5s
-  etcd:
-    timeout: 1s
-    endpoints: [$(echo "$ETCD_ENDPOINTS" | sed 's/[^,]*/"&"/g')]
 EOF
-}
-start_node() {
-  "$RELAIS" --config "$T/$1.yaml" --plugin-dir "$PLUGIN_DIR" >>"$T/$1.log" 2>&1 &
-  PID[$1]=$!
-  PIDS+=($!)
-  wait_port "${WS[$1]}"
 }
 for n in c1 c2; do node_cfg $n controller; done
 for n in p1 p2; do node_cfg $n proxy; done
@@ -288,9 +253,6 @@ is "the same certificate" "$SA" "$(served p2 a.relais.test)"
 is "no order since" 5 "$(orders)"
 is "no certificate issued since" 5 "$(issued)"
 
-for n in c2 p1 p2; do
-  kill -TERM "${PID[$n]}"; wait "${PID[$n]}"; is "$n stopped with status 0" 0 $?
-done
-is "no sanitizer report in the nodes' logs" "" \
-  "$(grep -hE 'Sanitizer|runtime error' "$T"/c1.log "$T"/c2.log "$T"/p1.log "$T"/p2.log | head -3)"
+for n in c2 p1 p2; do stop_node $n; done
+no_sanitizer_report
 t_done
