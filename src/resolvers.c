@@ -36,7 +36,9 @@ struct rs_resolver {
     char *name;          /* certificatesResolvers key */
     struct acme *acme;   /* its client */
     int how;             /* ACME_HTTP01 or ACME_TLSALPN01 */
-    int http_ep;         /* httpChallenge entry point index, or -1 */
+    char *http_ep;       /* httpChallenge entry point name, or NULL: looked
+                            up by name for each request, as entry points
+                            change slots at run time (static_live.c) */
     struct ae_res *ae;   /* its etcd storage (cluster mode), or NULL */
 };
 
@@ -51,10 +53,12 @@ struct rs_cert {
 
 /** One pending http-01 challenge. */
 struct rs_token {
-    int ep;              /* entry point that answers it; -1: a challenge
-                            read from etcd (cluster mode), answered on
-                            every httpChallenge entry point of this node
-                            (on every entry point when it has none) */
+    const char *ep;      /* name of the entry point that answers it
+                            (borrowed from its resolver); NULL: a
+                            challenge read from etcd (cluster mode),
+                            answered on every httpChallenge entry point
+                            of this node (on every entry point when it
+                            has none) */
     char *token;         /* the token (URL path element) */
     char *key_auth;      /* the answer */
 };
@@ -70,21 +74,29 @@ static struct event *rs_changed_ev;    /* one rs_changed for a burst of etcd's
                                           certificates (a section holds many) */
 
 static void rs_hooks_fill(struct acme_hooks *h, size_t idx);
-static int rs_token_add(int ep, const char *token, const char *key_auth);
+static int rs_token_add(const char *ep, const char *token, const char *key_auth);
 static void rs_token_del(int etcd, const char *token);
 
 static pthread_mutex_t rs_tok_lock = PTHREAD_MUTEX_INITIALIZER; /* guards rs_tok, rs_hep */
 static struct rs_token rs_tok[RS_MAX_TOKENS];                   /* token NULL = free */
-static int rs_hep[RS_MAX_HTTP_EPS]; /* httpChallenge entry points of the resolvers */
+static const char *rs_hep[RS_MAX_HTTP_EPS]; /* httpChallenge entry point names
+                                               of the resolvers (borrowed) */
 static size_t rs_nhep;              /* how many (0: etcd's tokens are answered
                                        on every entry point) */
+static const struct sc_entrypoint *rs_slots; /* the process's entry point
+                                                slots (shared by every
+                                                static version, never
+                                                rewritten: readable from
+                                                any thread), set by rs_start */
 
 /* ---------------------------------------------------------------- options */
 
-/* Reads certificatesResolvers.NAME into cfg and r (strings borrowed from
- * the static configuration's tree).  Errors go to the session. */
+/* Reads certificatesResolvers.NAME into cfg, r (challenge type) and
+ * *http_ep (the httpChallenge entry point's name, or NULL); strings are
+ * borrowed from the static configuration's tree.  Errors go to the
+ * session. */
 static void rs_read(const struct sc_config *sc, const relais_cfg *node, const char *name,
-                    struct acme_cfg *cfg, struct rs_resolver *r)
+                    struct acme_cfg *cfg, struct rs_resolver *r, const char **http_ep)
 {
     const relais_cfg *acme = conf_cfg_get(node, "acme"), *n;
     static const char *const known[] = {
@@ -99,7 +111,7 @@ static void rs_read(const struct sc_config *sc, const relais_cfg *node, const ch
     cfg->resolver = name;
     cfg->ca_server = RS_DEFAULT_CA;
     cfg->storage = "acme.json";
-    r->http_ep = -1;
+    *http_ep = NULL;
     if (conf_cfg_type(node) != RELAIS_CFG_MAP || !acme) {
         conf_cfg_error(node, "acme", "missing: relais resolvers are ACME resolvers");
         return;
@@ -160,8 +172,10 @@ static void rs_read(const struct sc_config *sc, const relais_cfg *node, const ch
         r->how = ACME_HTTP01;
         if (conf_cfg_string(n, "entryPoint", &s) != RELAIS_CFG_OK) {
             conf_cfg_error(n, "entryPoint", "missing: expected the entry point of port 80");
-        } else if ((r->http_ep = sc_entrypoint_index(sc, s)) < 0) {
+        } else if (sc_entrypoint_index(sc, s) < 0) {
             conf_cfg_error(n, "entryPoint", "entry point \"%s\" does not exist", s);
+        } else {
+            *http_ep = s;
         }
     }
     if (conf_cfg_get(acme, "tlsChallenge")) {
@@ -197,18 +211,24 @@ static int rs_load(struct event_base *base, const struct sc_config *sc)
         const relais_cfg *node = conf_cfg_at(root, i, &name);
         struct acme_cfg cfg;
         struct rs_resolver r = {0};
+        const char *http_ep;
         size_t before = conf_session_nerrors(cs);
         char err[300];
         static const struct acme_hooks proto = {0};
 
-        rs_read(sc, node, name, &cfg, &r);
+        rs_read(sc, node, name, &cfg, &r, &http_ep);
         if (conf_session_nerrors(cs) > before || !base) continue;
         {
             struct acme_hooks h = proto;
             struct acme_storage st = {0};
             rs_hooks_fill(&h, rs_n);
             r.name = strdup(name);
+            r.http_ep = http_ep ? strdup(http_ep) : NULL;
             snprintf(err, sizeof(err), "out of memory");
+            if (r.name && http_ep && !r.http_ep) {
+                free(r.name);
+                r.name = NULL;
+            }
             if (r.name && cl_role() != CL_NONE) {
                 r.ae = ae_resolver(name, &st);
                 if (!r.ae) snprintf(err, sizeof(err), "cannot be stored in etcd");
@@ -219,14 +239,15 @@ static int rs_load(struct event_base *base, const struct sc_config *sc)
         if (!r.acme) {
             log_error("config", "certificatesResolvers.%s: %s", name, err);
             free(r.name);
+            free(r.http_ep);
             rc = -1;
             continue;
         }
         ae_attach(r.ae, r.acme);
-        if (r.http_ep >= 0) {
+        if (r.http_ep) {
             size_t j;
             pthread_mutex_lock(&rs_tok_lock);
-            for (j = 0; j < rs_nhep && rs_hep[j] != r.http_ep; j++) {}
+            for (j = 0; j < rs_nhep && strcmp(rs_hep[j], r.http_ep); j++) {}
             if (j == rs_nhep && rs_nhep < RS_MAX_HTTP_EPS) rs_hep[rs_nhep++] = r.http_ep;
             pthread_mutex_unlock(&rs_tok_lock);
         }
@@ -263,9 +284,10 @@ static int rs_http01_set(void *arg, const char *token, const char *key_auth)
     return rs_token_add(r->http_ep, token, key_auth);
 }
 
-/* Adds token -> key_auth answered on entry point ep (-1: see struct
- * rs_token).  0, or -1 (table full, out of memory). */
-static int rs_token_add(int ep, const char *token, const char *key_auth)
+/* Adds token -> key_auth answered on the entry point called ep (NULL:
+ * see struct rs_token; ep must live until rs_stop).  0, or -1 (table
+ * full, out of memory). */
+static int rs_token_add(const char *ep, const char *token, const char *key_auth)
 {
     int rc = -1;
 
@@ -304,7 +326,7 @@ static void rs_token_del(int etcd, const char *token)
     pthread_mutex_lock(&rs_tok_lock);
     for (size_t i = 0; i < RS_MAX_TOKENS; i++) {
         if (!rs_tok[i].token || strcmp(rs_tok[i].token, token)) continue;
-        if ((rs_tok[i].ep == -1) != etcd) continue;
+        if ((rs_tok[i].ep == NULL) != etcd) continue;
         free(rs_tok[i].token);
         free(rs_tok[i].key_auth);
         rs_tok[i].token = rs_tok[i].key_auth = NULL;
@@ -315,17 +337,22 @@ static void rs_token_del(int etcd, const char *token)
 int rs_http01_answer(int ep, const char *token, size_t len, char *out, size_t cap)
 {
     int n = -1;
+    /* the request's entry point by name: the slot index of a name changes
+       when its entry point is changed at run time (a SIGHUP, P/static),
+       the slot's name never does */
+    const char *epn = rs_slots && ep >= 0 && ep < SC_MAX_EPS ? rs_slots[ep].name : NULL;
 
+    if (!epn) return -1;
     pthread_mutex_lock(&rs_tok_lock);
     for (size_t i = 0; i < RS_MAX_TOKENS && n < 0; i++) {
         const struct rs_token *t = &rs_tok[i];
         size_t kl;
         if (!t->token || strlen(t->token) != len || memcmp(t->token, token, len)) continue;
-        if (t->ep == -1) { /* from etcd: on our httpChallenge entry points */
+        if (!t->ep) { /* from etcd: on our httpChallenge entry points */
             size_t j;
-            for (j = 0; j < rs_nhep && rs_hep[j] != ep; j++) {}
+            for (j = 0; j < rs_nhep && strcmp(rs_hep[j], epn); j++) {}
             if (rs_nhep && j == rs_nhep) continue;
-        } else if (t->ep != ep) {
+        } else if (strcmp(t->ep, epn)) {
             continue;
         }
         kl = strlen(t->key_auth);
@@ -361,7 +388,7 @@ static void rs_alpn01_clear(void *arg, const char *domain)
 static void rs_ae_http01(const char *token, const char *key_auth)
 {
     rs_token_del(1, token);
-    if (key_auth && rs_token_add(-1, token, key_auth) < 0)
+    if (key_auth && rs_token_add(NULL, token, key_auth) < 0)
         log_error("acme", "http-01 token from etcd not kept (%d pending at most)", RS_MAX_TOKENS);
 }
 
@@ -507,6 +534,7 @@ int rs_check(const struct sc_config *sc)
 int rs_start(struct event_base *base, const struct sc_config *sc, void (*changed)(void))
 {
     rs_changed = changed;
+    rs_slots = sc->eps;
     rs_wanted = json_object();
     snap_set_extra_certs(rs_certs);
     if (cl_role() != CL_NONE) {
@@ -648,9 +676,6 @@ void rs_stop(void)
     if (cl_role() != CL_NONE) ae_stop(); /* after the clients: their last clears */
     if (rs_changed_ev) event_free(rs_changed_ev);
     rs_changed_ev = NULL;
-    free(rs_v);
-    rs_v = NULL;
-    rs_n = 0;
     for (size_t i = 0; i < rs_ncerts; i++) {
         free(rs_certs_v[i].resolver);
         free(rs_certs_v[i].names);
@@ -672,5 +697,11 @@ void rs_stop(void)
         rs_tok[i].token = rs_tok[i].key_auth = NULL;
     }
     rs_nhep = 0;
+    rs_slots = NULL;
     pthread_mutex_unlock(&rs_tok_lock);
+    /* the tokens and rs_hep borrowed these names */
+    for (size_t i = 0; i < rs_n; i++) free(rs_v[i].http_ep);
+    free(rs_v);
+    rs_v = NULL;
+    rs_n = 0;
 }

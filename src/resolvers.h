@@ -52,8 +52,11 @@ const struct ts_extra_cert *rs_certs(size_t *n);
 
 /**
  * The key authorization for an http-01 token requested on entry point
- * ep, copied into out (cap bytes).  Returns its length, or -1 when no
- * challenge with that token is pending there.  Any thread.
+ * slot ep (static_config.h), copied into out (cap bytes).  The slot is
+ * matched by its entry point's name, so a challenge is answered on the
+ * httpChallenge entry point also after that entry point changed slots at
+ * run time (SIGHUP, P/static).  Returns its length, or -1 when no
+ * challenge with that token is pending there.  Any thread (workers).
  */
 int rs_http01_answer(int ep, const char *token, size_t len, char *out, size_t cap);
 

@@ -5,8 +5,10 @@
 # its "websecure" one; the routers' Host names become certificates that
 # relais serves without a restart; acme.json (mode 0600, Traefik's layout)
 # lets a restarted relais serve at once without ordering; a renewal by the
-# timer is served without a restart; bad resolver options are refused by
-# --check with their key path.
+# timer is served without a restart; the httpChallenge entry point changed
+# at run time (SIGHUP: another address, so another slot) still answers the
+# challenges; bad resolver options are refused by --check with their key
+# path.
 . "$(dirname "$0")/lib.sh"
 
 command -v pebble >/dev/null || { echo "Bail out! pebble not installed (apt-get install pebble)"; exit 1; }
@@ -168,6 +170,58 @@ renewed() { s=$(served a.relais.test); [ -n "$s" ] && [ "$s" != "$SA" ] && echo 
 ok "the timer renews a.relais.test and the new certificate is served (no restart)" \
   until_nonempty 60 renewed
 ok "renewal logged" wait_log "expires soon: renewing" 1
+
+# ---- the httpChallenge entry point changed at run time (SIGHUP): "web"
+# moves to Pebble's port and so to another entry point slot; the
+# challenge is answered there (the entry point is found by name)
+kill "$RELAIS_PID"; wait "$RELAIS_PID" 2>/dev/null
+mv "$T/relais.log" "$T/relais-3.log"
+OTHER=$(free_port)
+# dyn_ep [EXTRA-ROUTER-YAML]: router x on web (plain), and more
+dyn_ep() {
+  cat >"$T/dyn-ep.yaml" <<EOF
+http:
+  routers:
+    x:
+      rule: Host(\`x.relais.test\`)
+      entryPoints: [web]
+      service: s
+${1:-}
+  services:
+    s:
+      loadBalancer:
+        servers: [{url: "http://127.0.0.1:$P1"}]
+EOF
+}
+dyn_ep
+relais_yaml "$T/relais-ep.yaml"
+sed -i "s|127.0.0.1:$WEB|127.0.0.1:$OTHER|; s|$T/dyn.yaml|$T/dyn-ep.yaml|; s|$ST|$T/acme-ep.json|" \
+  "$T/relais-ep.yaml"
+start_relais "$T/relais-ep.yaml" "$WS"
+wait_port "$OTHER"
+is "web answers on its first address" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -H 'Host: x.relais.test' "http://127.0.0.1:$OTHER/")"
+sed -i "s|127.0.0.1:$OTHER|127.0.0.1:$WEB|" "$T/relais-ep.yaml"
+kill -HUP "$RELAIS_PID"
+ok "SIGHUP: web moved to Pebble's http-01 port (another slot)" wait_log "web listening on 127.0.0.1:$WEB" 10
+ok "... changed, not added (the log lists it as changed)" wait_log "static configuration applied from .*changed.*web" 5
+# code_on PORT: status of GET http://x.relais.test/ on 127.0.0.1:PORT (000: no answer)
+code_on() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 3 -H 'Host: x.relais.test' "http://127.0.0.1:$1/"
+}
+for _ in $(seq 1 50); do [ "$(code_on "$OTHER")" = 000 ] && break; sleep 0.1; done
+is "... and no longer answers on its first address" 000 "$(code_on "$OTHER")"
+dyn_ep "    f:
+      rule: Host(\`f.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}"
+kill -HUP "$RELAIS_PID"
+ok "a certificate ordered after the move is issued (http-01 answered on web's new slot) and served" \
+  until_nonempty 60 served f.relais.test
+ok "Pebble validated it on web's new address" \
+  grep -q "validate w/ HTTP: http://f.relais.test:$WEB/.well-known/acme-challenge/" "$PEBBLE_DIR/pebble.log"
+is "x.relais.test on web's new address" 200 "$(code_on "$WEB")"
 
 # ---- --check refuses bad resolver options with their key path
 cat >"$T/bad.yaml" <<EOF
