@@ -222,6 +222,7 @@ ok "a certificate ordered after the move is issued (http-01 answered on web's ne
 ok "Pebble validated it on web's new address" \
   grep -q "validate w/ HTTP: http://f.relais.test:$WEB/.well-known/acme-challenge/" "$PEBBLE_DIR/pebble.log"
 is "x.relais.test on web's new address" 200 "$(code_on "$WEB")"
+stop_relais_clean
 
 # ---- --check refuses bad resolver options with their key path
 cat >"$T/bad.yaml" <<EOF
