@@ -85,6 +85,10 @@ enum px_up_state {
 #define PX_QUEUE_POLL_MS 20            /* maxConnsPerHost queue re-check */
 #define PX_STOP_LINGER_MS 500        /* idle keep-alive connections close this
                                         long after a graceful stop begins */
+#define PX_LINGER_MS 2000            /* a connection closed while its client
+                                        may still be sending reads and
+                                        drops its bytes this long at most
+                                        after its write side is shut */
 #define PX_H2_SPARE 16               /* stream connections an HTTP/2
                                         connection keeps for reuse */
 
@@ -120,6 +124,14 @@ struct px_conn {
     int dead;                       /* free when depth drops to 0 */
     int eof;                        /* the client half-closed: answer what
                                        is buffered, then close */
+    int linger;                     /* closing while the client may still
+                                       send (its request body was not
+                                       wholly read): its bytes are read
+                                       and dropped, a lingering close */
+    int linger_shut;                /* ... the output is flushed and the
+                                       write side shut: the close comes
+                                       at the client's end or after
+                                       PX_LINGER_MS */
     unsigned nreq;                  /* requests served */
     int tls;                        /* a TLS connection */
     struct event *sniff;            /* waits for the first byte (TLS or
@@ -507,16 +519,42 @@ static void px_conn_close(struct px_conn *c)
     if (c->depth == 0) px_conn_free(c);
 }
 
-/* Closes once the output buffer is flushed. */
+static void px_timer(struct px_conn *c, int64_t ms);
+
+/* The output of a closing connection is flushed: a lingering one shuts
+ * its write side (the client sees the end of the response) and keeps
+ * dropping what the client sends until it closes or PX_LINGER_MS pass;
+ * any other closes now. */
+static void px_conn_flushed(struct px_conn *c)
+{
+    if (!c->linger) {
+        px_conn_close(c);
+        return;
+    }
+    if (c->linger_shut) return;
+    c->linger_shut = 1;
+    st_shutdown_write(c->bev);
+    px_timer(c, PX_LINGER_MS);
+}
+
+/* Closes once the output buffer is flushed (lingering when c->linger:
+ * px_conn_close_linger). */
 static void px_conn_close_after_flush(struct px_conn *c)
 {
     struct evbuffer *out = st_output(c->bev);
 
     c->state = PX_CLOSING;
     if (c->timer) event_del(c->timer);
-    st_disable(c->bev, ST_READ);
+    if (c->linger) {
+        /* the client's bytes are dropped meanwhile: a client blocked
+           sending them would never read the response */
+        evbuffer_drain(st_input(c->bev), evbuffer_get_length(st_input(c->bev)));
+        st_enable(c->bev, ST_READ);
+    } else {
+        st_disable(c->bev, ST_READ);
+    }
     if (evbuffer_get_length(out) == 0) {
-        px_conn_close(c);
+        px_conn_flushed(c);
         return;
     }
     st_setwatermark(c->bev, ST_WRITE, 0, 0);
@@ -547,6 +585,22 @@ static void px_send_simple(struct px_conn *c, int status, const char *body,
     evbuffer_add(st_output(c->bev), head, (size_t)n);
     evbuffer_add(st_output(c->bev), body, blen);
     if (close_after) px_conn_close_after_flush(c);
+}
+
+/* Closes once the output buffer is flushed, with a lingering close
+ * when the client may still be sending (an HTTP/1 connection that has not
+ * half-closed): closing a socket that holds unread bytes resets the
+ * connection, and the client then loses the response still in flight
+ * (RFC 9112 9.6).  For a response that ends before its request body (a
+ * server may answer early: gRPC does) or a refused body. */
+static void px_conn_close_linger(struct px_conn *c)
+{
+    if (!c->parent && !c->eof && c->bev && !st_is_virtual(c->bev)) {
+        log_debug("http", "%s: closing before the request body's end: lingering close",
+                  c->peer_ip);
+        c->linger = 1;
+    }
+    px_conn_close_after_flush(c);
 }
 
 /* Arms the connection timer for ms (0 disarms). */
@@ -625,7 +679,10 @@ static void px_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     px_enter(c);
-    if (c->state == PX_H2) {
+    if (c->linger_shut) {
+        /* the lingering close's end */
+        px_conn_close(c);
+    } else if (c->state == PX_H2) {
         /* idleTimeout of an HTTP/2 connection: none while streams run */
         if (c->nsubs) px_timer(c, c->epc->idle_timeout_ms);
         else px_conn_close(c);
@@ -3311,8 +3368,10 @@ static void px_finish(struct relais_req *r)
         return;
     }
     if (r->client_close || !r->req_body_done) {
+        int pending = !r->req_body_done; /* the client may still send */
         px_req_free(r);
-        px_conn_close_after_flush(c);
+        if (pending) px_conn_close_linger(c);
+        else px_conn_close_after_flush(c);
         return;
     }
     px_req_free(r);
@@ -3705,6 +3764,9 @@ static void px_client_read(struct stream *bev, void *arg)
             st_disable(bev, ST_READ);
             c->r->client_paused = 1;
         }
+    } else if (c->state == PX_CLOSING && c->linger) {
+        /* a lingering close: what the client still sends is dropped */
+        evbuffer_drain(st_input(bev), evbuffer_get_length(st_input(bev)));
     } else if (c->state != PX_CLOSING) {
         px_process(c);
     }
@@ -3718,7 +3780,7 @@ static void px_client_write(struct stream *bev, void *arg)
 
     px_enter(c);
     if (c->state == PX_CLOSING) {
-        if (evbuffer_get_length(st_output(bev)) == 0) px_conn_close(c);
+        if (evbuffer_get_length(st_output(bev)) == 0) px_conn_flushed(c);
     } else if (r && r->up && r->up_paused &&
                evbuffer_get_length(st_output(bev)) <= RELAIS_BUFFER_HIGH / 2) {
         r->up_paused = 0;
@@ -3742,6 +3804,13 @@ static void px_client_event(struct stream *bev, short what, void *arg)
         /* an HTTP/2 stream's END_STREAM: the request body is complete */
         c->eof = 1;
         if (c->state == PX_BUSY && c->r) px_pump_request(c->r);
+    } else if (c->linger && (what & ST_EOF) && !(what & ST_ERROR)) {
+        /* the lingering client ended: the close resets nothing now, once
+           the response is out */
+        c->eof = 1;
+        c->linger = 0;
+        st_disable(bev, ST_READ);
+        if (c->linger_shut || evbuffer_get_length(st_output(bev)) == 0) px_conn_close(c);
     } else if (c->state == PX_TUNNEL && (what & ST_EOF) && !(what & ST_ERROR) &&
         c->r && c->r->up) {
         /* the client finished sending: pass its FIN on once its bytes are
