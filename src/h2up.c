@@ -65,6 +65,9 @@ struct h2u_conn {
     nghttp2_session *s;         /* the session */
     struct h2u_stream *streams; /* streams */
     unsigned nstreams;          /* how many */
+    unsigned frees;             /* streams freed so far (wraps): a scan
+                                   of streams that calls out restarts
+                                   when it changed */
     int goaway;                 /* GOAWAY received or sent: no new stream */
     int dead;                   /* the socket failed: freed at turn end */
     int sending;                /* inside h2u_send */
@@ -115,6 +118,7 @@ static void h2u_stream_free(struct h2u_stream *hs)
     if (hs->prev) hs->prev->next = hs->next;
     else if (hc->streams == hs) hc->streams = hs->next;
     hc->nstreams--;
+    hc->frees++;
     if (hs->id && !hs->closed) nghttp2_session_set_stream_user_data(hc->s, hs->id, NULL);
     if (hs->uc) hs->uc->h2s = NULL;
     h2_fields_free(&hs->head);
@@ -362,13 +366,18 @@ static void h2u_send(struct h2u_conn *hc)
         h2u_die(hc);
         return;
     }
-    for (struct h2u_stream *hs = hc->streams, *next; hs; hs = next) {
-        next = hs->next;
-        if (hs->taken && hs->vs) {
-            hs->taken = 0;
-            st_virtual_taken(hs->vs); /* may free streams: re-read next */
-            next = hs->next;
+    /* a user told may free any stream, its own included: after a free
+       the scan starts again (each stream's flag is cleared before it is
+       told, so it is told once and the scan ends) */
+    for (struct h2u_stream *hs = hc->streams; hs;) {
+        unsigned frees = hc->frees;
+        if (!hs->taken || !hs->vs) {
+            hs = hs->next;
+            continue;
         }
+        hs->taken = 0;
+        st_virtual_taken(hs->vs);
+        hs = hc->frees == frees ? hs->next : hc->streams;
     }
     if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s) &&
         evbuffer_get_length(out) == 0)
