@@ -98,6 +98,9 @@ struct h2_conn {
     uint32_t control;           /* SETTINGS and PING received in it */
     uint32_t nstreams;          /* streams in the list (what
                                    maxConcurrentStreams caps) */
+    unsigned frees;             /* streams freed so far (wraps): a scan of
+                                   streams that calls out restarts when it
+                                   changed */
     int settings_out;           /* our SETTINGS frame left (see h2_send) */
     struct h2_stream *upgraded; /* stream 1 of an h2c upgrade whose request
                                    h2_conn_begin hands to proxy.c, or NULL */
@@ -331,6 +334,7 @@ static void h2_stream_free(struct h2_stream *hs)
     if (hs->prev) hs->prev->next = hs->next;
     else if (hc->streams == hs) hc->streams = hs->next;
     hc->nstreams--;
+    hc->frees++;
     free(hs->trailers);
     if (hc->closing || hc->nspare >= H2_SPARE) {
         h2_fields_free(&hs->head);
@@ -657,13 +661,19 @@ static void h2_send(struct h2_conn *hc)
         h2_die(hc);
         return;
     }
-    for (struct h2_stream *hs = hc->streams, *next; hs; hs = next) {
-        next = hs->next;
-        if (hs->taken && hs->vs) {
-            hs->taken = 0;
-            st_virtual_taken(hs->vs); /* may free streams: re-read next */
-            next = hs->next;
+    /* a user told may free any stream, its own included (a freed stream
+       is kept zeroed for reuse or freed): after a free the scan starts
+       again (each flag is cleared before its stream is told, so each is
+       told once and the scan ends) */
+    for (struct h2_stream *hs = hc->streams; hs;) {
+        unsigned frees = hc->frees;
+        if (!hs->taken || !hs->vs) {
+            hs = hs->next;
+            continue;
         }
+        hs->taken = 0;
+        st_virtual_taken(hs->vs);
+        hs = hc->frees == frees ? hs->next : hc->streams;
     }
     if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s) &&
         evbuffer_get_length(out) == 0)
