@@ -25,6 +25,7 @@
    chain): small exchanges do not make and free 32 KiB chains each time */
 #define ST_READ_SMALL (4 * 1024 - 256)
 #define ST_TLS_WRITE (16 * 1024)  /* plaintext per SSL_write (one record) */
+#define ST_WRITE_IOV 64           /* output extents per send */
 #define ST_TLS_DIRECT 4096        /* a first chunk this big is written as is */
 
 /** A stream. */
@@ -258,12 +259,42 @@ static ssize_t st_tls_write(struct stream *s)
     return total;
 }
 
+/* Plain socket: sends the output's first ST_WRITE_IOV extents in one
+ * send/sendmsg (a socket's own calls: writev goes through the file layer,
+ * its position lock and iterators) and drains what went.  Returns the
+ * bytes sent, or -1 with errno. */
+static ssize_t st_sock_write(struct stream *s)
+{
+    struct evbuffer_iovec v[ST_WRITE_IOV];
+    struct iovec iov[ST_WRITE_IOV];
+    struct msghdr m;
+    ssize_t w;
+    int nv = evbuffer_peek(s->out, -1, NULL, v, ST_WRITE_IOV);
+
+    if (nv <= 0) return 0;
+    if (nv > ST_WRITE_IOV) nv = ST_WRITE_IOV;
+    if (nv == 1) {
+        w = send(s->fd, v[0].iov_base, v[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        for (int i = 0; i < nv; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        memset(&m, 0, sizeof(m));
+        m.msg_iov = iov;
+        m.msg_iovlen = (size_t)nv;
+        w = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    }
+    if (w > 0) evbuffer_drain(s->out, (size_t)w);
+    return w;
+}
+
 /* Writes what it can.  Returns 1 when bytes went out and the output is
  * now at or below the low watermark, 0 otherwise, -1 on a socket error. */
 static int st_do_write(struct stream *s)
 {
     size_t before = st_len(s->out), after;
-    int n;
+    ssize_t n;
 
     if (before == 0) {
         st_drop_write(s);
@@ -283,7 +314,7 @@ static int st_do_write(struct stream *s)
         if (after == 0) st_drop_write(s);
         return (w > 0 && after <= s->wr_low) ? 1 : 0;
     }
-    n = evbuffer_write_atmost(s->out, s->fd, -1);
+    n = st_sock_write(s);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             if (!s->wr_added) st_want_write(s);
@@ -488,11 +519,21 @@ static void st_on_read(evutil_socket_t fd, short what, void *arg)
         if (s->eventcb) s->eventcb(s, ST_READING | ST_ERROR, s->arg);
         return;
     }
-    for (i = 0; i < nv; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
+    /* recv/recvmsg: a socket's own calls (readv goes through the file
+       layer) */
+    if (nv == 1) {
+        n = recv(fd, v[0].iov_base, v[0].iov_len, 0);
+    } else {
+        struct msghdr m;
+        for (i = 0; i < nv; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        memset(&m, 0, sizeof(m));
+        m.msg_iov = iov;
+        m.msg_iovlen = (size_t)nv;
+        n = recvmsg(fd, &m, 0);
     }
-    n = readv(fd, iov, nv);
     if (n > 0) {
         size_t left = (size_t)n;
         for (i = 0; i < nv; i++) {

@@ -5,11 +5,11 @@
  * It replaces libevent's bufferevent_socket on the data path, whose 2.1
  * series reads at most 4 KiB per call after a FIONREAD ioctl and re-arms
  * write interest with epoll_ctl on every response.  Here:
- *  - a read takes up to ST_READ_CHUNK bytes (about 32 KiB) in one readv
+ *  - a read takes up to ST_READ_CHUNK bytes (about 32 KiB) in one recv
  *    into the input buffer, or ST_READ_SMALL (about 4 KiB) after a read
  *    that brought less than that (no 32 KiB chain per small exchange);
  *  - bytes appended to the output buffer are written at the end of the
- *    current loop turn (coalesced, one writev), and write interest is
+ *    current loop turn (coalesced, one sendmsg), and write interest is
  *    registered only when the socket would block;
  *  - read interest stays registered while reading is enabled, so a
  *    keep-alive connection costs no epoll_ctl per request.
