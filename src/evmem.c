@@ -159,10 +159,19 @@ static void *em_realloc(void *p, size_t size)
 #endif
 #endif
 
+static int em_on; /* em_install set the functions */
+
+int em_active(size_t *kept)
+{
+    if (kept) *kept = em_tls.kept;
+    return em_on;
+}
+
 void em_install(void)
 {
 #ifndef EM_SANITIZED
     event_set_mem_functions(em_malloc, em_realloc, em_free);
+    em_on = 1;
 #else
     (void)em_malloc; /* the sanitizer sees every block: libevent's own */
     (void)em_realloc;
