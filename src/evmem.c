@@ -1,62 +1,43 @@
 /*
  * evmem — see evmem.h.
  *
- * Every block carries a 16-byte header (its class, or its size when it is
- * not cached), so the free function knows where it goes; blocks keep
- * malloc's 16-byte alignment.  Sizes from 1 KiB to 32 KiB are rounded up
- * to a power of two (libevent's chains already are: it asks for powers of
- * two from 1 KiB) and kept on a free list of the freeing thread, at most
- * EM_KEEP bytes per thread; smaller and larger blocks go straight to
- * malloc (glibc keeps small ones itself).  A thread's lists are given back
- * when it ends.
+ * Sizes above 512 bytes and up to 32 KiB are rounded up to a power of two
+ * from 1 KiB (libevent's chains already are) and kept on a block cache
+ * (blockcache.h) of the freeing thread, at most EM_KEEP bytes per thread;
+ * smaller and larger blocks go straight to malloc (glibc keeps small ones
+ * itself).  A thread's cache is given back when it ends.
  */
 #include "config.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <event2/event.h>
 
+#include "blockcache.h"
 #include "evmem.h"
 
-#define EM_MIN 1024u            /* smallest cached block (class 0) */
-#define EM_CLASSES 6            /* 1, 2, 4, 8, 16, 32 KiB */
 #define EM_KEEP (2048u * 1024u) /* bytes kept per thread, all classes */
-#define EM_UNCACHED 0xffu       /* header class of a malloc'd block */
 
-/* The header before each block. */
-struct em_hdr {
-    size_t size;   /* usable bytes after the header */
-    uint32_t cls;  /* class index, or EM_UNCACHED */
-    uint32_t pad;  /* keeps the block 16-byte aligned */
+/* 1, 2, 4, 8, 16, 32 KiB blocks; requests of 512 bytes or less are not
+   kept */
+static const struct bc_shape em_shape = {1024, 6, 512, EM_KEEP};
+
+/* One thread's cache. */
+struct em_tcache {
+    struct bc_cache bc; /* its blocks */
+    int registered;     /* the thread-exit destructor knows it */
 };
 
-/* One thread's free lists. */
-struct em_cache {
-    void *free[EM_CLASSES]; /* singly linked through each block's first word */
-    size_t kept;            /* bytes on the lists (cap EM_KEEP) */
-    int registered;         /* the thread-exit destructor knows this cache */
-};
-
-static __thread struct em_cache em_tls;
+static __thread struct em_tcache em_tls;
 static pthread_key_t em_key;
 static pthread_once_t em_key_once = PTHREAD_ONCE_INIT;
+static int em_on; /* em_install set the functions */
 
-/* Thread exit: gives the thread's cached blocks back to malloc. */
+/* Thread exit: gives the thread's kept blocks back to malloc. */
 static void em_thread_end(void *arg)
 {
-    struct em_cache *c = arg;
-
-    for (int k = 0; k < EM_CLASSES; k++) {
-        while (c->free[k]) {
-            void *p = c->free[k];
-            memcpy(&c->free[k], p, sizeof(void *));
-            free((struct em_hdr *)p - 1);
-        }
-    }
-    c->kept = 0;
+    bc_clear(&((struct em_tcache *)arg)->bc);
 }
 
 static void em_key_init(void)
@@ -64,91 +45,37 @@ static void em_key_init(void)
     (void)pthread_key_create(&em_key, em_thread_end);
 }
 
-/* Class of a request of size bytes, or EM_UNCACHED. */
-static uint32_t em_class(size_t size)
-{
-    uint32_t k = 0;
-    size_t cap = EM_MIN;
-
-    if (size <= EM_MIN / 2 || size > (size_t)EM_MIN << (EM_CLASSES - 1)) return EM_UNCACHED;
-    while (cap < size) {
-        cap <<= 1;
-        k++;
-    }
-    return k;
-}
-
-/* libevent's malloc: a cached block of the class when one is free. */
+/* libevent's malloc. */
 static void *em_malloc(size_t size)
 {
-    uint32_t k = em_class(size);
-    struct em_hdr *h;
-
-    if (k != EM_UNCACHED) {
-        struct em_cache *c = &em_tls;
-        size = (size_t)EM_MIN << k;
-        if (c->free[k]) {
-            void *p = c->free[k];
-            memcpy(&c->free[k], p, sizeof(void *));
-            c->kept -= size;
-            return p;
-        }
-    } else if (size > SIZE_MAX - sizeof(*h)) {
-        return NULL;
-    }
-    h = malloc(sizeof(*h) + size);
-    if (!h) return NULL;
-    h->size = size;
-    h->cls = k;
-    h->pad = 0;
-    return h + 1;
+    return bc_alloc(&em_tls.bc, &em_shape, size);
 }
 
-/* libevent's free: a cached class goes on this thread's list while there
- * is room (the first time, the thread registers for its exit). */
+/* This thread's cache, registered for the thread's exit the first time
+ * (a thread that cannot register keeps its blocks, EM_KEEP bytes at most,
+ * until the process ends). */
+static struct bc_cache *em_cache(void)
+{
+    struct em_tcache *t = &em_tls;
+
+    if (!t->registered) {
+        pthread_once(&em_key_once, em_key_init);
+        (void)pthread_setspecific(em_key, t);
+        t->registered = 1;
+    }
+    return &t->bc;
+}
+
+/* libevent's free: kept on this thread's cache while there is room. */
 static void em_free(void *p)
 {
-    struct em_cache *c = &em_tls;
-    struct em_hdr *h;
-
-    if (!p) return;
-    h = (struct em_hdr *)p - 1;
-    if (h->cls != EM_UNCACHED && c->kept + h->size <= EM_KEEP) {
-        if (!c->registered) {
-            pthread_once(&em_key_once, em_key_init);
-            if (pthread_setspecific(em_key, c) != 0) {
-                free(h);
-                return;
-            }
-            c->registered = 1;
-        }
-        memcpy(p, &c->free[h->cls], sizeof(void *));
-        c->free[h->cls] = p;
-        c->kept += h->size;
-        return;
-    }
-    free(h);
+    bc_free(em_cache(), &em_shape, p);
 }
 
-/* libevent's realloc: in place when the block is big enough, else a new
- * block with the old bytes (the old one freed only on success). */
+/* libevent's realloc. */
 static void *em_realloc(void *p, size_t size)
 {
-    struct em_hdr *h;
-    void *n;
-
-    if (!p) return em_malloc(size);
-    if (size == 0) {
-        em_free(p);
-        return NULL;
-    }
-    h = (struct em_hdr *)p - 1;
-    if (size <= h->size) return p;
-    n = em_malloc(size);
-    if (!n) return NULL;
-    memcpy(n, p, h->size);
-    em_free(p);
-    return n;
+    return bc_realloc(em_cache(), &em_shape, p, size);
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -159,11 +86,9 @@ static void *em_realloc(void *p, size_t size)
 #endif
 #endif
 
-static int em_on; /* em_install set the functions */
-
 int em_active(size_t *kept)
 {
-    if (kept) *kept = em_tls.kept;
+    if (kept) *kept = em_tls.bc.kept;
     return em_on;
 }
 

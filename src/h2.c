@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
+#include "blockcache.h"
 #include "h2.h"
 #include "log.h"
 #include "relais.h"
@@ -34,28 +35,10 @@
                                  memory up to this many fields ... */
 #define H2_SPARE_BLOB 2048    /* ... and this many bytes */
 
-#define H2_MEM_CLASSES 6      /* block sizes the session's allocator keeps:
-                                 64, 128, ... 2048 bytes */
-#define H2_MEM_MIN 64         /* the smallest */
-#define H2_MEM_KEEP (16 * 1024) /* bytes of blocks it keeps at most */
-
-/** The header in front of each block the session's allocator hands out
- *  (16 bytes: the block stays aligned as malloc's). */
-struct h2_mem_hdr {
-    uint32_t cls;               /* size class, H2_MEM_CLASSES for a block
-                                   of its own size */
-    uint32_t unused;            /* padding */
-    size_t size;                /* bytes usable after the header */
-};
-
-/** The session's allocator: freed blocks of the small size classes are
- *  kept (H2_MEM_KEEP bytes at most) for nghttp2's next allocations (a
- *  stream, its frames and field copies come and go per request). */
-struct h2_mem {
-    void *free[H2_MEM_CLASSES]; /* kept blocks per class (their first
-                                   bytes link to the next) */
-    size_t kept;                /* bytes kept */
-};
+/* The session's allocator keeps freed blocks of 64, 128, ... 2048 bytes,
+   16 KiB at most per connection, for nghttp2's next allocations (a stream,
+   its frames and field copies come and go per request). */
+static const struct bc_shape h2_mem_shape = {64, 6, 0, 16 * 1024};
 
 /** A stream of a connection. */
 struct h2_stream {
@@ -108,7 +91,7 @@ struct h2_conn {
                                    limit passed, or a connection error):
                                    input is ignored, the connection ends
                                    once the GOAWAY is sent */
-    struct h2_mem mem;          /* the session's allocator */
+    struct bc_cache mem;        /* the session's allocator (h2_mem_shape) */
     struct h2_stream *spare;    /* finished streams kept for reuse (linked
                                    by next), H2_SPARE at most */
     unsigned nspare;            /* how many */
@@ -119,58 +102,20 @@ static void h2_send(struct h2_conn *hc);
 
 /* ---------------------------------------------- the session's memory */
 
-/* The size class of size bytes (H2_MEM_CLASSES: none). */
-static uint32_t h2_mem_class(size_t size)
-{
-    uint32_t c;
-
-    if (size <= H2_MEM_MIN) return 0;
-    if (size > (size_t)H2_MEM_MIN << (H2_MEM_CLASSES - 1)) return H2_MEM_CLASSES;
-    /* the power of two at or above size, from H2_MEM_MIN (2^6) */
-    c = (uint32_t)(64 - __builtin_clzll((unsigned long long)(size - 1))) - 6;
-    return c;
-}
-
-/* nghttp2's malloc: a kept block of size's class, else a new one. */
+/* nghttp2's malloc, free and realloc: the connection's block cache. */
 static void *h2_mem_malloc(size_t size, void *ud)
 {
-    struct h2_mem *m = &((struct h2_conn *)ud)->mem;
-    uint32_t c = h2_mem_class(size);
-    struct h2_mem_hdr *h;
-
-    if (c < H2_MEM_CLASSES) {
-        size = (size_t)H2_MEM_MIN << c;
-        if (m->free[c]) {
-            void *p = m->free[c];
-            memcpy(&m->free[c], p, sizeof(void *));
-            m->kept -= size;
-            return p;
-        }
-    } else if (size > SIZE_MAX - sizeof(*h)) {
-        return NULL;
-    }
-    h = malloc(sizeof(*h) + size);
-    if (!h) return NULL;
-    h->cls = c;
-    h->size = size;
-    return h + 1;
+    return bc_alloc(&((struct h2_conn *)ud)->mem, &h2_mem_shape, size);
 }
 
-/* nghttp2's free: a small block is kept while there is room. */
 static void h2_mem_free(void *p, void *ud)
 {
-    struct h2_mem *m = &((struct h2_conn *)ud)->mem;
-    struct h2_mem_hdr *h;
+    bc_free(&((struct h2_conn *)ud)->mem, &h2_mem_shape, p);
+}
 
-    if (!p) return;
-    h = (struct h2_mem_hdr *)p - 1;
-    if (h->cls < H2_MEM_CLASSES && m->kept + h->size <= H2_MEM_KEEP) {
-        memcpy(p, &m->free[h->cls], sizeof(void *));
-        m->free[h->cls] = p;
-        m->kept += h->size;
-        return;
-    }
-    free(h);
+static void *h2_mem_realloc(void *p, size_t size, void *ud)
+{
+    return bc_realloc(&((struct h2_conn *)ud)->mem, &h2_mem_shape, p, size);
 }
 
 /* nghttp2's calloc: h2_mem_malloc, zeroed (NULL when n * size
@@ -183,37 +128,6 @@ static void *h2_mem_calloc(size_t n, size_t size, void *ud)
     p = h2_mem_malloc(n * size, ud);
     if (p) memset(p, 0, n * size);
     return p;
-}
-
-/* nghttp2's realloc: p itself while size fits its block (a small
- * block's class, or a large block's exact size), else a new block with
- * the bytes copied and p freed; NULL (p untouched) when out of memory. */
-static void *h2_mem_realloc(void *p, size_t size, void *ud)
-{
-    struct h2_mem_hdr *h;
-    void *np;
-
-    if (!p) return h2_mem_malloc(size, ud);
-    h = (struct h2_mem_hdr *)p - 1;
-    if (size <= h->size && (h->cls < H2_MEM_CLASSES || size == h->size)) return p;
-    np = h2_mem_malloc(size, ud);
-    if (!np) return NULL;
-    memcpy(np, p, size < h->size ? size : h->size);
-    h2_mem_free(p, ud);
-    return np;
-}
-
-/* Frees the blocks m keeps (after the session is gone). */
-static void h2_mem_clear(struct h2_mem *m)
-{
-    for (int c = 0; c < H2_MEM_CLASSES; c++) {
-        while (m->free[c]) {
-            void *p = m->free[c];
-            memcpy(&m->free[c], p, sizeof(void *));
-            free((struct h2_mem_hdr *)p - 1);
-        }
-    }
-    m->kept = 0;
 }
 
 /* Schedules a send at the end of the loop turn. */
@@ -810,7 +724,7 @@ out:
     nghttp2_option_del(opt);
     if (rc < 0) {
         if (hc->s) nghttp2_session_del(hc->s);
-        h2_mem_clear(&hc->mem);
+        bc_clear(&hc->mem);
         if (hc->ev_send) event_free(hc->ev_send);
         free(hc);
         return NULL;
@@ -918,7 +832,7 @@ void h2_conn_free(struct h2_conn *hc)
     }
     st_vcache_clear(&hc->vcache);
     nghttp2_session_del(hc->s);
-    h2_mem_clear(&hc->mem);
+    bc_clear(&hc->mem);
     if (hc->ev_send) event_free(hc->ev_send);
     free(hc);
 }
