@@ -12,9 +12,22 @@
  *   stops leading, lost when the watch or a save shows another holder;
  * - saves: one txn in flight per resolver, later changes coalesced
  *   (dirty), a failed compare read and merged before the next attempt;
- * - challenges: one put on the node lease per challenge, a settle delay,
+ * - challenges: one put on the node lease per challenge, then a wait for
+ *   the acknowledgements of the live nodes (the mirror delivers those of
+ *   P/acme/acks/ to the challenge they name; P/nodes/ is read when the
+ *   put is done and every AE_ACK_POLL_MS after), capped at AE_ACK_MAX_MS,
  *   then acme_challenge_ready; a clear deletes (after the put, when it is
- *   still in flight).
+ *   still in flight);
+ * - acknowledgements: the mirror, once a hook installed a challenge, puts
+ *   P/acme/acks/<kind>/<id>/<this node> = the challenge's mod revision on
+ *   this node's lease, and deletes it when the challenge goes (one call
+ *   in flight per key, the latest wish sent when it ends).
+ *
+ * P/nodes/ is read here rather than through cluster.c: cluster.c does
+ * not keep the node list (its watch skips P/nodes/, whose statuses change
+ * every few seconds), and only the ordering node needs it, only while a
+ * challenge waits, so a keys-only read of that prefix is cheaper than a
+ * second watch or a list kept on every node.
  */
 #include "config.h"
 
@@ -22,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -40,6 +54,9 @@
                                  holds the lock) */
 #define AE_SAVE_MAX_MS 30000  /* cap on the delay between attempts */
 #define AE_MAX_MIRROR 4096    /* challenges mirrored at once */
+#define AE_ACK_TRIES 5        /* puts of one acknowledgement (AE_RETRY_MS
+                                 apart) before giving up: by then the
+                                 orderer's cap has passed */
 
 /** Lock states. */
 enum { AE_LOCK_NONE = 0, /* not held (not leading, or someone else has it) */
@@ -64,6 +81,13 @@ struct ae_res {
 /** Challenge kinds. */
 enum { AE_HTTP = 1, AE_ALPN = 2 };
 
+/** A node's acknowledgement of one of our challenges, as the mirror saw
+ *  it. */
+struct ae_nack {
+    char *node;              /* the acknowledging node's name */
+    int64_t rev;             /* the challenge revision it acknowledged */
+};
+
 /** One challenge this node publishes. */
 struct ae_chal {
     struct ae_chal *next;    /* list */
@@ -72,10 +96,26 @@ struct ae_chal {
     char *id;                /* token or domain (acme_challenge_ready key) */
     char *key;               /* its etcd key */
     struct etc_call *call;   /* the put or the delete in flight */
-    struct event *settle;    /* settle delay after the put */
+    struct event *wait;      /* ticks every AE_ACK_POLL_MS after the put */
     int put_done;            /* the put succeeded */
+    int64_t put_rev;         /* the revision of that put (what acks name) */
+    uint64_t put_ms;         /* when it was done (monotonic ms) */
+    struct ae_nack *acks;    /* acknowledgements seen, any revision */
+    size_t nacks;            /* how many */
+    int ready;               /* acme_challenge_ready was called */
     int cleared;             /* the client cleared it: delete, then free */
     int deleting;            /* the delete runs */
+};
+
+/** This node's acknowledgement of a mirrored challenge. */
+struct ae_ack {
+    struct ae_ack *next;     /* list */
+    char *key;               /* P/acme/acks/<kind>/<id>/<this node> */
+    int64_t want;            /* revision to acknowledge, 0: delete the key */
+    int64_t sent;            /* what the last call wrote (0: nothing/deleted) */
+    struct etc_call *call;   /* the put or delete in flight */
+    struct event *retry_ev;  /* a failed put tried again (a lease renewed) */
+    int tries;               /* failed puts of the current wish */
 };
 
 /** A challenge key reported to the hooks (for re-reads). */
@@ -109,12 +149,20 @@ static struct {
     struct ae_chal *chals;     /* published challenges */
     struct ae_seen *seen;      /* mirrored challenge keys */
     size_t nseen;              /* how many */
+    struct ae_ack *acks;       /* this node's acknowledgements */
+    char *nodes_pfx;           /* "P/nodes/" */
+    char **nodes;              /* live node names, as last read */
+    size_t nnodes;             /* how many */
+    int64_t nodes_rev;         /* store revision of that read (0: none) */
+    struct etc_call *nodes_call; /* the read of P/nodes/ in flight */
 } ae;
 
 static void ae_lock_take(void);
 static void ae_lock_release(void);
 static void ae_save_kick(struct ae_res *r);
 static void ae_read_start(void);
+static void ae_ack_want(const char *rest, int64_t rev);
+static void ae_ack_seen(const char *rest, const char *value, size_t len);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -224,32 +272,38 @@ static int ae_seen_set(const char *key, int on)
 }
 
 /* A challenge key under P/acme/challenges/ (rest: "http/TOKEN" or
- * "alpn/DOMAIN") was put (value) or deleted (value NULL). */
-static void ae_challenge(const char *key, const char *rest, const char *value, size_t len)
+ * "alpn/DOMAIN") was put (value; mod: its mod revision) or deleted (value
+ * NULL).  Installed by the hooks, then acknowledged (ae_ack_want); a
+ * challenge gone (or not installed) has its acknowledgement deleted. */
+static void ae_challenge(const char *key, const char *rest, const char *value, size_t len,
+                         int64_t mod)
 {
     int http = !strncmp(rest, "http/", 5), alpn = !strncmp(rest, "alpn/", 5);
     const char *id = rest + 5;
+    int rc = -1;
 
     if ((!http && !alpn) || !*id || strchr(id, '/')) return;
     if (!value) {
         if (!ae_seen_set(key, 0)) return;
         if (http && ae.hooks.http01) ae.hooks.http01(id, NULL);
         if (alpn && ae.hooks.alpn01) ae.hooks.alpn01(id, NULL, NULL);
+        ae_ack_want(rest, 0);
         return;
     }
     ae_seen_set(key, 1);
     if (http && ae.hooks.http01) {
         char *ka = strndup(value, len);
-        if (ka) ae.hooks.http01(id, ka);
+        if (ka) rc = ae.hooks.http01(id, ka);
         free(ka);
     } else if (alpn && ae.hooks.alpn01) {
         json_t *j = json_loadb(value, len, 0, NULL);
         const char *c = json_string_value(json_object_get(j, "certificate"));
         const char *k = json_string_value(json_object_get(j, "key"));
-        if (c && k) ae.hooks.alpn01(id, c, k);
+        if (c && k) rc = ae.hooks.alpn01(id, c, k);
         else log_warn("acme", "%s: not a challenge certificate (ignored)", key);
         json_decref(j);
     }
+    ae_ack_want(rest, rc == 0 ? mod : 0);
 }
 
 /* One key of P/acme/ seen by the read (put = 1) or the watch. */
@@ -260,7 +314,12 @@ static void ae_kv(const struct etc_kv *kv, int put, int64_t rev)
     if (kv->key_len < ae.pfxlen || memcmp(kv->key, ae.pfx, ae.pfxlen) != 0) return;
     rest = kv->key + ae.pfxlen;
     if (!strncmp(rest, "challenges/", 11)) {
-        ae_challenge(kv->key, rest + 11, put ? kv->value : NULL, kv->value_len);
+        ae_challenge(kv->key, rest + 11, put ? kv->value : NULL, kv->value_len,
+                     kv->mod_revision ? kv->mod_revision : rev);
+        return;
+    }
+    if (!strncmp(rest, "acks/", 5)) {
+        ae_ack_seen(rest + 5, put ? kv->value : NULL, kv->value_len);
         return;
     }
     if (!strcmp(rest, "lock")) {
@@ -324,6 +383,10 @@ static void ae_on_read(void *arg, int err, const char *message, const struct etc
         return;
     }
     for (size_t i = 0; i < ae.nseen; i++) ae.seen[i].mark = 0;
+    for (struct ae_chal *c = ae.chals; c; c = c->next) { /* the read has them all */
+        for (size_t i = 0; i < c->nacks; i++) free(c->acks[i].node);
+        c->nacks = 0;
+    }
     for (size_t i = 0; i < res->n; i++) ae_kv(&res->kvs[i], 1, res->revision);
     for (size_t i = 0; i < ae.nseen;) { /* gone meanwhile */
         const char *rest;
@@ -337,6 +400,7 @@ static void ae_on_read(void *arg, int err, const char *message, const struct etc
         rest = k + ae.pfxlen + strlen("challenges/");
         if (!strncmp(rest, "http/", 5) && ae.hooks.http01) ae.hooks.http01(rest + 5, NULL);
         if (!strncmp(rest, "alpn/", 5) && ae.hooks.alpn01) ae.hooks.alpn01(rest + 5, NULL, NULL);
+        ae_ack_want(rest, 0);
         free(k);
     }
     log_debug("acme", "%s read at revision %lld: %zu key(s)", ae.pfx, (long long)res->revision,
@@ -741,11 +805,22 @@ static int ae_save(void *arg, const struct as_data *d)
 
 /* ---------------------------------------------------------------- challenges */
 
+/* Monotonic milliseconds. */
+static uint64_t ae_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Frees a challenge (unlinked by the caller). */
 static void ae_chal_free(struct ae_chal *c)
 {
     etc_cancel(c->call);
-    if (c->settle) event_free(c->settle);
+    if (c->wait) event_free(c->wait);
+    for (size_t i = 0; i < c->nacks; i++) free(c->acks[i].node);
+    free(c->acks);
     free(c->id);
     free(c->key);
     free(c);
@@ -783,24 +858,201 @@ static void ae_chal_delete(struct ae_chal *c)
     if (!c->call) ae_chal_drop(c);
 }
 
-/* Settle delay over: the other nodes have it. */
-static void ae_chal_settled(evutil_socket_t fd, short what, void *arg)
+/* Appends name to the list in buf (cap bytes, *len used), ", "-separated,
+ * truncated at cap. */
+static void ae_list_add(char *buf, size_t cap, size_t *len, const char *name)
+{
+    int n = snprintf(buf + *len, cap - *len, "%s%s", *len ? ", " : "", name);
+
+    if (n > 0) *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
+/* 1 when node acknowledged c's put (its revision). */
+static int ae_chal_acked_by(const struct ae_chal *c, const char *node)
+{
+    for (size_t i = 0; i < c->nacks; i++)
+        if (c->acks[i].rev == c->put_rev && !strcmp(c->acks[i].node, node)) return 1;
+    return 0;
+}
+
+/* Decides for a published challenge: the CA is told (acme_challenge_ready)
+ * once every live node — the P/nodes/ keys of a read at or after the put
+ * — acknowledged the put (INFO line), or once AE_ACK_MAX_MS passed since
+ * the put (WARN naming the nodes that did not).  Returns 1 when it told
+ * the client (c may be gone then: the client may clear it at once), else
+ * 0. */
+static int ae_chal_check(struct ae_chal *c)
+{
+    char missing[512], acked[512];
+    size_t ml = 0, al = 0, nok = 0, nmiss = 0;
+    uint64_t waited;
+    int capped, listed;
+    struct acme *a;
+
+    if (!c->put_done || c->ready || c->cleared) return 0;
+    waited = ae_now_ms() - c->put_ms;
+    capped = waited >= AE_ACK_MAX_MS;
+    listed = ae.nodes_rev >= c->put_rev;
+    if (!listed && !capped) return 0;
+    missing[0] = acked[0] = '\0';
+    for (size_t i = 0; i < ae.nnodes; i++) {
+        if (ae_chal_acked_by(c, ae.nodes[i])) {
+            nok++;
+            ae_list_add(acked, sizeof(acked), &al, ae.nodes[i]);
+        } else {
+            nmiss++;
+            ae_list_add(missing, sizeof(missing), &ml, ae.nodes[i]);
+        }
+    }
+    if ((nmiss || !nok || !listed) && !capped) return 0;
+    if (!listed)
+        log_warn("acme", "%s: %s could not be read within %d s: the CA validates without "
+                 "knowing which nodes have the challenge", c->key, ae.nodes_pfx,
+                 AE_ACK_MAX_MS / 1000);
+    else if (nmiss || !nok)
+        log_warn("acme", "%s: not acknowledged by %s within %d s (acknowledged by: %s): the CA "
+                 "validates anyway and may fail on those nodes", c->key,
+                 nmiss ? missing : "(no live node listed)", AE_ACK_MAX_MS / 1000,
+                 nok ? acked : "none");
+    else
+        log_info("acme", "%s: all %zu live node(s) acknowledged it (%s) in %llu ms: the CA "
+                 "validates", c->key, nok, acked, (unsigned long long)waited);
+    c->ready = 1;
+    event_del(c->wait);
+    a = c->r->acme;
+    if (a) acme_challenge_ready(a, c->id, 1);
+    return 1;
+}
+
+/* Checks every published challenge (from the start again after each one
+ * that was told, as the list may have changed). */
+static void ae_chal_check_all(void)
+{
+    int again = 1;
+
+    while (again) {
+        again = 0;
+        for (struct ae_chal *c = ae.chals; c; c = c->next) {
+            if (!ae_chal_check(c)) continue;
+            again = 1;
+            break;
+        }
+    }
+}
+
+static void ae_nodes_read(void);
+
+/* The keys-only read of P/nodes/ answered: the live node list, then the
+ * waiting challenges checked (read again at once when a challenge was put
+ * after the revision of this answer). */
+static void ae_on_nodes(void *arg, int err, const char *message, const struct etc_range *res)
+{
+    size_t pl = strlen(ae.nodes_pfx), n = 0;
+    char **v;
+    int again = 0;
+
+    (void)arg;
+    ae.nodes_call = NULL;
+    if (err || !res) { /* the waiting challenges' ticks read again */
+        log_warn("acme", "cannot read %s: %s", ae.nodes_pfx, message);
+        return;
+    }
+    v = calloc(res->n ? res->n : 1, sizeof(*v));
+    if (!v) return;
+    for (size_t i = 0; i < res->n; i++) {
+        const struct etc_kv *kv = &res->kvs[i];
+        if (kv->key_len <= pl || memcmp(kv->key, ae.nodes_pfx, pl) != 0 ||
+            strchr(kv->key + pl, '/'))
+            continue;
+        v[n] = strdup(kv->key + pl);
+        if (v[n]) n++;
+    }
+    for (size_t i = 0; i < ae.nnodes; i++) free(ae.nodes[i]);
+    free(ae.nodes);
+    ae.nodes = v;
+    ae.nnodes = n;
+    ae.nodes_rev = res->revision;
+    for (struct ae_chal *c = ae.chals; c; c = c->next)
+        if (c->put_done && !c->ready && !c->cleared && c->put_rev > ae.nodes_rev) again = 1;
+    if (again) ae_nodes_read();
+    ae_chal_check_all();
+}
+
+/* Reads the names under P/nodes/ (keys only) unless a read runs. */
+static void ae_nodes_read(void)
+{
+    if (ae.nodes_call || !ae_etc()) return;
+    ae.nodes_call = etc_get(ae.etc, ae.nodes_pfx, 1, 0, 1, ae_on_nodes, NULL);
+}
+
+/* wait timer of a published challenge: P/nodes/ read again, the cap. */
+static void ae_chal_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct ae_chal *c = arg;
 
     (void)fd;
     (void)what;
-    if (c->r->acme) acme_challenge_ready(c->r->acme, c->id, 1);
+    if (c->ready || c->cleared) return;
+    ae_timer(c->wait, AE_ACK_POLL_MS);
+    ae_nodes_read();
+    ae_chal_check(c);
 }
 
-/* The challenge's put ended. */
+/* An acknowledgement key seen by the mirror (rest: "KIND/ID/NODE"; value:
+ * the decimal revision acknowledged, NULL when deleted): recorded on the
+ * challenge KIND/ID when this node publishes it, which is then checked. */
+static void ae_ack_seen(const char *rest, const char *value, size_t len)
+{
+    const char *slash = strrchr(rest, '/'), *node;
+    size_t base = ae.pfxlen + strlen("challenges/"), idl, i;
+    struct ae_chal *c;
+    char num[24], *end;
+    long long rev;
+
+    if (!slash || slash == rest || !slash[1]) return;
+    node = slash + 1;
+    idl = (size_t)(slash - rest);
+    for (c = ae.chals; c; c = c->next) {
+        if (c->cleared || strlen(c->key) != base + idl) continue;
+        if (!memcmp(c->key + base, rest, idl)) break;
+    }
+    if (!c) return;
+    for (i = 0; i < c->nacks && strcmp(c->acks[i].node, node); i++) {}
+    if (!value) {
+        if (i == c->nacks) return;
+        free(c->acks[i].node);
+        c->acks[i] = c->acks[--c->nacks];
+        log_debug("acme", "%s: acknowledgement of %s withdrawn", c->key, node);
+        return;
+    }
+    if (len == 0 || len >= sizeof(num)) return;
+    memcpy(num, value, len);
+    num[len] = '\0';
+    rev = strtoll(num, &end, 10);
+    if (*end || rev <= 0) return;
+    if (i == c->nacks) {
+        struct ae_nack *n;
+        char *name;
+        if (c->nacks >= AE_MAX_MIRROR) return;
+        n = realloc(c->acks, (c->nacks + 1) * sizeof(*n));
+        if (!n) return;
+        c->acks = n;
+        name = strdup(node);
+        if (!name) return;
+        c->acks[c->nacks].node = name;
+        c->nacks++;
+    }
+    c->acks[i].rev = rev;
+    log_debug("acme", "%s: acknowledged by %s (revision %lld)", c->key, node, rev);
+    ae_chal_check(c);
+}
+
+/* The challenge's put ended: wait for the acknowledgements. */
 static void ae_on_chal_put(void *arg, int err, const char *message, int64_t revision,
                            int64_t value)
 {
     struct ae_chal *c = arg;
-    struct timeval tv = {AE_SETTLE_MS / 1000, (AE_SETTLE_MS % 1000) * 1000};
 
-    (void)revision;
     (void)value;
     c->call = NULL;
     if (c->cleared) { /* cleared while the put ran */
@@ -813,7 +1065,116 @@ static void ae_on_chal_put(void *arg, int err, const char *message, int64_t revi
         return;
     }
     c->put_done = 1;
-    evtimer_add(c->settle, &tv);
+    c->put_rev = revision;
+    c->put_ms = ae_now_ms();
+    log_debug("acme", "%s published (revision %lld): waiting for the live nodes to acknowledge "
+              "it", c->key, (long long)revision);
+    ae_timer(c->wait, AE_ACK_POLL_MS);
+    ae_nodes_read();
+    ae_chal_check(c);
+}
+
+/* ---------------------------------------------------------------- acknowledgements */
+
+/* Frees a (our) acknowledgement: unlinked, its call cancelled. */
+static void ae_ack_free(struct ae_ack *a)
+{
+    for (struct ae_ack **pp = &ae.acks; *pp; pp = &(*pp)->next) {
+        if (*pp != a) continue;
+        *pp = a->next;
+        break;
+    }
+    etc_cancel(a->call);
+    if (a->retry_ev) event_free(a->retry_ev);
+    free(a->key);
+    free(a);
+}
+
+static void ae_ack_send(struct ae_ack *a);
+
+/* An acknowledgement's put or delete ended.  A failed put (say, on a
+ * lease that expired while this node was stalled) is tried again
+ * AE_RETRY_MS later, AE_ACK_TRIES times at most, with the lease of then;
+ * a failed delete is not (the lease removes the key with the node). */
+static void ae_on_ack_done(void *arg, int err, const char *message, int64_t revision,
+                           int64_t value)
+{
+    struct ae_ack *a = arg;
+
+    (void)revision;
+    (void)value;
+    a->call = NULL;
+    if (err) {
+        log_warn("acme", "%s %s: %s", a->sent ? "writing" : "deleting", a->key, message);
+        if (a->sent && a->sent == a->want && ++a->tries < AE_ACK_TRIES && a->retry_ev) {
+            a->sent = 0;
+            ae_timer(a->retry_ev, AE_RETRY_MS);
+            return;
+        }
+    }
+    ae_ack_send(a);
+}
+
+/* retry_ev of an acknowledgement. */
+static void ae_ack_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ae_ack_send(arg);
+}
+
+/* Sends the latest wish of a (put want, or delete when 0) unless a call
+ * runs or etcd has it already; frees a once deleted. */
+static void ae_ack_send(struct ae_ack *a)
+{
+    int64_t lease = cl_lease();
+
+    if (a->call) return;
+    if (a->retry_ev) event_del(a->retry_ev);
+    if (a->want == a->sent || !ae_etc() || (a->want && !lease)) {
+        if (a->want && a->want != a->sent)
+            log_warn("acme", "%s: no etcd client or lease: not acknowledged", a->key);
+        if (!a->want) ae_ack_free(a);
+        return;
+    }
+    if (a->want) {
+        char num[24];
+        int n = snprintf(num, sizeof(num), "%lld", (long long)a->want);
+        a->call = etc_put(ae.etc, a->key, num, (size_t)n, lease, ae_on_ack_done, a);
+    } else {
+        a->call = etc_delete(ae.etc, a->key, 0, ae_on_ack_done, a);
+    }
+    a->sent = a->want;
+    if (!a->call && !a->want) ae_ack_free(a);
+}
+
+/* The mirror installed the challenge rest ("KIND/ID") at revision rev
+ * (acknowledge it), or it is gone or not installed (rev 0: withdraw our
+ * acknowledgement). */
+static void ae_ack_want(const char *rest, int64_t rev)
+{
+    struct ae_ack *a;
+    char *key;
+
+    if (asprintf(&key, "%sacks/%s/%s", ae.pfx, rest, cl_node_name()) < 0) return;
+    for (a = ae.acks; a && strcmp(a->key, key); a = a->next) {}
+    if (!a) {
+        if (!rev || !(a = calloc(1, sizeof(*a)))) {
+            free(key);
+            return;
+        }
+        a->key = key;
+        a->retry_ev = evtimer_new(ae.base, ae_ack_timer, a);
+        a->next = ae.acks;
+        ae.acks = a;
+    } else {
+        free(key);
+    }
+    if (a->want != rev) a->tries = 0;
+    a->want = rev;
+    if (rev) log_debug("acme", "acknowledging %schallenges/%s (revision %lld): installed here",
+                       ae.pfx, rest, (long long)rev);
+    ae_ack_send(a);
 }
 
 /* Publishes a challenge: key P/acme/challenges/KIND/ID = value on the
@@ -836,8 +1197,8 @@ static int ae_chal_set(struct ae_res *r, int kind, const char *id, const char *v
         ae_chal_free(c);
         return -1;
     }
-    c->settle = evtimer_new(ae.base, ae_chal_settled, c);
-    c->call = c->settle ? etc_put(ae.etc, c->key, value, len, lease, ae_on_chal_put, c) : NULL;
+    c->wait = evtimer_new(ae.base, ae_chal_tick, c);
+    c->call = c->wait ? etc_put(ae.etc, c->key, value, len, lease, ae_on_chal_put, c) : NULL;
     if (!c->call) {
         ae_chal_free(c);
         return -1;
@@ -854,7 +1215,7 @@ static void ae_chal_clear(struct ae_res *r, int kind, const char *id)
     for (struct ae_chal *c = ae.chals; c; c = c->next) {
         if (c->r != r || c->kind != kind || c->cleared || strcmp(c->id, id) != 0) continue;
         c->cleared = 1;
-        if (c->settle) event_del(c->settle);
+        if (c->wait) event_del(c->wait);
         if (!c->call) ae_chal_delete(c); /* else after the put */
         return;
     }
@@ -894,9 +1255,9 @@ struct ae_res *ae_resolver(const char *name, struct acme_storage *st)
 
     memset(st, 0, sizeof(*st));
     if (!name || !*name || strchr(name, '/') || !strcmp(name, "lock") ||
-        !strcmp(name, "challenges")) {
+        !strcmp(name, "challenges") || !strcmp(name, "acks")) {
         log_error("acme", "resolver \"%s\": this name cannot be stored in etcd (no '/', not "
-                  "\"lock\" or \"challenges\")", name ? name : "");
+                  "\"lock\", \"challenges\" or \"acks\")", name ? name : "");
         return NULL;
     }
     r = calloc(1, sizeof(*r));
@@ -953,6 +1314,10 @@ int ae_start(struct event_base *base, const struct ae_hooks *h)
         return -1;
     }
     ae.pfxlen = strlen(ae.pfx);
+    if (asprintf(&ae.nodes_pfx, "%s/nodes/", cl_prefix()) < 0) {
+        ae.nodes_pfx = NULL;
+        return -1;
+    }
     ae.init_ev = evtimer_new(base, ae_init_timer, NULL);
     ae.read_ev = evtimer_new(base, ae_read_timer, NULL);
     ae.lock_ev = evtimer_new(base, ae_lock_timer, NULL);
@@ -975,7 +1340,15 @@ void ae_stop(void)
         etc_watch_cancel(ae.watch);
         etc_cancel(ae.read);
         etc_cancel(ae.lock_call);
+        etc_cancel(ae.nodes_call);
     }
+    while (ae.acks) {
+        if (!live) ae.acks->call = NULL;
+        ae_ack_free(ae.acks);
+    }
+    for (size_t i = 0; i < ae.nnodes; i++) free(ae.nodes[i]);
+    free(ae.nodes);
+    free(ae.nodes_pfx);
     for (c = ae.chals; c; c = cn) {
         cn = c->next;
         if (!live) c->call = NULL;

@@ -69,7 +69,13 @@
  *                         null, "lastError": text or null,
  *                         "lastErrorTime": unix s or null, "updated"}.
  *   P/acme/...           ACME account, certificates, challenges and the
- *                        ordering lock (resolvers.c).
+ *                        ordering lock (resolvers.c, acme_etcd.h), and
+ *                        P/acme/acks/<kind>/<id>/<node>: each node's
+ *                        acknowledgement, on its lease, that it answers
+ *                        challenge P/acme/challenges/<kind>/<id>; the
+ *                        ordering node tells the CA to validate once every
+ *                        node listed under P/nodes/ acknowledged (at most
+ *                        AE_ACK_MAX_MS later).
  *
  * Proxies apply every change of one etcd revision together (a txn is one
  * revision, so a half-published change is never served).

@@ -384,19 +384,28 @@ static void rs_alpn01_clear(void *arg, const char *domain)
     else ts_alpn01_set(domain, NULL, NULL);
 }
 
-/* etcd: an http-01 challenge of the ordering node appeared or is gone. */
-static void rs_ae_http01(const char *token, const char *key_auth)
+/* etcd: an http-01 challenge of the ordering node appeared or is gone.
+ * 0 once the answer table holds it (or no longer does), -1 when it could
+ * not be kept (then acme_etcd does not acknowledge it). */
+static int rs_ae_http01(const char *token, const char *key_auth)
 {
     rs_token_del(1, token);
-    if (key_auth && rs_token_add(NULL, token, key_auth) < 0)
+    if (key_auth && rs_token_add(NULL, token, key_auth) < 0) {
         log_error("acme", "http-01 token from etcd not kept (%d pending at most)", RS_MAX_TOKENS);
+        return -1;
+    }
+    return 0;
 }
 
-/* etcd: a tls-alpn-01 challenge certificate appeared or is gone. */
-static void rs_ae_alpn01(const char *domain, const char *cert_pem, const char *key_pem)
+/* etcd: a tls-alpn-01 challenge certificate appeared or is gone.  0 once
+ * the handshake code has it (or no longer does), -1 when not usable. */
+static int rs_ae_alpn01(const char *domain, const char *cert_pem, const char *key_pem)
 {
-    if (ts_alpn01_set(domain, cert_pem, key_pem) < 0 && cert_pem)
+    if (ts_alpn01_set(domain, cert_pem, key_pem) < 0 && cert_pem) {
         log_error("acme", "tls-alpn-01 certificate for %s from etcd not usable", domain);
+        return -1;
+    }
+    return 0;
 }
 
 /* Rebuilds the array snap_build reads. */
