@@ -16,6 +16,13 @@
 # leader's orders until it is deleted; a restarted proxy serves from etcd
 # at once; clean stops.  leaseTTL 5s: a node stalled for a few seconds on a
 # loaded machine keeps its lease (a lost lock would rightly re-order).
+# Acknowledgements (P/acme/acks/<kind>/<id>/<node>): every live node
+# acknowledges each challenge it installed, the orderer tells Pebble only
+# once all have (logged), the keys are gone with the challenges; a proxy
+# stopped by SIGSTOP (its lease, 30 s, outlives the 10 s cap) holds the
+# order for 10 s, then a WARN names it and Pebble validates anyway (on p1);
+# resumed, it serves the certificate too; a proxy whose lease expires
+# (SIGSTOP for longer than its 5 s TTL) stops counting, without the cap.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster_lib.sh"
 cl_need etcd etcdctl pebble curl python3 openssl
@@ -147,6 +154,32 @@ ok "only c1 ordered" sh -c "grep -q 'ordering a certificate' '$T/c1.log' && \
 is "no challenge left under ra/acme/challenges/" "" \
   "$(etcdctl get --keys-only --prefix ra/acme/challenges/ 2>/dev/null)"
 
+# ---- acknowledgements: c1 (the orderer) saw each live node acknowledge
+# each challenge, and told Pebble only once all had
+# acks_gone: prints "gone" once nothing is left under ra/acme/acks/
+acks_gone() { [ -z "$(etcdctl get --keys-only --prefix ra/acme/acks/ 2>/dev/null)" ] && echo gone; }
+for n in c1 p1 p2; do
+  ok "$n acknowledged the http-01 challenge (c1 saw its ack key)" \
+    grep -qE "ra/acme/challenges/http/[^ :]+: acknowledged by $n " "$T/c1.log"
+  ok "$n acknowledged the tls-alpn-01 challenge of c.relais.test" \
+    grep -qE "ra/acme/challenges/alpn/c\.relais\.test: acknowledged by $n " "$T/c1.log"
+done
+ok "p1 and p2 logged their acknowledgements (after installing)" sh -c \
+  "grep -q 'acknowledging ra/acme/challenges/http/.*installed here' '$T/p1.log' && \
+   grep -q 'acknowledging ra/acme/challenges/alpn/c.relais.test .*installed here' '$T/p2.log'"
+# line of the first match of ERE $2 in file $1 (0: none)
+line_of() { grep -nE "$2" "$1" | head -1 | cut -d: -f1 | grep . || echo 0; }
+ALLA=$(line_of "$T/c1.log" "ra/acme/challenges/http/[^ :]+: all [0-9]+ live node\(s\) acknowledged it \(([a-z0-9]+, )*p1(, [a-z0-9]+)*\)")
+ANSA=$(line_of "$T/c1.log" "answering http-01 for a\.relais\.test")
+ok "c1 logged that all live nodes (p1 among them) acknowledged http-01, before answering Pebble ($ALLA < $ANSA)" \
+  test "$ALLA" -gt 0 -a "$ALLA" -lt "$ANSA"
+ALLC=$(line_of "$T/c1.log" "ra/acme/challenges/alpn/c\.relais\.test: all [0-9]+ live node\(s\) acknowledged it \(([a-z0-9]+, )*p2(, [a-z0-9]+)*\)")
+ANSC=$(line_of "$T/c1.log" "answering tls-alpn-01 for c\.relais\.test")
+ok "the same for tls-alpn-01 of c.relais.test (p2 among them; $ALLC < $ANSC)" \
+  test "$ALLC" -gt 0 -a "$ALLC" -lt "$ANSC"
+ok "no node was waited for until the cap" sh -c "! grep -q 'not acknowledged by' '$T/c1.log'"
+ok "no acknowledgement left under ra/acme/acks/" until_nonempty 5 acks_gone
+
 # the etcd value: acme.json's section layout, holding the served certificate
 layout() {
   ek "ra/acme/$1" | python3 -c '
@@ -244,14 +277,94 @@ ok "the forged lock deleted: c2 takes it again and orders e.relais.test, served 
 is "ra/acme/lock is c2's again" c2 "$(ek ra/acme/lock)"
 is "one order for it" 5 "$(orders)"
 
-# ---- a restarted proxy serves from etcd at once
+# ---- a restarted proxy serves from etcd at once (restarted with leaseTTL
+# 30s, for the SIGSTOP below)
 kill -TERM "${PID[p2]}"; wait "${PID[p2]}"
 is "p2 stopped with status 0" 0 $?
+CL_TTL=30s node_cfg p2 proxy
 start_node p2
 ok "restarted p2 serves a.relais.test from etcd at once" until_nonempty 5 served p2 a.relais.test
 is "the same certificate" "$SA" "$(served p2 a.relais.test)"
 is "no order since" 5 "$(orders)"
 is "no certificate issued since" 5 "$(issued)"
+
+# ---- a stopped proxy: p2 (SIGSTOP) cannot acknowledge, its node key lives
+# on (lease 30 s): c2 waits the 10 s cap, names p2 in a WARN, and lets
+# Pebble validate on p1; p2 resumed serves the certificate too
+for _ in $(seq 1 50); do [ -n "$(ek ra/nodes/p2)" ] && break; sleep 0.1; done
+is "p2 is listed under ra/nodes/" p2 "$(ek ra/nodes/p2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])' 2>/dev/null)"
+kill -STOP "${PID[p2]}"
+T0=$(date +%s)
+dyn "    d:
+      rule: Host(\`d.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    e:
+      rule: Host(\`e.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    f:
+      rule: Host(\`f.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}"
+WARNRE="ra/acme/challenges/http/[^ :]+: not acknowledged by p2 within 10 s \(acknowledged by: c2, p1\)"
+ok "after the cap, c2 names p2 (and only p2) as not acknowledging" \
+  sh -c "for i in \$(seq 1 300); do grep -qE '$WARNRE' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
+T1=$(date +%s)
+like "at WARN level" " WRN \\[acme\\] " "$(grep -E "$WARNRE" "$T/c2.log" | head -1)"
+ok "c2 waited about the cap before it ($((T1 - T0)) s)" test $((T1 - T0)) -ge 9
+WL=$(line_of "$T/c2.log" "$WARNRE")
+AL=$(line_of "$T/c2.log" "answering http-01 for f\.relais\.test")
+ok "c2 answered Pebble only after the WARN ($WL < $AL)" test "$WL" -gt 0 -a "$WL" -lt "$AL"
+ok "validated on p1 anyway: p1 serves f.relais.test" until_nonempty 60 served p1 f.relais.test
+kill -CONT "${PID[p2]}"
+ok "p2 resumed serves the same f.relais.test certificate" until_nonempty 20 sh -c \
+  "s=\$(echo | openssl s_client -connect 127.0.0.1:${WS[p2]} -servername f.relais.test 2>/dev/null | openssl x509 -noout -serial 2>/dev/null | sed 's/serial=//'); [ -n \"\$s\" ] && [ \"\$s\" = '$(served p1 f.relais.test)' ] && echo y"
+is "one order for it" 6 "$(orders)"
+is "one certificate issued for it" 6 "$(issued)"
+ok "no acknowledgement left under ra/acme/acks/ (p2's withdrawn on resuming)" until_nonempty 10 acks_gone
+
+# ---- a node that leaves no longer counts: p1 (SIGSTOP, leaseTTL 5s) loses
+# its lease, so ra/nodes/p1 goes, and c2 tells Pebble (tls-alpn-01, on p2)
+# without the cap nor a WARN; p1 resumed (new lease) serves it too
+kill -STOP "${PID[p1]}"
+T0=$(date +%s)
+dyn "    d:
+      rule: Host(\`d.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    e:
+      rule: Host(\`e.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    f:
+      rule: Host(\`f.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: le}
+    g:
+      rule: Host(\`g.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: alpn}"
+ALLRE="ra/acme/challenges/alpn/g\.relais\.test: all 2 live node\(s\) acknowledged it \(c2, p2\)"
+ok "p1's lease expired: c2 went on once the two live nodes (c2, p2) acknowledged" \
+  sh -c "for i in \$(seq 1 200); do grep -qE '$ALLRE' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
+T1=$(date +%s)
+ok "before the cap ($((T1 - T0)) s), without a WARN about g.relais.test" sh -c \
+  "[ $((T1 - T0)) -lt 10 ] && ! grep -q 'challenges/alpn/g.relais.test: not acknowledged' '$T/c2.log'"
+ok "validated on p2: p2 serves g.relais.test" until_nonempty 60 served p2 g.relais.test
+kill -CONT "${PID[p1]}"
+ok "p1 resumed serves the same g.relais.test certificate" until_nonempty 20 sh -c \
+  "s=\$(echo | openssl s_client -connect 127.0.0.1:${WS[p1]} -servername g.relais.test 2>/dev/null | openssl x509 -noout -serial 2>/dev/null | sed 's/serial=//'); [ -n \"\$s\" ] && [ \"\$s\" = '$(served p2 g.relais.test)' ] && echo y"
+is "one order for it" 7 "$(orders)"
+ok "p1 is listed under ra/nodes/ again" until_nonempty 10 ek ra/nodes/p1
+ok "no acknowledgement left under ra/acme/acks/" until_nonempty 10 acks_gone
 
 for n in c2 p1 p2; do stop_node $n; done
 no_sanitizer_report
