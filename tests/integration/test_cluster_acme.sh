@@ -44,7 +44,19 @@ start_whoami w1; W1=$WHOAMI_PORT
 
 DYN=$T/dyn.yaml CL_DYN=$T/dyn.yaml
 # dyn [EXTRA-ROUTER-YAML]: the controllers' dynamic file
+# dyn [NAME:RESOLVER ...]: writes the dynamic file: routers ab and c, plus
+# one router NAME (Host NAME.relais.test, certResolver RESOLVER) per
+# argument
 dyn() {
+  local extra="" a
+  for a in "$@"; do
+    extra+="    ${a%%:*}:
+      rule: Host(\`${a%%:*}.relais.test\`)
+      entryPoints: [websecure]
+      service: s
+      tls: {certResolver: ${a#*:}}
+"
+  done
   cat >"$DYN.tmp" <<EOF
 http:
   routers:
@@ -58,8 +70,7 @@ http:
       entryPoints: [websecure]
       service: s
       tls: {certResolver: alpn}
-${1:-}
-  services:
+${extra}  services:
     s:
       loadBalancer:
         servers: [{url: "http://127.0.0.1:$W1"}]
@@ -216,11 +227,7 @@ ok "c2 ordered nothing" sh -c "! grep -q 'ordering a certificate' '$T/c2.log'"
 is "p1 still serves the same certificate" "$SA" "$(served p1 a.relais.test)"
 
 # a new router: the new leader orders it, with the cluster's account
-dyn "    d:
-      rule: Host(\`d.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}"
+dyn d:le
 ok "a new router's certificate (ordered by c2) is served by p2" until_nonempty 90 served p2 d.relais.test
 is "p1 serves the same" "$(served p2 d.relais.test)" "$(served p1 d.relais.test)"
 is "one more order" 3 "$(orders)"
@@ -257,16 +264,7 @@ etcdctl del ra/acme/lock >/dev/null && etcdctl put ra/acme/lock intruder >/dev/n
 kill -CONT "${PID[c2]}"
 is "ra/acme/lock forged" intruder "$(ek ra/acme/lock)"
 ok "c2 noticed that it lost the lock" sh -c "for i in \$(seq 1 50); do grep -q 'ra/acme/lock .*: this node no longer orders' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
-dyn "    d:
-      rule: Host(\`d.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}
-    e:
-      rule: Host(\`e.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}"
+dyn d:le e:le
 sleep 3
 is "no order while another node holds the lock" 4 "$(orders)"
 ok "c2 waits for the lock" grep -q 'ra/acme/lock is held by intruder: waiting for it' "$T/c2.log"
@@ -295,21 +293,7 @@ for _ in $(seq 1 50); do [ -n "$(ek ra/nodes/p2)" ] && break; sleep 0.1; done
 is "p2 is listed under ra/nodes/" p2 "$(ek ra/nodes/p2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])' 2>/dev/null)"
 kill -STOP "${PID[p2]}"
 T0=$(date +%s)
-dyn "    d:
-      rule: Host(\`d.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}
-    e:
-      rule: Host(\`e.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}
-    f:
-      rule: Host(\`f.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}"
+dyn d:le e:le f:le
 WARNRE="ra/acme/challenges/http/[^ :]+: not acknowledged by p2 within 10 s \(acknowledged by: c2, p1\)"
 ok "after the cap, c2 names p2 (and only p2) as not acknowledging" \
   sh -c "for i in \$(seq 1 300); do grep -qE '$WARNRE' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
@@ -332,26 +316,7 @@ ok "no acknowledgement left under ra/acme/acks/ (p2's withdrawn on resuming)" un
 # without the cap nor a WARN; p1 resumed (new lease) serves it too
 kill -STOP "${PID[p1]}"
 T0=$(date +%s)
-dyn "    d:
-      rule: Host(\`d.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}
-    e:
-      rule: Host(\`e.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}
-    f:
-      rule: Host(\`f.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: le}
-    g:
-      rule: Host(\`g.relais.test\`)
-      entryPoints: [websecure]
-      service: s
-      tls: {certResolver: alpn}"
+dyn d:le e:le f:le g:alpn
 ALLRE="ra/acme/challenges/alpn/g\.relais\.test: all 2 live node\(s\) acknowledged it \(c2, p2\)"
 ok "p1's lease expired: c2 went on once the two live nodes (c2, p2) acknowledged" \
   sh -c "for i in \$(seq 1 200); do grep -qE '$ALLRE' '$T/c2.log' && exit 0; sleep 0.1; done; exit 1"
